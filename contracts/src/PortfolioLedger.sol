@@ -140,6 +140,7 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
     error SlippageExceeded(uint16 asset, uint256 limitCash, uint256 quoteCash);
     error VenueShortfall(uint16 asset, uint256 expected, uint256 received);
     error ZeroAddress();
+    error CashOutOfRange(uint16 asset);
 
     event AccountOpened(uint64 indexed account, address indexed owner);
     event AccountFrozenSet(uint64 indexed account, bool frozen);
@@ -543,6 +544,7 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
                 f.sellCash += venueCash;
             }
         }
+        if (f.buyCash > type(uint128).max || f.sellCash > type(uint128).max) revert CashOutOfRange(index);
         emit AssetSettled(
             batchId,
             index,
@@ -602,36 +604,43 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
             int256 cashDelta = 0;
             legCount += legs.length;
             for (uint256 i = 0; i < legs.length; ++i) {
-                uint16 asset = legs[i].asset;
-                int256 quanta = legs[i].quanta;
+                Leg calldata leg = legs[i];
+                uint16 asset = leg.asset;
+                int256 quanta = leg.quanta;
                 if (asset >= fills.length) revert UnregisteredAsset(asset);
                 Fill memory f = fills[asset];
                 if (!f.declared) revert UndeclaredAsset(asset);
                 uint256 lane = FIRST_ASSET_LANE + asset;
                 uint256 held = book[lane];
                 uint256 cash;
-                if (quanta > 0) {
-                    uint256 q = uint256(quanta);
-                    uint256 seen = f.boughtSeen + q;
-                    f.boughtSeen = seen;
-                    if (seen > f.bought) revert TotalsMismatch(asset, f.bought, seen, f.sold, f.soldSeen);
-                    // The buyer's share rounds up; q * buyCash < 2^64 * 2^128 cannot overflow.
-                    cash = (q * f.buyCash + f.bought - 1) / f.bought;
-                    book[lane] = (held + q).toUint64();
-                    cashDelta -= int256(cash);
-                    paid += cash;
-                } else {
-                    if (quanta == 0) revert ZeroQuantity(o, i);
-                    uint256 q = uint256(-quanta);
-                    uint256 seen = f.soldSeen + q;
-                    f.soldSeen = seen;
-                    if (seen > f.sold) revert TotalsMismatch(asset, f.bought, f.boughtSeen, f.sold, seen);
-                    if (held < q) revert InsufficientUnits(account, asset, held, q);
-                    cash = q * f.sellCash / f.sold;
-                    book[lane] = uint64(held - q);
-                    cashDelta += int256(cash);
-                    received += cash;
+                // Unchecked: |quanta| < 2^63 and at most MAX_BATCH_LEGS legs keep
+                // every sum far below 2^256; `f.buyCash` and `f.sellCash` are
+                // below 2^128 (see `_fill`), so products stay below 2^192.
+                unchecked {
+                    if (quanta > 0) {
+                        uint256 q = uint256(quanta);
+                        uint256 seen = f.boughtSeen + q;
+                        f.boughtSeen = seen;
+                        if (seen > f.bought) revert TotalsMismatch(asset, f.bought, seen, f.sold, f.soldSeen);
+                        cash = (q * f.buyCash + f.bought - 1) / f.bought; // the buyer's share rounds up
+                        held += q;
+                        if (held > type(uint64).max) revert SafeCast.SafeCastOverflowedUintDowncast(64, held);
+                        cashDelta -= int256(cash);
+                        paid += cash;
+                    } else {
+                        if (quanta == 0) revert ZeroQuantity(o, i);
+                        uint256 q = uint256(-quanta);
+                        uint256 seen = f.soldSeen + q;
+                        f.soldSeen = seen;
+                        if (seen > f.sold) revert TotalsMismatch(asset, f.bought, f.boughtSeen, f.sold, seen);
+                        if (held < q) revert InsufficientUnits(account, asset, held, q);
+                        cash = q * f.sellCash / f.sold; // the seller's share rounds down
+                        held -= q;
+                        cashDelta += int256(cash);
+                        received += cash;
+                    }
                 }
+                book[lane] = uint64(held);
                 emit LegSettled(account, recordHash, asset, quanta, cash);
             }
             _applyCash(account, book, cashDelta);

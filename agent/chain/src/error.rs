@@ -1,0 +1,57 @@
+//! The crate's one error type, sorted by what a caller does about it.
+
+use std::path::PathBuf;
+
+/// Errors of the chain layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tool that `scripts/setup.sh` installs is not there.
+    #[error("{tool} not found at {path}: {hint}")]
+    ToolMissing { tool: &'static str, path: PathBuf, hint: &'static str },
+    #[error("could not start {path}: {source}")]
+    Spawn { path: PathBuf, source: std::io::Error },
+    #[error("devnet did not start: {0}")]
+    DevnetStart(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// A JSON file (manifest, artifact) that does not parse or lacks a field.
+    #[error("{path}: {message}")]
+    BadFile { path: PathBuf, message: String },
+    /// The node answered with an error or not at all; usually worth a retry.
+    #[error("rpc: {0}")]
+    Rpc(#[from] alloy::transports::TransportError),
+    /// A contract call reverted or could not be sent.
+    #[error("contract call {call}: {source}")]
+    Contract { call: &'static str, source: alloy::contract::Error },
+    #[error("waiting for the receipt of {call}: {source}")]
+    Receipt { call: &'static str, source: alloy::providers::PendingTransactionError },
+    /// A transaction was mined but failed.
+    #[error("{call} reverted in tx {tx}")]
+    Reverted { call: &'static str, tx: alloy::primitives::TxHash },
+    /// A deployment returned no contract address.
+    #[error("deploying {0} returned no address")]
+    NoContractAddress(&'static str),
+    /// The caller asked for something that cannot be done as asked.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// Result with the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Adds the name of the contract call to alloy's errors.
+pub(crate) trait CallContext<T> {
+    fn call_ctx(self, call: &'static str) -> Result<T>;
+}
+
+impl<T> CallContext<T> for std::result::Result<T, alloy::contract::Error> {
+    fn call_ctx(self, call: &'static str) -> Result<T> {
+        self.map_err(|source| Error::Contract { call, source })
+    }
+}
+
+impl<T> CallContext<T> for std::result::Result<T, alloy::providers::PendingTransactionError> {
+    fn call_ctx(self, call: &'static str) -> Result<T> {
+        self.map_err(|source| Error::Receipt { call, source })
+    }
+}

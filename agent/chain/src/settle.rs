@@ -1,0 +1,269 @@
+//! Settlement batches: legs grouped into one order per account, per-asset
+//! totals declared, a batch id derived from the batch's contents, and batches
+//! cut so that each fits the block gas limit.
+
+use std::collections::BTreeMap;
+
+use alloy::{
+    primitives::{keccak256, Address, TxHash, B256},
+    providers::{DynProvider, Provider},
+    sol_types::SolValue,
+};
+
+use crate::{
+    bindings::PortfolioLedger::{self, AssetTrade, BatchHeader, Leg, Order},
+    deploy::send,
+    error::CallContext,
+    Error, Result,
+};
+
+/// Share of the block gas limit one batch may use.
+const BLOCK_GAS_SHARE_PERCENT: u64 = 90;
+
+/// One trade an account's decision record orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegIntent {
+    pub account: u64,
+    /// Ledger index of the asset.
+    pub asset: u16,
+    /// Quanta to buy (positive) or sell (negative).
+    pub quanta: i64,
+    /// Hash of the signed decision record that ordered the trade.
+    pub record_hash: B256,
+}
+
+/// The audit-log checkpoint a batch anchors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub size: u64,
+    pub root: B256,
+}
+
+/// One `settleBatch` call, ready to send.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub header: BatchHeader,
+    pub orders: Vec<Order>,
+    pub assets: Vec<AssetTrade>,
+}
+
+impl Batch {
+    /// Groups `legs` into one order per account (in order of first
+    /// appearance) and declares each asset's totals. The batch id is the hash
+    /// of the orders' record hashes, so the same decisions always make the
+    /// same batch and the ledger settles them at most once, whatever retries
+    /// or restarts happen.
+    pub fn build(legs: &[LegIntent], checkpoint: Checkpoint, deadline: u64, max_slippage_bps: u16) -> Result<Self> {
+        if legs.is_empty() {
+            return Err(Error::Invalid("a batch needs at least one leg".into()));
+        }
+        let mut order_index: BTreeMap<u64, usize> = BTreeMap::new();
+        let mut orders: Vec<Order> = Vec::new();
+        let mut totals: BTreeMap<u16, (u128, u128)> = BTreeMap::new();
+        for leg in legs {
+            if leg.quanta == 0 {
+                return Err(Error::Invalid(format!("account {}: zero quantity for asset {}", leg.account, leg.asset)));
+            }
+            let i = *order_index.entry(leg.account).or_insert_with(|| {
+                orders.push(Order { account: leg.account, recordHash: leg.record_hash, legs: Vec::new() });
+                orders.len() - 1
+            });
+            if orders[i].recordHash != leg.record_hash {
+                return Err(Error::Invalid(format!(
+                    "account {} has legs from two decision records in one batch",
+                    leg.account
+                )));
+            }
+            orders[i].legs.push(Leg { asset: leg.asset, quanta: leg.quanta });
+            let t = totals.entry(leg.asset).or_default();
+            if leg.quanta > 0 {
+                t.0 += leg.quanta.unsigned_abs() as u128;
+            } else {
+                t.1 += leg.quanta.unsigned_abs() as u128;
+            }
+        }
+        let assets = totals
+            .into_iter()
+            .map(|(asset, (bought, sold))| AssetTrade {
+                asset,
+                maxSlippageBps: max_slippage_bps,
+                boughtQuanta: bought,
+                soldQuanta: sold,
+            })
+            .collect();
+        let hashes: Vec<B256> = orders.iter().map(|o| o.recordHash).collect();
+        let header = BatchHeader {
+            batchId: keccak256(hashes.abi_encode()),
+            deadline,
+            checkpointSize: checkpoint.size,
+            checkpointRoot: checkpoint.root,
+        };
+        Ok(Self { header, orders, assets })
+    }
+
+    pub fn batch_id(&self) -> B256 {
+        self.header.batchId
+    }
+
+    pub fn leg_count(&self) -> usize {
+        self.orders.iter().map(|o| o.legs.len()).sum()
+    }
+
+    pub fn account_count(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// The legs back, in batch order.
+    pub fn legs(&self) -> Vec<LegIntent> {
+        self.orders
+            .iter()
+            .flat_map(|o| {
+                o.legs.iter().map(move |l| LegIntent {
+                    account: o.account,
+                    asset: l.asset,
+                    quanta: l.quanta,
+                    record_hash: o.recordHash,
+                })
+            })
+            .collect()
+    }
+
+    fn split(&self) -> (Vec<LegIntent>, Vec<LegIntent>) {
+        let half = self.orders.len() / 2;
+        let legs = self.legs();
+        let cut = self.orders[..half].iter().map(|o| o.legs.len()).sum();
+        let (a, b) = legs.split_at(cut);
+        (a.to_vec(), b.to_vec())
+    }
+}
+
+/// A batch the ledger settled.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    pub batch_id: B256,
+    pub tx_hash: TxHash,
+    pub block: u64,
+    pub gas_used: u64,
+    pub accounts: usize,
+    pub legs: usize,
+}
+
+/// Cuts `legs` into batches whose estimated gas stays within 90 % of the block
+/// gas limit (halving by accounts until each fits), all anchoring `checkpoint`.
+pub async fn plan_batches(
+    settler: &DynProvider,
+    ledger: Address,
+    legs: &[LegIntent],
+    checkpoint: Checkpoint,
+    deadline: u64,
+    max_slippage_bps: u16,
+) -> Result<Vec<Batch>> {
+    let block_gas_limit = settler
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await?
+        .ok_or_else(|| Error::Invalid("the node has no latest block".into()))?
+        .header
+        .gas_limit;
+    let budget = block_gas_limit / 100 * BLOCK_GAS_SHARE_PERCENT;
+    let contract = PortfolioLedger::new(ledger, settler.clone());
+    let mut pending = vec![Batch::build(legs, checkpoint, deadline, max_slippage_bps)?];
+    let mut ready = Vec::new();
+    while let Some(batch) = pending.pop() {
+        let estimate = contract
+            .settleBatch(batch.header.clone(), batch.orders.clone(), batch.assets.clone())
+            .estimate_gas()
+            .await
+            .call_ctx("estimate settleBatch")?;
+        if estimate <= budget {
+            ready.push(batch);
+        } else if batch.account_count() > 1 {
+            let (a, b) = batch.split();
+            // Pushed in reverse so batches come out in account order.
+            pending.push(Batch::build(&b, checkpoint, deadline, max_slippage_bps)?);
+            pending.push(Batch::build(&a, checkpoint, deadline, max_slippage_bps)?);
+        } else {
+            return Err(Error::Invalid(format!(
+                "one account's legs need {estimate} gas, over the block budget of {budget}"
+            )));
+        }
+    }
+    Ok(ready)
+}
+
+/// Sends one batch from the settler and waits for its receipt.
+pub async fn submit(settler: &DynProvider, ledger: Address, batch: &Batch) -> Result<Settled> {
+    let contract = PortfolioLedger::new(ledger, settler.clone());
+    let receipt = send(
+        contract.settleBatch(batch.header.clone(), batch.orders.clone(), batch.assets.clone()),
+        "settleBatch",
+    )
+    .await?;
+    tracing::info!(
+        target: "ballast::settle",
+        batch_id = %batch.batch_id(),
+        tx = %receipt.transaction_hash,
+        gas = receipt.gas_used,
+        legs = batch.leg_count(),
+        "settled"
+    );
+    Ok(Settled {
+        batch_id: batch.batch_id(),
+        tx_hash: receipt.transaction_hash,
+        block: receipt.block_number.unwrap_or_default(),
+        gas_used: receipt.gas_used,
+        accounts: batch.account_count(),
+        legs: batch.leg_count(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leg(account: u64, asset: u16, quanta: i64) -> LegIntent {
+        LegIntent { account, asset, quanta, record_hash: keccak256(account.to_be_bytes()) }
+    }
+
+    const CP: Checkpoint = Checkpoint { size: 7, root: B256::ZERO };
+
+    #[test]
+    fn groups_legs_per_account_and_declares_totals() {
+        let legs = [leg(5, 0, 10), leg(6, 0, -4), leg(5, 1, -3), leg(6, 1, 2), leg(7, 0, -1)];
+        let batch = Batch::build(&legs, CP, 100, 50).unwrap();
+        assert_eq!(batch.orders.iter().map(|o| o.account).collect::<Vec<_>>(), vec![5, 6, 7]);
+        assert_eq!(batch.orders[0].legs.len(), 2);
+        assert_eq!(batch.leg_count(), 5);
+        let t0 = &batch.assets[0];
+        assert_eq!((t0.asset, t0.boughtQuanta, t0.soldQuanta), (0, 10, 5));
+        let t1 = &batch.assets[1];
+        assert_eq!((t1.asset, t1.boughtQuanta, t1.soldQuanta), (1, 2, 3));
+        assert!(batch.assets.iter().all(|a| a.maxSlippageBps == 50));
+    }
+
+    #[test]
+    fn the_batch_id_depends_only_on_the_decision_records() {
+        let a = Batch::build(&[leg(1, 0, 5), leg(2, 0, -5)], CP, 100, 50).unwrap();
+        let b = Batch::build(&[leg(1, 0, 5), leg(2, 0, -5)], Checkpoint { size: 9, root: B256::ZERO }, 999, 10).unwrap();
+        let c = Batch::build(&[leg(2, 0, -5), leg(1, 0, 5)], CP, 100, 50).unwrap();
+        assert_eq!(a.batch_id(), b.batch_id());
+        assert_ne!(a.batch_id(), c.batch_id(), "order of records is part of the batch");
+    }
+
+    #[test]
+    fn refuses_zero_legs_and_two_records_for_one_account() {
+        assert!(Batch::build(&[], CP, 1, 1).is_err());
+        assert!(Batch::build(&[leg(1, 0, 0)], CP, 1, 1).is_err());
+        let mut other = leg(1, 1, 3);
+        other.record_hash = B256::repeat_byte(9);
+        assert!(Batch::build(&[leg(1, 0, 3), other], CP, 1, 1).is_err());
+    }
+
+    #[test]
+    fn split_keeps_each_account_whole() {
+        let legs = [leg(1, 0, 1), leg(1, 1, -1), leg(2, 0, 1), leg(3, 0, -1), leg(3, 1, 1)];
+        let batch = Batch::build(&legs, CP, 1, 1).unwrap();
+        let (a, b) = batch.split();
+        assert_eq!(a.iter().map(|l| l.account).collect::<Vec<_>>(), vec![1, 1]);
+        assert_eq!(b.iter().map(|l| l.account).collect::<Vec<_>>(), vec![2, 3, 3]);
+    }
+}
