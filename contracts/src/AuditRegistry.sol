@@ -28,16 +28,12 @@ contract AuditRegistry is AccessControlDefaultAdminRules {
         uint64 effectiveAt;
     }
 
-    struct Anchor {
-        bytes32 root;
-        uint64 anchoredAt;
-    }
-
     error KeyAlreadyRegistered(bytes32 publicKey);
     error UnknownKey(bytes32 publicKey);
     error BadKeyWindow(uint64 validFrom, uint64 validUntil);
     error IpsVersionNotIncreasing(uint64 account, uint32 current, uint32 given);
     error EmptyCheckpoint();
+    error ZeroRoot();
     error CheckpointConflict(uint64 size, bytes32 anchoredRoot, bytes32 givenRoot);
     error CheckpointNotIncreasing(uint64 size, uint64 latestSize);
 
@@ -49,7 +45,10 @@ contract AuditRegistry is AccessControlDefaultAdminRules {
     mapping(bytes32 publicKey => KeyWindow) private _keys;
     bytes32[] private _keyList;
     mapping(uint64 account => IpsVersion[]) private _ips;
-    mapping(uint64 size => Anchor) private _anchors;
+    // Anchoring is on the settlement path, so it costs one new slot for the
+    // root and a quarter of one for the size (uint64s pack four per slot); the
+    // anchoring time is the block's, in the event.
+    mapping(uint64 size => bytes32 root) private _roots;
     uint64[] private _anchoredSizes;
 
     constructor(address admin, uint48 adminDelay) AccessControlDefaultAdminRules(adminDelay, admin) {}
@@ -125,24 +124,23 @@ contract AuditRegistry is AccessControlDefaultAdminRules {
     /// @return anchored true when new, false when (size, root) was already anchored.
     function anchor(uint64 size, bytes32 root) external onlyRole(ANCHOR_ROLE) returns (bool anchored) {
         if (size == 0) revert EmptyCheckpoint();
-        Anchor storage a = _anchors[size];
-        if (a.anchoredAt != 0) {
-            if (a.root != root) revert CheckpointConflict(size, a.root, root);
+        if (root == bytes32(0)) revert ZeroRoot();
+        bytes32 anchoredRoot = _roots[size];
+        if (anchoredRoot != bytes32(0)) {
+            if (anchoredRoot != root) revert CheckpointConflict(size, anchoredRoot, root);
             return false;
         }
         uint64 latest = latestSize();
         if (size <= latest) revert CheckpointNotIncreasing(size, latest);
-        a.root = root;
-        a.anchoredAt = uint64(block.timestamp);
+        _roots[size] = root;
         _anchoredSizes.push(size);
         emit CheckpointAnchored(size, root, msg.sender);
         return true;
     }
 
-    /// @notice The anchored root for `size`, and when it was anchored (0 if never).
-    function checkpointAt(uint64 size) external view returns (bytes32 root, uint64 anchoredAt) {
-        Anchor memory a = _anchors[size];
-        return (a.root, a.anchoredAt);
+    /// @notice The anchored root for `size`; zero if that size was never anchored.
+    function checkpointAt(uint64 size) external view returns (bytes32 root) {
+        return _roots[size];
     }
 
     /// @notice The largest anchored tree size (0 before the first anchor).

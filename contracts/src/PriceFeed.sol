@@ -10,16 +10,17 @@ import {IAggregatorV3} from "./interfaces/IAggregatorV3.sol";
 contract PriceFeed is IAggregatorV3, AccessControl {
     bytes32 public constant UPDATER_ROLE = keccak256("UPDATER_ROLE");
 
+    /// @dev One slot per round: settlement reads the latest round of every asset it trades.
     struct Round {
-        int256 answer;
-        uint64 startedAt;
-        uint64 updatedAt;
+        int192 answer;
+        uint32 startedAt;
+        uint32 updatedAt;
     }
 
     /// @notice A round id that was never written.
     error NoSuchRound(uint80 roundId);
-    /// @notice Prices must be strictly positive.
-    error NonPositiveAnswer(int256 answer);
+    /// @notice Prices must be strictly positive and fit 192 bits.
+    error AnswerOutOfRange(int256 answer);
 
     event AnswerUpdated(int256 indexed current, uint256 indexed roundId, uint256 updatedAt);
 
@@ -62,8 +63,8 @@ contract PriceFeed is IAggregatorV3, AccessControl {
     }
 
     function _push(int256 answer) private {
-        if (answer <= 0) revert NonPositiveAnswer(answer);
-        _rounds.push(Round(answer, uint64(block.timestamp), uint64(block.timestamp)));
+        if (answer <= 0 || answer > type(int192).max) revert AnswerOutOfRange(answer);
+        _rounds.push(Round(int192(answer), uint32(block.timestamp), uint32(block.timestamp)));
         emit AnswerUpdated(answer, _rounds.length - 1, block.timestamp);
     }
 }
