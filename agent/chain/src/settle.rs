@@ -190,6 +190,20 @@ pub async fn plan_batches(
     Ok(ready)
 }
 
+/// The ledger's typed revert behind an error, if there is one.
+pub fn ledger_revert(err: &Error) -> Option<PortfolioLedger::PortfolioLedgerErrors> {
+    match err {
+        Error::Contract { source, .. } => source.as_decoded_interface_error::<PortfolioLedger::PortfolioLedgerErrors>(),
+        _ => None,
+    }
+}
+
+/// Whether `err` is the ledger refusing a batch id it already settled: for
+/// the agent this means "already done", not a failure.
+pub fn is_already_settled(err: &Error) -> bool {
+    matches!(ledger_revert(err), Some(PortfolioLedger::PortfolioLedgerErrors::BatchAlreadySettled(_)))
+}
+
 /// Sends one batch from the settler and waits for its receipt.
 pub async fn submit(settler: &DynProvider, ledger: Address, batch: &Batch) -> Result<Settled> {
     let contract = PortfolioLedger::new(ledger, settler.clone());
