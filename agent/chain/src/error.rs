@@ -8,22 +8,22 @@ pub enum Error {
     /// A tool that `scripts/setup.sh` installs is not there.
     #[error("{tool} not found at {path}: {hint}")]
     ToolMissing { tool: &'static str, path: PathBuf, hint: &'static str },
-    #[error("could not start {path}: {source}")]
+    #[error("could not start {path}")]
     Spawn { path: PathBuf, source: std::io::Error },
     #[error("devnet did not start: {0}")]
     DevnetStart(String),
-    #[error("{path}: {source}")]
+    #[error("{path}")]
     Io { path: PathBuf, source: std::io::Error },
     /// A JSON file (manifest, artifact) that does not parse or lacks a field.
     #[error("{path}: {message}")]
     BadFile { path: PathBuf, message: String },
     /// The node answered with an error or not at all; usually worth a retry.
-    #[error("rpc: {0}")]
+    #[error("rpc request failed")]
     Rpc(#[from] alloy::transports::TransportError),
     /// A contract call reverted or could not be sent.
-    #[error("contract call {call}: {source}")]
+    #[error("contract call {call} failed")]
     Contract { call: &'static str, source: alloy::contract::Error },
-    #[error("waiting for the receipt of {call}: {source}")]
+    #[error("waiting for the receipt of {call}")]
     Receipt { call: &'static str, source: alloy::providers::PendingTransactionError },
     /// A transaction was mined but failed.
     #[error("{call} reverted in tx {tx}")]

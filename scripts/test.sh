@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: the forge unit, fuzz and invariant tests of the
+# contracts, then the cargo workspace tests (unit tests, the artifact check and
+# the end-to-end tests against a real Anvil node on 127.0.0.1).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+bash scripts/setup.sh
+
+echo "test: forge test (contracts)"
+(cd contracts && node_modules/.bin/forge test)
+
+echo "test: cargo test (workspace)"
+cargo test --locked --workspace
