@@ -321,8 +321,12 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
         uint256 held = book[lane];
         if (held < quanta) {
             if (lane == CASH_LANE) revert InsufficientCash(account, held, quanta);
+            // Safe: lane is below LANES (16), so lane - FIRST_ASSET_LANE fits uint16.
+            // forge-lint: disable-next-line(unsafe-typecast)
             revert InsufficientUnits(account, uint16(lane - FIRST_ASSET_LANE), held, quanta);
         }
+        // Safe: held >= quanta and held came from a uint64 lane.
+        // forge-lint: disable-next-line(unsafe-typecast)
         book[lane] = uint64(held - quanta);
         token.safeTransfer(to, amount);
         emit Withdrawn(account, address(token), amount, to);
@@ -383,6 +387,8 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
     function assetIndexOf(IERC20 token) external view returns (uint16) {
         uint256 slot = _assetSlot[address(token)];
         if (slot == 0) revert UnsupportedToken(address(token));
+        // Safe: slot <= MAX_ASSETS.
+        // forge-lint: disable-next-line(unsafe-typecast)
         return uint16(slot - 1);
     }
 
@@ -449,6 +455,8 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
     function _setStatus(uint64 account, uint256 status) private {
         uint256 shift = (account & 127) << 1;
         uint256 word = _status[account >> 7];
+        // The 2-bit mask moves to the account's position: 3 << shift is meant.
+        // forge-lint: disable-next-line(incorrect-shift)
         _status[account >> 7] = (word & ~(3 << shift)) | (status << shift);
     }
 
@@ -511,6 +519,8 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
         for (uint256 a = 0; a < fills.length; ++a) {
             Fill memory f = fills[a];
             if (f.bought != f.boughtSeen || f.sold != f.soldSeen) {
+                // Safe: a < MAX_ASSETS.
+                // forge-lint: disable-next-line(unsafe-typecast)
                 revert TotalsMismatch(uint16(a), f.bought, f.boughtSeen, f.sold, f.soldSeen);
             }
         }
@@ -533,6 +543,8 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
                 uint256 fair = _value(a, net, f.price, Math.Rounding.Ceil);
                 uint256 maxIn = Math.mulDiv(fair, BPS + slippageBps, BPS, Math.Rounding.Ceil);
                 venueCash = _buyOnVenue(index, a.token, net * a.quantum, maxIn);
+                // Safe: the venue just delivered net * quantum units, and Uniswap V2 reserves are uint112.
+                // forge-lint: disable-next-line(unsafe-typecast)
                 venueQuantity = int256(net * a.quantum);
                 f.buyCash += venueCash;
             } else {
@@ -540,6 +552,8 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
                 uint256 fair = _value(a, net, f.price, Math.Rounding.Floor);
                 uint256 minOut = Math.mulDiv(fair, BPS - slippageBps, BPS);
                 venueCash = _sellOnVenue(index, a.token, net * a.quantum, minOut);
+                // Safe: the venue just took net * quantum units, and Uniswap V2 reserves are uint112.
+                // forge-lint: disable-next-line(unsafe-typecast)
                 venueQuantity = -int256(net * a.quantum);
                 f.sellCash += venueCash;
             }
@@ -618,6 +632,8 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
                 // below 2^128 (see `_fill`), so products stay below 2^192.
                 unchecked {
                     if (quanta > 0) {
+                        // Safe: quanta > 0 and came from an int64.
+                        // forge-lint: disable-next-line(unsafe-typecast)
                         uint256 q = uint256(quanta);
                         uint256 seen = f.boughtSeen + q;
                         f.boughtSeen = seen;
@@ -625,10 +641,14 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
                         cash = (q * f.buyCash + f.bought - 1) / f.bought; // the buyer's share rounds up
                         held += q;
                         if (held > type(uint64).max) revert SafeCast.SafeCastOverflowedUintDowncast(64, held);
+                        // Safe: cash < 2^192 (see above).
+                        // forge-lint: disable-next-line(unsafe-typecast)
                         cashDelta -= int256(cash);
                         paid += cash;
                     } else {
                         if (quanta == 0) revert ZeroQuantity(o, i);
+                        // Safe: quanta < 0 and came from an int64.
+                        // forge-lint: disable-next-line(unsafe-typecast)
                         uint256 q = uint256(-quanta);
                         uint256 seen = f.soldSeen + q;
                         f.soldSeen = seen;
@@ -636,10 +656,14 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
                         if (held < q) revert InsufficientUnits(account, asset, held, q);
                         cash = q * f.sellCash / f.sold; // the seller's share rounds down
                         held -= q;
+                        // Safe: cash < 2^192 (see above).
+                        // forge-lint: disable-next-line(unsafe-typecast)
                         cashDelta += int256(cash);
                         received += cash;
                     }
                 }
+                // Safe: held <= type(uint64).max: checked on the buy side, decreased on the sell side.
+                // forge-lint: disable-next-line(unsafe-typecast)
                 book[lane] = uint64(held);
                 emit LegSettled(account, recordHash, asset, quanta, cash);
             }
@@ -651,10 +675,16 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
         if (delta == 0) return;
         uint256 cash = book[CASH_LANE];
         if (delta < 0) {
+            // Safe: delta < 0 and is a sum of values below 2^192.
+            // forge-lint: disable-next-line(unsafe-typecast)
             uint256 debit = uint256(-delta);
             if (cash < debit) revert InsufficientCash(account, cash, debit);
+            // Safe: cash >= debit and cash came from a uint64 lane.
+            // forge-lint: disable-next-line(unsafe-typecast)
             book[CASH_LANE] = uint64(cash - debit);
         } else {
+            // Safe: delta > 0 here.
+            // forge-lint: disable-next-line(unsafe-typecast)
             book[CASH_LANE] = (cash + uint256(delta)).toUint64();
         }
     }
@@ -663,6 +693,8 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
         (, int256 answer,, uint256 updatedAt,) = a.feed.latestRoundData();
         if (answer <= 0) revert BadPrice(index, answer);
         if (updatedAt + a.maxFeedAge < block.timestamp) revert StaleFeed(index, updatedAt, a.maxFeedAge);
+        // Safe: answer > 0.
+        // forge-lint: disable-next-line(unsafe-typecast)
         return uint256(answer);
     }
 

@@ -64,6 +64,8 @@ contract PriceFeed is IAggregatorV3, AccessControl {
 
     function _push(int256 answer) private {
         if (answer <= 0 || answer > type(int192).max) revert AnswerOutOfRange(answer);
+        // Safe: answer is in (0, int192 max] and unix seconds fit uint32 until 2106.
+        // forge-lint: disable-next-line(unsafe-typecast)
         _rounds.push(Round(int192(answer), uint32(block.timestamp), uint32(block.timestamp)));
         emit AnswerUpdated(answer, _rounds.length - 1, block.timestamp);
     }
