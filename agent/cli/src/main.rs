@@ -149,9 +149,20 @@ async fn devnet_up(args: DevnetUp) -> Result<()> {
         return Ok(());
     }
     eprintln!("devnet running at {} — Ctrl-C to stop", devnet.endpoint());
-    tokio::signal::ctrl_c().await.wrap_err("waiting for Ctrl-C")?;
+    shutdown_signal().await?;
     devnet.stop();
     eprintln!("devnet stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM, so that the node is stopped either way.
+async fn shutdown_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).wrap_err("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.wrap_err("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
     Ok(())
 }
 
