@@ -1,0 +1,322 @@
+//! The engine on hand-checked numbers. The fixture (`data/two_accounts.json`):
+//! prices GEQ 100, BND 50, REIT 25; model 60 / 30 / 5 % with 5 % cash, band
+//! ±5 pp or ±25 % of target, whichever is narrower.
+//!
+//! Account 1 (taxable): cash 5,000, GEQ 700 (70,000), BND 400 (20,000),
+//! REIT 200 (5,000): value 100,000, GEQ +10 pp and BND −10 pp out of band.
+//! Account 2 (tax-deferred): cash 10,000 after a 10,000 deposit, GEQ 570
+//! (57,000), BND 560 (28,000), REIT 200 (5,000): everything in band.
+
+use ballast_engine::{
+    decide,
+    decision::{Reason, Term},
+    types::{Band, CashFlow, FlowKind, Frequency, Inputs, LotMethod, Side, SmallTargetRule, Sizing, TriggerMode},
+    Decision, Status, TriggerKind,
+};
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use time::macros::date;
+
+fn fixture() -> Inputs {
+    serde_json::from_str(include_str!("data/two_accounts.json")).expect("fixture parses")
+}
+
+fn one(inputs: &Inputs, account: u64) -> Decision {
+    decide(inputs).expect("decides").into_iter().find(|d| d.account == account).expect("decision for the account")
+}
+
+fn trades(d: &Decision) -> Vec<(Side, &str, Decimal)> {
+    d.trades.iter().map(|t| (t.side, t.asset.as_str(), t.quantity)).collect()
+}
+
+#[test]
+fn threshold_breach_trades_both_assets_back_to_target() {
+    let d = one(&fixture(), 1);
+    assert_eq!(d.acted_on, Some(TriggerKind::Threshold));
+    assert_eq!(d.status, Status::Trade);
+    assert_eq!(d.value, dec!(100000));
+    assert_eq!(trades(&d), vec![(Side::Buy, "BND", dec!(200)), (Side::Sell, "GEQ", dec!(100))]);
+    assert_eq!(d.cash_after, dec!(5000), "sales fund the purchases; cash stays at its 5 % target");
+    let geq = d.drift.iter().find(|x| x.asset == "GEQ").unwrap();
+    assert_eq!((geq.before, geq.after, geq.band, geq.out_of_band), (dec!(0.70), dec!(0.60), dec!(0.05), true));
+    let reit = d.drift.iter().find(|x| x.asset == "REIT").unwrap();
+    assert_eq!(reit.band, dec!(0.0125), "25 % of a 5 % target is narrower than 5 pp");
+    assert!(!reit.out_of_band);
+}
+
+#[test]
+fn the_sale_uses_the_loss_lot_first_and_reports_its_tax() {
+    let d = one(&fixture(), 1);
+    let sale = d.trades.iter().find(|t| t.side == Side::Sell).unwrap();
+    // g2: bought at 110 in September 2026 (short-term, -10 a unit); g1: 80 in 2023 (long-term, +20).
+    assert_eq!(sale.lots.len(), 1);
+    assert_eq!((sale.lots[0].lot.as_str(), sale.lots[0].quantity), ("g2", dec!(100)));
+    assert_eq!((sale.lots[0].gain, sale.lots[0].term), (dec!(-1000), Term::Short));
+    assert_eq!(sale.estimated_tax, dec!(-400), "a short-term loss at 40 %");
+    assert_eq!(d.tax.short_term_gain, dec!(-1000));
+    assert_eq!(d.tax.long_term_gain, dec!(0));
+    assert_eq!(d.tax.estimated_tax, dec!(-400));
+    assert!(sale.rationale.contains("sell 100 GEQ at 100 to rebalance: weight 70.00 % vs target 60.00 %"), "{}", sale.rationale);
+}
+
+#[test]
+fn fifo_would_have_realised_the_old_gain() {
+    let mut inputs = fixture();
+    inputs.ips[0].lot_method = LotMethod::Fifo;
+    let d = one(&inputs, 1);
+    let sale = d.trades.iter().find(|t| t.side == Side::Sell).unwrap();
+    assert_eq!((sale.lots[0].lot.as_str(), sale.lots[0].gain, sale.lots[0].term), ("g1", dec!(2000), Term::Long));
+    assert_eq!(sale.estimated_tax, dec!(400));
+}
+
+#[test]
+fn a_deposit_buys_the_most_underweight_first_and_sells_nothing() {
+    let d = one(&fixture(), 2);
+    assert_eq!(d.acted_on, Some(TriggerKind::Deposit));
+    // Surplus cash: 10,000 - 5 % of 100,000 = 5,000. GEQ is 3 pp under (room 3,000), BND 2 pp (room 2,000).
+    assert_eq!(trades(&d), vec![(Side::Buy, "BND", dec!(40)), (Side::Buy, "GEQ", dec!(30))]);
+    assert!(d.trades.iter().all(|t| t.reason == Reason::InvestInflow));
+    assert_eq!(d.cash_after, dec!(5000));
+    assert_eq!(d.tax.estimated_tax, dec!(0), "a tax-deferred account realises no tax");
+}
+
+#[test]
+fn a_withdrawal_sells_the_most_overweight_first() {
+    let mut inputs = fixture();
+    let a = &mut inputs.accounts[1];
+    a.flows = vec![CashFlow { kind: FlowKind::Withdrawal, amount: dec!(10000) }];
+    let d = one(&inputs, 2);
+    assert_eq!(d.acted_on, Some(TriggerKind::Withdrawal));
+    // After the withdrawal the base is 90,000: targets GEQ 54,000, BND 27,000, REIT 4,500,
+    // cash 4,500 + 10,000. Cash is 10,000, so 4,500 must be raised: GEQ's 3,000
+    // excess, then BND's 1,000, then REIT's 500.
+    assert_eq!(trades(&d), vec![(Side::Sell, "BND", dec!(20)), (Side::Sell, "GEQ", dec!(30)), (Side::Sell, "REIT", dec!(20))]);
+    assert!(d.trades.iter().all(|t| t.reason == Reason::RaiseCash));
+    assert_eq!(d.cash_after, dec!(14500));
+}
+
+#[test]
+fn band_edge_sizing_stops_inside_the_band() {
+    let mut inputs = fixture();
+    inputs.ips[0].schedule.sizing = Sizing::BandEdge { inner_margin: dec!(0.5) };
+    let d = one(&inputs, 1);
+    // GEQ to 60 % + half of 5 pp = 62.5 % (sell 7,500); BND to 27.5 % (buy 7,500).
+    assert_eq!(trades(&d), vec![(Side::Buy, "BND", dec!(150)), (Side::Sell, "GEQ", dec!(75))]);
+}
+
+#[test]
+fn bands_take_the_narrower_limit_and_widen_small_targets() {
+    let mut inputs = fixture();
+    let model = &mut inputs.models[0];
+    let ips = inputs.ips[0].clone();
+    assert_eq!(ballast_engine::band_width(model, &ips, "GEQ", dec!(0.60)), dec!(0.05));
+    assert_eq!(ballast_engine::band_width(model, &ips, "REIT", dec!(0.05)), dec!(0.0125));
+    model.small_targets = Some(SmallTargetRule { below_weight: dec!(0.10), min_pp: dec!(2) });
+    assert_eq!(ballast_engine::band_width(model, &ips, "REIT", dec!(0.05)), dec!(0.02));
+    model.overrides.insert("GEQ".into(), Band { absolute_pp: Some(dec!(3)), relative_pct: None });
+    assert_eq!(ballast_engine::band_width(model, &ips, "GEQ", dec!(0.60)), dec!(0.03));
+    let mut client = ips.clone();
+    client.band = Some(Band { absolute_pp: Some(dec!(12)), relative_pct: None });
+    assert_eq!(ballast_engine::band_width(model, &client, "BND", dec!(0.30)), dec!(0.12), "per-client band");
+    assert_eq!(ballast_engine::band_width(model, &client, "GEQ", dec!(0.60)), dec!(0.03), "per-asset override wins");
+}
+
+#[test]
+fn a_per_client_band_can_keep_the_account_quiet() {
+    let mut inputs = fixture();
+    inputs.ips[0].band = Some(Band { absolute_pp: Some(dec!(12)), relative_pct: None });
+    let d = one(&inputs, 1);
+    assert_eq!(d.status, Status::NoAction);
+    assert!(d.triggers.is_empty());
+}
+
+#[test]
+fn calendar_boundaries() {
+    use ballast_engine::calendar_due;
+    let today = date!(2026 - 11 - 21);
+    assert!(calendar_due(Frequency::Monthly, None, today));
+    assert!(!calendar_due(Frequency::Monthly, Some(date!(2026 - 11 - 01)), today));
+    assert!(calendar_due(Frequency::Monthly, Some(date!(2026 - 10 - 31)), today));
+    assert!(!calendar_due(Frequency::Quarterly, Some(date!(2026 - 10 - 01)), today));
+    assert!(calendar_due(Frequency::Quarterly, Some(date!(2026 - 09 - 30)), today));
+    assert!(!calendar_due(Frequency::Annual, Some(date!(2026 - 01 - 01)), today));
+    assert!(calendar_due(Frequency::Annual, Some(date!(2025 - 12 - 31)), today));
+}
+
+#[test]
+fn hybrid_mode_lists_threshold_and_calendar_and_acts_on_the_threshold() {
+    let mut inputs = fixture();
+    inputs.ips[0].schedule.mode = TriggerMode::Hybrid;
+    inputs.ips[0].schedule.frequency = Some(Frequency::Monthly);
+    let d = one(&inputs, 1);
+    let kinds: Vec<TriggerKind> = d.triggers.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, vec![TriggerKind::Threshold, TriggerKind::Calendar]);
+    assert_eq!(d.acted_on, Some(TriggerKind::Threshold));
+}
+
+#[test]
+fn calendar_mode_rebalances_every_asset_to_target_when_due() {
+    let mut inputs = fixture();
+    inputs.ips[0].schedule.mode = TriggerMode::Calendar;
+    inputs.ips[0].schedule.frequency = Some(Frequency::Monthly);
+    inputs.accounts[1].flows.clear();
+    let d = one(&inputs, 2);
+    assert_eq!(d.acted_on, Some(TriggerKind::Calendar));
+    // Cash 10,000 vs 5,000 target: GEQ +3,000, BND +2,000, REIT stays.
+    assert_eq!(trades(&d), vec![(Side::Buy, "BND", dec!(40)), (Side::Buy, "GEQ", dec!(30))]);
+    inputs.accounts[1].last_rebalanced = Some(date!(2026 - 11 - 02));
+    assert_eq!(one(&inputs, 2).status, Status::NoAction, "not due again this month");
+}
+
+#[test]
+fn a_new_ips_version_rebalances_fully() {
+    let mut inputs = fixture();
+    inputs.ips[0].version = 2;
+    let d = one(&inputs, 2);
+    assert_eq!(d.acted_on, Some(TriggerKind::NewIps));
+    assert!(d.triggers[0].detail.contains("version 2"));
+}
+
+#[test]
+fn a_stale_price_halts_that_asset_only() {
+    let mut inputs = fixture();
+    let q = inputs.market.quotes.get_mut("BND").unwrap();
+    q.primary.time = inputs.now - time::Duration::hours(2);
+    let d = one(&inputs, 1);
+    assert_eq!(d.halts.len(), 1);
+    assert_eq!(d.halts[0].asset, "BND");
+    assert!(d.halts[0].reason.contains("7200 s old"), "{}", d.halts[0].reason);
+    assert_eq!(trades(&d), vec![(Side::Sell, "GEQ", dec!(100))], "GEQ still sells");
+    assert!(d.checks.iter().any(|c| c.name == "halted:BND" && !c.passed));
+}
+
+#[test]
+fn disagreeing_sources_halt_the_asset() {
+    let mut inputs = fixture();
+    inputs.market.quotes.get_mut("GEQ").unwrap().secondary.as_mut().unwrap().price = dec!(105);
+    let d = one(&inputs, 1);
+    assert_eq!(d.halts[0].asset, "GEQ");
+    assert!(d.halts[0].reason.contains("5.00 % apart"), "{}", d.halts[0].reason);
+    assert!(d.trades.iter().all(|t| t.asset != "GEQ"));
+}
+
+#[test]
+fn a_large_daily_move_pauses_automatic_trading() {
+    let mut inputs = fixture();
+    inputs.market.quotes.get_mut("REIT").unwrap().previous_close = Some(dec!(20));
+    let d = one(&inputs, 1);
+    assert_eq!(d.status, Status::Paused);
+    assert!(d.trades.is_empty());
+    assert_eq!(d.queued.len(), 2, "the trades wait for review");
+    assert!(d.checks.iter().any(|c| c.detail.contains("REIT moved 25.00 %")));
+}
+
+#[test]
+fn high_volatility_pauses_automatic_trading() {
+    let mut inputs = fixture();
+    inputs.market.volatility_index = Some(dec!(41));
+    inputs.limits.volatility_threshold = Some(dec!(30));
+    assert_eq!(one(&inputs, 1).status, Status::Paused);
+}
+
+#[test]
+fn restrictions_remove_trades_and_say_why() {
+    let mut inputs = fixture();
+    inputs.ips[0].restrictions.no_buy = vec!["BND".into()];
+    let d = one(&inputs, 1);
+    assert_eq!(trades(&d), vec![(Side::Sell, "GEQ", dec!(100))]);
+    let check = d.checks.iter().find(|c| c.name == "restriction:buy:BND").unwrap();
+    assert!(!check.passed);
+    assert_eq!(check.detail, "on the IPS no-buy list");
+    assert!(d.checks.iter().any(|c| c.name == "restriction:sell:GEQ" && c.passed));
+}
+
+#[test]
+fn trades_above_the_approval_limit_and_illiquid_assets_are_queued() {
+    let mut inputs = fixture();
+    inputs.ips[0].approval_limit = Some(dec!(9000));
+    let d = one(&inputs, 1);
+    assert_eq!(d.status, Status::PartlyQueued);
+    assert_eq!(d.queued.len(), 2);
+    assert!(d.trades.is_empty());
+
+    let mut inputs = fixture();
+    inputs.assets.iter_mut().find(|a| a.id == "BND").unwrap().liquid = false;
+    let d = one(&inputs, 1);
+    assert_eq!(trades(&d), vec![(Side::Sell, "GEQ", dec!(100))]);
+    assert_eq!(d.queued[0].asset, "BND");
+    assert!(d.checks.iter().any(|c| c.detail.contains("BND is illiquid")));
+}
+
+#[test]
+fn a_turnover_cap_scales_every_trade_alike() {
+    let mut inputs = fixture();
+    inputs.limits.max_turnover = Some(dec!(0.10));
+    let d = one(&inputs, 1);
+    // 20,000 of trades against a 10,000 cap: everything halves.
+    assert_eq!(trades(&d), vec![(Side::Buy, "BND", dec!(100)), (Side::Sell, "GEQ", dec!(50))]);
+    assert!(d.checks.iter().any(|c| c.name == "turnover_cap" && c.detail.contains("0.5000")));
+}
+
+#[test]
+fn a_maximum_position_weight_trims_buys() {
+    let mut inputs = fixture();
+    inputs.ips[0].restrictions.max_position_weight = Some(dec!(0.575));
+    let d = one(&inputs, 2);
+    // GEQ at 57 % may grow by 0.5 pp only: 500 of cash, 5 units.
+    assert_eq!(trades(&d), vec![(Side::Buy, "BND", dec!(40)), (Side::Buy, "GEQ", dec!(5))]);
+    assert!(d.checks.iter().any(|c| c.name == "max_position:GEQ" && !c.passed));
+}
+
+#[test]
+fn an_excluded_asset_is_sold_and_its_weight_spread_over_the_rest() {
+    let mut inputs = fixture();
+    inputs.ips[0].restrictions.excluded = vec!["REIT".into()];
+    inputs.accounts[0].manual_request = true;
+    let d = one(&inputs, 1);
+    assert_eq!(d.acted_on, Some(TriggerKind::Manual));
+    let reit = d.trades.iter().find(|t| t.asset == "REIT").unwrap();
+    assert_eq!((reit.side, reit.quantity, reit.reason), (Side::Sell, dec!(200), Reason::Excluded));
+    // 95 % invested over the 90 % kept: GEQ 63.33 %, BND 31.67 %.
+    let geq = d.drift.iter().find(|x| x.asset == "GEQ").unwrap();
+    assert_eq!(geq.target.round_dp(4), dec!(0.6333));
+}
+
+#[test]
+fn a_held_asset_without_a_price_halts_the_account() {
+    let mut inputs = fixture();
+    inputs.market.quotes.remove("REIT");
+    let d = one(&inputs, 1);
+    assert_eq!(d.status, Status::Halted);
+    assert!(d.trades.is_empty());
+    assert_eq!(d.halts[0].asset, "REIT");
+}
+
+#[test]
+fn the_same_inputs_give_the_same_bytes() {
+    let inputs = fixture();
+    let a = serde_json::to_vec(&decide(&inputs).unwrap()).unwrap();
+    let b = serde_json::to_vec(&decide(&inputs).unwrap()).unwrap();
+    assert_eq!(a, b);
+    let d = one(&inputs, 1);
+    assert_eq!(d.input_digest.len(), 64);
+    let mut changed = fixture();
+    changed.market.quotes.get_mut("GEQ").unwrap().primary.price = dec!(100.01);
+    assert_ne!(one(&changed, 1).input_digest, d.input_digest, "the digest covers the prices");
+}
+
+#[test]
+fn bad_inputs_name_what_is_wrong() {
+    let mut inputs = fixture();
+    inputs.models[0].cash_target = dec!(0.10);
+    let err = decide(&inputs).unwrap_err().to_string();
+    assert_eq!(err, "model balanced: field `targets + cash_target` has the invalid value 1.05 (must sum to 1)");
+
+    let mut inputs = fixture();
+    inputs.accounts[0].ips = "nope".into();
+    assert_eq!(decide(&inputs).unwrap_err().to_string(), "account 1 refers to the unknown IPS `nope`");
+
+    let bad = include_str!("data/two_accounts.json").replace("\"tax_inefficient\": true", "\"tax_inefficent\": true");
+    let err = serde_json::from_str::<Inputs>(&bad).unwrap_err().to_string();
+    assert!(err.contains("unknown field `tax_inefficent`"), "{err}");
+}
