@@ -9,7 +9,7 @@ use time::Date;
 
 use crate::{
     decision::{
-        Check, Decision, Drift, Halt, IpsRef, Reason, Status, TaxSummary, Term, Trade, Trigger, TriggerKind,
+        Check, Decision, Drift, Halt, IpsRef, LotUse, Reason, Status, TaxSummary, Term, Trade, Trigger, TriggerKind,
     },
     lots,
     types::{
@@ -180,27 +180,75 @@ pub fn round_down(quantity: Decimal, quantum: Decimal) -> Decimal {
     ((quantity / quantum).floor() * quantum).normalize()
 }
 
-/// One asset's position in the account during the decision.
-#[derive(Debug, Clone)]
-struct Position {
-    held: Decimal,
-    price: Decimal,
-    target: Decimal,
-    band: Decimal,
-    halt: Option<String>,
-    /// Signed money to trade: positive buys.
-    delta: Decimal,
-    reason: Reason,
+/// Days around a loss sale in which a purchase of the same asset makes a wash sale.
+pub const WASH_SALE_DAYS: i64 = 30;
+
+/// What a household has done recently that limits what its accounts may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct WashState {
+    /// Assets sold at a loss within the window (or in this run): not to be bought, with why.
+    pub loss_sold: BTreeMap<String, String>,
+    /// Assets bought within the window before today: not to be harvested, with the date.
+    pub bought: BTreeMap<String, Date>,
 }
 
-impl Position {
+impl WashState {
+    /// The household's recent trades within the wash-sale window.
+    pub fn from_recent(ctx: &Context<'_>, household: &str) -> Self {
+        let mut state = Self::default();
+        let since = ctx.today - time::Duration::days(WASH_SALE_DAYS);
+        for t in ctx.inputs.recent_trades.iter().filter(|t| t.household == household && t.date >= since && t.date <= ctx.today) {
+            match t.side {
+                Side::Buy => {
+                    let d = state.bought.entry(t.asset.clone()).or_insert(t.date);
+                    *d = (*d).max(t.date);
+                }
+                Side::Sell if t.realised_loss > Decimal::ZERO => {
+                    state.loss_sold.entry(t.asset.clone()).or_insert_with(|| {
+                        format!("sold at a loss in account {} on {} (wash-sale window {WASH_SALE_DAYS} days)", t.account, t.date)
+                    });
+                }
+                Side::Sell => {}
+            }
+        }
+        state
+    }
+}
+
+/// One asset held (or buyable) inside a sleeve.
+#[derive(Debug, Clone)]
+struct Member<'a> {
+    asset: &'a str,
+    held: Decimal,
+    price: Decimal,
+    halt: Option<String>,
+    /// Bought by this decision's harvest: not sold again by it.
+    harvest_buy: bool,
+}
+
+/// A target of the model and the assets that fill it: the model's asset and
+/// any substitutes of its group the account holds (a harvest swaps one for
+/// the other without changing exposure). Held assets outside the model form
+/// sleeves of their own with a zero target.
+#[derive(Debug, Clone)]
+struct Sleeve<'a> {
+    id: &'a str,
+    members: Vec<Member<'a>>,
+    target: Decimal,
+    band: Decimal,
+    excluded: bool,
+    /// Signed money to trade: positive buys.
+    delta: Decimal,
+}
+
+impl Sleeve<'_> {
     fn value(&self) -> Decimal {
-        self.held * self.price
+        self.members.iter().map(|m| m.held * m.price).sum()
     }
 }
 
 /// Decides one account.
-pub(crate) fn decide(ctx: &Context<'_>, account: &Account) -> Result<Decision> {
+pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashState) -> Result<Decision> {
     let ips = *ctx.ips.get(account.ips.as_str()).ok_or_else(|| Error::Unknown {
         kind: "IPS",
         id: account.ips.clone(),
@@ -212,76 +260,101 @@ pub(crate) fn decide(ctx: &Context<'_>, account: &Account) -> Result<Decision> {
     let mut checks: Vec<Check> = Vec::new();
     let mut halts: Vec<Halt> = Vec::new();
 
-    // Targets: the model's, with excluded assets' weight spread pro rata over the rest.
-    let excluded: BTreeSet<&str> = r.excluded.iter().map(String::as_str).collect();
-    let kept: Decimal = model.targets.iter().filter(|(a, _)| !excluded.contains(a.as_str())).map(|(_, w)| *w).sum();
-    let invested: Decimal = model.targets.values().copied().sum();
-    let scale = if kept > Decimal::ZERO { invested / kept } else { Decimal::ZERO };
     let mut held: BTreeMap<&str, Decimal> = BTreeMap::new();
     for lot in &account.lots {
         if !ctx.assets.contains_key(lot.asset.as_str()) {
             return Err(Error::Unknown { kind: "asset", id: lot.asset.clone(), referrer: format!("lot {} of account {}", lot.id, account.id) });
         }
+        if lot.quantity < Decimal::ZERO {
+            return Err(Error::Invalid { what: format!("lot {} of account {}", lot.id, account.id), field: "quantity", value: lot.quantity.to_string() });
+        }
         *held.entry(lot.asset.as_str()).or_default() += lot.quantity;
     }
-    let universe: BTreeSet<&str> = model.targets.keys().map(String::as_str).chain(held.keys().copied()).collect();
-
-    let mut positions: BTreeMap<&str, Position> = BTreeMap::new();
-    for asset in &universe {
-        let quantity = held.get(asset).copied().unwrap_or_default();
-        let target = if excluded.contains(asset) { Decimal::ZERO } else { model.targets.get(*asset).copied().unwrap_or_default() * scale };
-        let Some(priced) = ctx.prices.get(asset) else {
-            if quantity > Decimal::ZERO {
-                // Without a price the account cannot be valued: decide nothing.
-                halts.push(Halt { asset: asset.to_string(), reason: "no price".into() });
-                return Ok(halted(ctx, account, ips, model, halts));
-            }
+    for (asset, q) in &held {
+        if *q > Decimal::ZERO && !ctx.prices.contains_key(asset) {
+            // Without a price the account cannot be valued: decide nothing.
             halts.push(Halt { asset: asset.to_string(), reason: "no price".into() });
-            positions.insert(asset, Position { held: quantity, price: Decimal::ZERO, target, band: Decimal::ZERO, halt: Some("no price".into()), delta: Decimal::ZERO, reason: Reason::Rebalance });
-            continue;
-        };
-        if let Some(reason) = &priced.halt {
-            halts.push(Halt { asset: asset.to_string(), reason: reason.clone() });
+            return Ok(halted(ctx, account, ips, model, halts));
         }
-        positions.insert(
-            asset,
-            Position {
-                held: quantity,
-                price: priced.price,
-                target,
-                band: band_width(model, ips, asset, target),
-                halt: priced.halt.clone(),
-                delta: Decimal::ZERO,
-                reason: if excluded.contains(asset) { Reason::Excluded } else { Reason::Rebalance },
-            },
-        );
+    }
+    if account.cash < Decimal::ZERO {
+        return Err(Error::Invalid { what: format!("account {}", account.id), field: "cash", value: account.cash.to_string() });
     }
 
-    let invested_value: Decimal = positions.values().map(Position::value).sum();
-    let value = account.cash + invested_value;
+    // Sleeves, with excluded assets' target weight spread pro rata over the rest.
+    let excluded: BTreeSet<&str> = r.excluded.iter().map(String::as_str).collect();
+    let kept: Decimal = model.targets.iter().filter(|(a, _)| !excluded.contains(a.as_str())).map(|(_, w)| *w).sum();
+    let invested: Decimal = model.targets.values().copied().sum();
+    let scale = if kept > Decimal::ZERO { invested / kept } else { Decimal::ZERO };
+    let member = |asset: &'a str| -> Member<'a> {
+        let priced = ctx.prices.get(asset);
+        Member {
+            asset,
+            held: held.get(asset).copied().unwrap_or_default(),
+            price: priced.map_or(Decimal::ZERO, |p| p.price),
+            halt: match priced {
+                None => Some("no price".into()),
+                Some(p) => p.halt.clone(),
+            },
+            harvest_buy: false,
+        }
+    };
+    let group_of = |asset: &str| ctx.assets.get(asset).and_then(|a| a.substitute_group.as_deref());
+    let mut sleeves: Vec<Sleeve> = Vec::new();
+    let mut placed: BTreeSet<&str> = BTreeSet::new();
+    for (asset, weight) in &model.targets {
+        let target = if excluded.contains(asset.as_str()) { Decimal::ZERO } else { *weight * scale };
+        let mut members = vec![member(asset.as_str())];
+        placed.insert(asset.as_str());
+        if let Some(group) = group_of(asset) {
+            for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !model.targets.contains_key(**h)) {
+                if group_of(h) == Some(group) && placed.insert(h) {
+                    members.push(member(h));
+                }
+            }
+        }
+        sleeves.push(Sleeve {
+            id: asset.as_str(),
+            members,
+            target,
+            band: band_width(model, ips, asset, target),
+            excluded: excluded.contains(asset.as_str()),
+            delta: Decimal::ZERO,
+        });
+    }
+    for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !placed.contains(**h)) {
+        sleeves.push(Sleeve { id: h, members: vec![member(h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), delta: Decimal::ZERO });
+    }
+    for s in &sleeves {
+        for m in &s.members {
+            if let Some(reason) = &m.halt {
+                if m.held > Decimal::ZERO || m.asset == s.id {
+                    halts.push(Halt { asset: m.asset.to_string(), reason: reason.clone() });
+                }
+            }
+        }
+    }
+
+    let value = account.cash + sleeves.iter().map(Sleeve::value).sum::<Decimal>();
     let weight = |v: Decimal| if value > Decimal::ZERO { v / value } else { Decimal::ZERO };
+    let before: BTreeMap<&str, Decimal> = sleeves.iter().map(|s| (s.id, weight(s.value()))).collect();
     let withdrawals: Decimal = account.flows.iter().filter(|f| f.kind == FlowKind::Withdrawal).map(|f| f.amount).sum();
     let base = (value - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
 
     // Triggers.
     let mut triggers = Vec::new();
-    let mut out_of_band = Vec::new();
-    for (asset, p) in &positions {
-        let drift = weight(p.value()) - p.target;
-        if drift.abs() > p.band {
-            out_of_band.push(format!("{asset} {:+.2} pp (band ±{:.2})", drift * HUNDRED, p.band * HUNDRED));
-        }
-    }
+    let out_of_band: Vec<String> = sleeves
+        .iter()
+        .filter(|s| (before[s.id] - s.target).abs() > s.band)
+        .map(|s| format!("{} {:+.2} pp (band ±{:.2})", s.id, (before[s.id] - s.target) * HUNDRED, s.band * HUNDRED))
+        .collect();
     let threshold_on = matches!(ips.schedule.mode, TriggerMode::Threshold | TriggerMode::Hybrid);
     let calendar_on = matches!(ips.schedule.mode, TriggerMode::Calendar | TriggerMode::Hybrid);
     if account.manual_request {
         triggers.push(Trigger { kind: TriggerKind::Manual, detail: "rebalance requested".into() });
     }
     if account.ips_version_applied != Some(ips.version) {
-        triggers.push(Trigger {
-            kind: TriggerKind::NewIps,
-            detail: format!("IPS {} version {} not yet applied", ips.id, ips.version),
-        });
+        triggers.push(Trigger { kind: TriggerKind::NewIps, detail: format!("IPS {} version {} not yet applied", ips.id, ips.version) });
     }
     if withdrawals > Decimal::ZERO {
         triggers.push(Trigger { kind: TriggerKind::Withdrawal, detail: format!("withdrawal of {withdrawals} pending") });
@@ -301,120 +374,213 @@ pub(crate) fn decide(ctx: &Context<'_>, account: &Account) -> Result<Decision> {
             triggers.push(Trigger { kind, detail: format!("{amount} to invest") });
         }
     }
+
+    // Why an asset may not be bought here, if it may not.
+    let mut harvested: BTreeMap<&str, String> = BTreeMap::new();
+    let buy_block = |asset: &str, harvested: &BTreeMap<&str, String>| -> Option<String> {
+        let priced = ctx.prices.get(asset);
+        if priced.is_none() {
+            return Some("no price".into());
+        }
+        if let Some(h) = priced.and_then(|p| p.halt.clone()) {
+            return Some(format!("halted: {h}"));
+        }
+        if r.no_buy.iter().any(|a| a == asset) {
+            return Some("on the IPS no-buy list".into());
+        }
+        if excluded.contains(asset) {
+            return Some("excluded by the IPS".into());
+        }
+        if r.allowed_only.as_ref().is_some_and(|a| !a.iter().any(|x| x == asset)) {
+            return Some("not on the IPS allowed list".into());
+        }
+        if let Some(why) = harvested.get(asset) {
+            return Some(format!("wash sale: {why}"));
+        }
+        if let Some(why) = wash.loss_sold.get(asset) {
+            return Some(format!("wash sale: {why}"));
+        }
+        None
+    };
+    // The assets that may fill a sleeve, in order of preference.
+    let candidates = |s: &Sleeve<'a>| -> Vec<&'a str> {
+        let mut c = vec![s.id];
+        if let Some(group) = group_of(s.id) {
+            c.extend(ctx.assets.values().filter(|a| a.substitute_group.as_deref() == Some(group) && a.id != s.id).map(|a| a.id.as_str()));
+        }
+        c
+    };
+
+    let mut trades: Vec<Trade> = Vec::new();
+    let mut lot_left: BTreeMap<&str, Decimal> = account.lots.iter().map(|l| (l.id.as_str(), l.quantity)).collect();
+    let mut tax = TaxSummary::default();
+
+    // Tax-loss harvesting: sell lots with a large enough loss and buy a
+    // substitute of the same group, keeping the exposure.
+    if account.kind.realises_tax() && ips.harvesting.enabled {
+        let h = &ips.harvesting;
+        for si in 0..sleeves.len() {
+            for mi in 0..sleeves[si].members.len() {
+                let m = sleeves[si].members[mi].clone();
+                if m.halt.is_some() || m.held <= Decimal::ZERO || m.harvest_buy {
+                    continue;
+                }
+                let losers: Vec<&crate::types::Lot> = account
+                    .lots
+                    .iter()
+                    .filter(|l| l.asset == m.asset && l.quantity > Decimal::ZERO)
+                    .filter(|l| {
+                        let loss = (l.cost - m.price) * l.quantity;
+                        loss > Decimal::ZERO && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
+                    })
+                    .collect();
+                if losers.is_empty() {
+                    continue;
+                }
+                let loss: Decimal = losers.iter().map(|l| (l.cost - m.price) * l.quantity).sum();
+                let name = format!("harvest:{}", m.asset);
+                if let Some(date) = wash.bought.get(m.asset) {
+                    checks.push(Check { name, passed: false, detail: format!("skipped: the household bought {} on {date}, within {WASH_SALE_DAYS} days (wash sale)", m.asset) });
+                    continue;
+                }
+                if r.no_sell.iter().any(|a| a == m.asset) {
+                    checks.push(Check { name, passed: false, detail: format!("skipped: {} is on the IPS no-sell list", m.asset) });
+                    continue;
+                }
+                let substitute = candidates(&sleeves[si]).into_iter().filter(|c| *c != m.asset).find(|c| buy_block(c, &harvested).is_none());
+                let Some(substitute) = substitute else {
+                    checks.push(Check { name, passed: false, detail: format!("skipped: no substitute of {} may be bought", m.asset) });
+                    continue;
+                };
+                let quantity: Decimal = losers.iter().map(|l| l.quantity).sum();
+                let proceeds = quantity * m.price;
+                let s_price = ctx.prices[substitute].price;
+                let s_quantity = round_down(proceeds / s_price, ctx.assets[substitute].quantum);
+                let used: Vec<LotUse> = losers
+                    .iter()
+                    .map(|l| LotUse { lot: l.id.clone(), quantity: l.quantity, gain: (m.price - l.cost) * l.quantity, term: lots::term(l.acquired, ctx.today) })
+                    .collect();
+                for l in &losers {
+                    lot_left.insert(l.id.as_str(), Decimal::ZERO);
+                }
+                let estimated_tax = lots::tax_of(&used, &ips.tax);
+                triggers.push(Trigger { kind: TriggerKind::Harvest, detail: format!("{} lots at a loss of {loss}", m.asset) });
+                checks.push(Check { name, passed: true, detail: format!("sell {quantity} {} (loss {loss}), buy {s_quantity} {substitute}", m.asset) });
+                harvested.insert(m.asset, format!("harvested at a loss in account {} on {}", account.id, ctx.today));
+                trades.push(Trade {
+                    asset: m.asset.to_string(), side: Side::Sell, quantity, price: m.price, value: proceeds, lots: used,
+                    estimated_tax, reason: Reason::HarvestLoss, rationale: String::new(),
+                });
+                tax.harvested_losses += loss;
+                sleeves[si].members[mi].held -= quantity;
+                if s_quantity > Decimal::ZERO {
+                    trades.push(Trade {
+                        asset: substitute.to_string(), side: Side::Buy, quantity: s_quantity, price: s_price, value: s_quantity * s_price,
+                        lots: Vec::new(), estimated_tax: Decimal::ZERO, reason: Reason::HarvestReplace, rationale: String::new(),
+                    });
+                    match sleeves[si].members.iter_mut().find(|x| x.asset == substitute) {
+                        Some(x) => {
+                            x.held += s_quantity;
+                            x.harvest_buy = true;
+                        }
+                        None => {
+                            let mut x = member(substitute);
+                            x.held += s_quantity;
+                            x.harvest_buy = true;
+                            sleeves[si].members.push(x);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let harvest_cash: Decimal = trades.iter().map(|t| if t.side == Side::Sell { t.value } else { -t.value }).sum();
+    let cash = account.cash + harvest_cash;
     let acted_on = triggers.iter().map(|t| t.kind).min();
 
     // Sizing.
     let cash_target = model.cash_target * base + ips.cash_buffer + withdrawals;
     match acted_on {
         Some(TriggerKind::Manual | TriggerKind::NewIps | TriggerKind::Calendar) => {
-            for p in positions.values_mut() {
-                p.delta = p.target * base - p.value();
+            for s in &mut sleeves {
+                s.delta = s.target * base - s.value();
             }
         }
         Some(TriggerKind::Threshold) => {
-            for p in positions.values_mut() {
-                let w = weight(p.value());
-                if (w - p.target).abs() <= p.band {
+            for s in &mut sleeves {
+                let w = weight(s.value());
+                if (w - s.target).abs() <= s.band {
                     continue;
                 }
                 let desired = match ips.schedule.sizing {
-                    Sizing::Target => p.target,
+                    Sizing::Target => s.target,
                     Sizing::BandEdge { inner_margin } => {
-                        let inside = p.band * (Decimal::ONE - inner_margin.clamp(Decimal::ZERO, Decimal::ONE));
-                        if w > p.target { p.target + inside } else { p.target - inside }
+                        let inside = s.band * (Decimal::ONE - inner_margin.clamp(Decimal::ZERO, Decimal::ONE));
+                        if w > s.target { s.target + inside } else { s.target - inside }
                     }
                 };
-                p.delta = desired * base - p.value();
+                s.delta = desired * base - s.value();
             }
         }
         _ => {}
     }
     // Cash flows first: cash above its target buys the most underweight
-    // assets; a shortfall sells the most overweight ones.
-    if acted_on.is_some() {
-        let traded: Decimal = positions.values().map(|p| p.delta).sum();
-        let surplus = account.cash - traded - cash_target;
+    // sleeves; a shortfall sells the most overweight ones.
+    if matches!(acted_on, Some(k) if k != TriggerKind::Harvest) {
+        let traded: Decimal = sleeves.iter().map(|s| s.delta).sum();
+        let surplus = cash - traded - cash_target;
         if surplus > Decimal::ZERO {
-            invest_surplus(&mut positions, surplus, base);
+            invest_surplus(&mut sleeves, surplus, base);
         } else if surplus < Decimal::ZERO {
-            raise_cash(&mut positions, -surplus, base);
+            raise_cash(&mut sleeves, -surplus, base);
         }
     }
 
     // Trades from the sized deltas.
-    let mut trades: Vec<Trade> = Vec::new();
-    let mut queued: Vec<Trade> = Vec::new();
-    for (asset, p) in &positions {
-        if p.delta == Decimal::ZERO || p.price == Decimal::ZERO {
-            continue;
+    for s in &sleeves {
+        if s.delta > Decimal::ZERO {
+            let mut blocked = Vec::new();
+            let Some(asset) = candidates(s).into_iter().find(|c| match buy_block(c, &harvested) {
+                Some(why) => {
+                    blocked.push(format!("{c}: {why}"));
+                    false
+                }
+                None => true,
+            }) else {
+                checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", blocked.join("; ")) });
+                continue;
+            };
+            if !blocked.is_empty() {
+                checks.push(Check { name: format!("buy:{}", s.id), passed: true, detail: format!("buying {asset} instead: {}", blocked.join("; ")) });
+            }
+            let price = ctx.prices[asset].price;
+            let quantity = round_down(s.delta / price, ctx.assets[asset].quantum);
+            push_trade(&mut trades, &mut checks, ips, asset, Side::Buy, quantity, price, reason_for(s, Side::Buy, acted_on));
+        } else if s.delta < Decimal::ZERO {
+            let mut need = -s.delta;
+            // Substitutes first (they stand in for the model's asset), never what a harvest just bought.
+            let mut order: Vec<&Member> = s.members.iter().filter(|m| !m.harvest_buy && m.held > Decimal::ZERO).collect();
+            order.sort_by_key(|m| m.asset == s.id);
+            for m in order {
+                if need <= Decimal::ZERO {
+                    break;
+                }
+                if let Some(why) = &m.halt {
+                    checks.push(Check { name: format!("halted:{}", m.asset), passed: false, detail: why.clone() });
+                    continue;
+                }
+                if r.no_sell.iter().any(|a| a == m.asset) {
+                    checks.push(Check { name: format!("restriction:sell:{}", m.asset), passed: false, detail: "on the IPS no-sell list".into() });
+                    continue;
+                }
+                let want = round_down(need / m.price, ctx.assets[m.asset].quantum);
+                // Selling nearly everything sells everything, dust included.
+                let quantity = if s.target == Decimal::ZERO || want >= m.held { m.held } else { want };
+                need -= quantity * m.price;
+                push_trade(&mut trades, &mut checks, ips, m.asset, Side::Sell, quantity, m.price, reason_for(s, Side::Sell, acted_on));
+            }
         }
-        let quantum = ctx.assets[asset].quantum;
-        let (side, quantity) = if p.delta > Decimal::ZERO {
-            (Side::Buy, round_down(p.delta / p.price, quantum))
-        } else {
-            let want = round_down(-p.delta / p.price, quantum);
-            // Selling nearly everything sells everything, dust included.
-            let q = if p.target == Decimal::ZERO || want >= p.held { p.held } else { want };
-            (Side::Sell, q)
-        };
-        if quantity <= Decimal::ZERO {
-            continue;
-        }
-        let value_traded = quantity * p.price;
-        if value_traded < ips.min_trade_value {
-            checks.push(Check {
-                name: format!("min_trade_value:{asset}"),
-                passed: false,
-                detail: format!("{side:?} {quantity} {asset} worth {value_traded} is below the minimum {}", ips.min_trade_value).to_lowercase(),
-            });
-            continue;
-        }
-        let reason = match (p.reason, side, acted_on) {
-            (Reason::Excluded, Side::Sell, _) => Reason::Excluded,
-            (_, Side::Buy, Some(TriggerKind::Deposit | TriggerKind::Dividend)) => Reason::InvestInflow,
-            (_, Side::Sell, Some(TriggerKind::Withdrawal)) => Reason::RaiseCash,
-            _ => Reason::Rebalance,
-        };
-        trades.push(Trade {
-            asset: asset.to_string(),
-            side,
-            quantity,
-            price: p.price,
-            value: value_traded,
-            lots: Vec::new(),
-            estimated_tax: Decimal::ZERO,
-            reason,
-            rationale: String::new(),
-        });
     }
-
-    // Circuit breakers and restrictions remove trades, saying why.
-    trades.retain(|t| {
-        let p = &positions[t.asset.as_str()];
-        if let Some(reason) = &p.halt {
-            checks.push(Check { name: format!("halted:{}", t.asset), passed: false, detail: reason.clone() });
-            return false;
-        }
-        let refused = match t.side {
-            Side::Buy if r.no_buy.contains(&t.asset) => Some("on the IPS no-buy list"),
-            Side::Buy if excluded.contains(t.asset.as_str()) => Some("excluded by the IPS"),
-            Side::Buy if r.allowed_only.as_ref().is_some_and(|a| !a.contains(&t.asset)) => Some("not on the IPS allowed list"),
-            Side::Sell if r.no_sell.contains(&t.asset) => Some("on the IPS no-sell list"),
-            _ => None,
-        };
-        let name = format!("restriction:{}:{}", format!("{:?}", t.side).to_lowercase(), t.asset);
-        match refused {
-            Some(why) => {
-                checks.push(Check { name, passed: false, detail: why.into() });
-                false
-            }
-            None => {
-                checks.push(Check { name, passed: true, detail: "allowed".into() });
-                true
-            }
-        }
-    });
-
     // No overdraft: buys may spend only the cash there is after sales (keeping withdrawals aside).
     let sells: Decimal = trades.iter().filter(|t| t.side == Side::Sell).map(|t| t.value).sum();
     let buys: Decimal = trades.iter().filter(|t| t.side == Side::Buy).map(|t| t.value).sum();
@@ -422,22 +588,20 @@ pub(crate) fn decide(ctx: &Context<'_>, account: &Account) -> Result<Decision> {
     if buys > spendable {
         let factor = spendable / buys;
         scale_side(&mut trades, Side::Buy, factor, ctx);
-        checks.push(Check {
-            name: "no_overdraft".into(),
-            passed: true,
-            detail: format!("buys of {buys} scaled by {:.4} to the {spendable} available", factor),
-        });
+        checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys of {buys} scaled by {factor:.4} to the {spendable} available") });
     } else {
         checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys {buys} within {spendable} available") });
     }
 
+    let asset_value: BTreeMap<&str, Decimal> =
+        sleeves.iter().flat_map(|s| s.members.iter().map(|m| (m.asset, m.held * m.price))).collect();
     // Maximum position weight after the trades: buys are trimmed to fit.
     if let Some(max) = r.max_position_weight {
         for t in trades.iter_mut().filter(|t| t.side == Side::Buy) {
-            let p = &positions[t.asset.as_str()];
-            let after = weight(p.value() + t.value);
+            let held_value = asset_value.get(t.asset.as_str()).copied().unwrap_or_default();
+            let after = weight(held_value + t.value);
             if after > max {
-                let room = (max * value - p.value()).max(Decimal::ZERO);
+                let room = (max * value - held_value).max(Decimal::ZERO);
                 let q = round_down(room / t.price, ctx.assets[t.asset.as_str()].quantum);
                 checks.push(Check {
                     name: format!("max_position:{}", t.asset),
@@ -464,32 +628,55 @@ pub(crate) fn decide(ctx: &Context<'_>, account: &Account) -> Result<Decision> {
         let factor = cap / traded_value;
         scale_side(&mut trades, Side::Buy, factor, ctx);
         scale_side(&mut trades, Side::Sell, factor, ctx);
-        checks.push(Check {
-            name: "turnover_cap".into(),
-            passed: false,
-            detail: format!("trades worth {traded_value} scaled by {:.4} to the cap of {cap}", factor),
-        });
+        checks.push(Check { name: "turnover_cap".into(), passed: false, detail: format!("trades worth {traded_value} scaled by {factor:.4} to the cap of {cap}") });
     }
 
-    // Lots, gains and tax of the sales.
-    let mut tax = TaxSummary::default();
+    // Lots, gains and tax of the sales: harvests use their own lots, other
+    // sales pick from what is left by the IPS's method.
     for t in trades.iter_mut().filter(|t| t.side == Side::Sell) {
-        let asset_lots: Vec<&crate::types::Lot> = account.lots.iter().filter(|l| l.asset == t.asset).collect();
-        let order = lots::sale_order(&asset_lots, ips.lot_method, t.price, ctx.today, &ips.tax, &account.sell_order);
-        t.lots = lots::take(&order, t.quantity, t.price, ctx.today);
-        if account.kind.realises_tax() {
-            t.estimated_tax = lots::tax_of(&t.lots, &ips.tax);
+        if t.reason == Reason::HarvestLoss {
+            let own: Vec<crate::types::Lot> = t
+                .lots
+                .iter()
+                .filter_map(|u| account.lots.iter().find(|l| l.id == u.lot).cloned())
+                .collect();
+            let refs: Vec<&crate::types::Lot> = own.iter().collect();
+            t.lots = lots::take(&refs, t.quantity, t.price, ctx.today);
+        } else {
+            let left: Vec<crate::types::Lot> = account
+                .lots
+                .iter()
+                .filter(|l| l.asset == t.asset)
+                .map(|l| crate::types::Lot { quantity: lot_left[l.id.as_str()], ..l.clone() })
+                .filter(|l| l.quantity > Decimal::ZERO)
+                .collect();
+            let refs: Vec<&crate::types::Lot> = left.iter().collect();
+            let order = lots::sale_order(&refs, ips.lot_method, t.price, ctx.today, &ips.tax, &account.sell_order);
+            t.lots = lots::take(&order, t.quantity, t.price, ctx.today);
             for u in &t.lots {
+                *lot_left.get_mut(u.lot.as_str()).expect("lot of the account") -= u.quantity;
+            }
+        }
+        t.estimated_tax = if account.kind.realises_tax() { lots::tax_of(&t.lots, &ips.tax) } else { Decimal::ZERO };
+    }
+    tax.harvested_losses = Decimal::ZERO;
+    for t in trades.iter().filter(|t| t.side == Side::Sell) {
+        for u in &t.lots {
+            if account.kind.realises_tax() {
                 match u.term {
                     Term::Short => tax.short_term_gain += u.gain,
                     Term::Long => tax.long_term_gain += u.gain,
                 }
             }
-            tax.estimated_tax += t.estimated_tax;
+            if t.reason == Reason::HarvestLoss {
+                tax.harvested_losses -= u.gain;
+            }
         }
+        tax.estimated_tax += t.estimated_tax;
     }
 
     // Trades that need a person: illiquid assets, trades above the approval limit, or a paused market.
+    let mut queued = Vec::new();
     let mut kept = Vec::new();
     for t in trades {
         let asset = ctx.assets[t.asset.as_str()];
@@ -511,16 +698,32 @@ pub(crate) fn decide(ctx: &Context<'_>, account: &Account) -> Result<Decision> {
         }
     }
     let mut trades = kept;
+    let sleeve_of = |asset: &str| {
+        sleeves.iter().find(|s| {
+            s.id == asset || s.members.iter().any(|m| m.asset == asset) || (group_of(asset).is_some() && group_of(asset) == group_of(s.id))
+        })
+    };
     for t in trades.iter_mut().chain(queued.iter_mut()) {
-        let p = &positions[t.asset.as_str()];
-        t.rationale = rationale(t, weight(p.value()), p.target, p.band);
+        let (w, target, band) = match sleeve_of(&t.asset) {
+            Some(s) => (before[s.id], s.target, s.band),
+            None => (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO),
+        };
+        t.rationale = rationale(t, w, target, band);
     }
 
     // Projected weights after the trades that settle now.
     let mut cash_after = account.cash;
-    let mut after_value: BTreeMap<&str, Decimal> = positions.iter().map(|(a, p)| (*a, p.value())).collect();
+    let mut after_value: BTreeMap<&str, Decimal> = sleeves.iter().map(|s| (s.id, Decimal::ZERO)).collect();
+    for s in &sleeves {
+        for m in &s.members {
+            // Harvest adjustments are re-applied below from the trades themselves.
+            let original = held.get(m.asset).copied().unwrap_or_default();
+            *after_value.get_mut(s.id).expect("sleeve") += original * m.price;
+        }
+    }
     for t in &trades {
-        let v = after_value.get_mut(t.asset.as_str()).expect("trades are in the universe");
+        let s = sleeve_of(&t.asset).map(|s| s.id).ok_or_else(|| Error::Internal(format!("trade in {} outside every sleeve", t.asset)))?;
+        let v = after_value.get_mut(s).expect("sleeve");
         match t.side {
             Side::Buy => {
                 *v += t.value;
@@ -532,23 +735,19 @@ pub(crate) fn decide(ctx: &Context<'_>, account: &Account) -> Result<Decision> {
             }
         }
     }
-    checks.push(Check {
-        name: "cash_non_negative".into(),
-        passed: cash_after >= Decimal::ZERO,
-        detail: format!("cash after trades {cash_after}"),
-    });
+    checks.push(Check { name: "cash_non_negative".into(), passed: cash_after >= Decimal::ZERO, detail: format!("cash after trades {cash_after}") });
     if cash_after < Decimal::ZERO {
         return Err(Error::Internal(format!("account {}: cash would go negative ({cash_after})", account.id)));
     }
-    let drift = positions
+    let drift = sleeves
         .iter()
-        .map(|(a, p)| Drift {
-            asset: a.to_string(),
-            target: p.target,
-            before: weight(p.value()),
-            after: weight(after_value[a]),
-            band: p.band,
-            out_of_band: (weight(p.value()) - p.target).abs() > p.band,
+        .map(|s| Drift {
+            asset: s.id.to_string(),
+            target: s.target,
+            before: before[s.id],
+            after: weight(after_value[s.id]),
+            band: s.band,
+            out_of_band: (before[s.id] - s.target).abs() > s.band,
         })
         .collect();
 
@@ -561,7 +760,7 @@ pub(crate) fn decide(ctx: &Context<'_>, account: &Account) -> Result<Decision> {
     } else {
         Status::Trade
     };
-    trades.sort_by(|a, b| (a.side, &a.asset).cmp(&(b.side, &b.asset)));
+    trades.sort_by(|a, b| (a.side, &a.asset, a.reason).cmp(&(b.side, &b.asset, b.reason)));
     Ok(Decision {
         account: account.id,
         household: account.household.clone(),
@@ -579,69 +778,112 @@ pub(crate) fn decide(ctx: &Context<'_>, account: &Account) -> Result<Decision> {
         checks,
         halts,
         tax,
-        input_digest: digest(ctx, account, ips, model),
+        input_digest: digest(ctx, account, ips, model, wash),
     })
 }
 
-/// Spreads `surplus` cash over the most underweight assets first, each up to its target.
-fn invest_surplus(positions: &mut BTreeMap<&str, Position>, mut surplus: Decimal, base: Decimal) {
-    let mut order: Vec<(&str, Decimal)> = positions
+fn reason_for(s: &Sleeve<'_>, side: Side, acted_on: Option<TriggerKind>) -> Reason {
+    match (side, acted_on) {
+        (Side::Sell, _) if s.excluded => Reason::Excluded,
+        (Side::Buy, Some(TriggerKind::Deposit | TriggerKind::Dividend)) => Reason::InvestInflow,
+        (Side::Sell, Some(TriggerKind::Withdrawal)) => Reason::RaiseCash,
+        _ => Reason::Rebalance,
+    }
+}
+
+/// Adds a trade unless it is empty or below the IPS minimum (which is reported).
+#[allow(clippy::too_many_arguments)]
+fn push_trade(
+    trades: &mut Vec<Trade>,
+    checks: &mut Vec<Check>,
+    ips: &Ips,
+    asset: &str,
+    side: Side,
+    quantity: Decimal,
+    price: Decimal,
+    reason: Reason,
+) {
+    if quantity <= Decimal::ZERO {
+        return;
+    }
+    let value = quantity * price;
+    if value < ips.min_trade_value {
+        checks.push(Check {
+            name: format!("min_trade_value:{asset}"),
+            passed: false,
+            detail: format!("{} {quantity} {asset} worth {value} is below the minimum {}", side_word(side), ips.min_trade_value),
+        });
+        return;
+    }
+    trades.push(Trade { asset: asset.to_string(), side, quantity, price, value, lots: Vec::new(), estimated_tax: Decimal::ZERO, reason, rationale: String::new() });
+}
+
+fn side_word(side: Side) -> &'static str {
+    match side {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
+    }
+}
+
+/// Spreads `surplus` cash over the most underweight sleeves first, each up to its target.
+fn invest_surplus(sleeves: &mut [Sleeve<'_>], mut surplus: Decimal, base: Decimal) {
+    let mut order: Vec<(usize, Decimal)> = sleeves
         .iter()
-        .filter(|(_, p)| p.halt.is_none() && p.target > Decimal::ZERO)
-        .map(|(a, p)| (*a, p.target - (p.value() + p.delta) / base.max(Decimal::ONE)))
+        .enumerate()
+        .filter(|(_, s)| s.target > Decimal::ZERO && !s.excluded)
+        .map(|(i, s)| (i, s.target - (s.value() + s.delta) / base.max(Decimal::ONE)))
         .filter(|(_, under)| *under > Decimal::ZERO)
         .collect();
-    order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    for (asset, _) in order {
+    order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| sleeves[a.0].id.cmp(sleeves[b.0].id)));
+    for (i, _) in order {
         if surplus <= Decimal::ZERO {
             break;
         }
-        let p = positions.get_mut(asset).expect("from positions");
-        let room = p.target * base - (p.value() + p.delta);
-        let add = room.min(surplus);
+        let s = &mut sleeves[i];
+        let add = (s.target * base - (s.value() + s.delta)).min(surplus);
         if add > Decimal::ZERO {
-            p.delta += add;
+            s.delta += add;
             surplus -= add;
         }
     }
 }
 
-/// Raises `need` cash by selling the most overweight assets first, down to
-/// their targets, then everything else pro rata.
-fn raise_cash(positions: &mut BTreeMap<&str, Position>, mut need: Decimal, base: Decimal) {
-    // First undo planned buys, largest first.
-    let mut buys: Vec<(&str, Decimal)> = positions.iter().filter(|(_, p)| p.delta > Decimal::ZERO).map(|(a, p)| (*a, p.delta)).collect();
-    buys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    for (asset, _) in buys {
+/// Raises `need` cash: first by dropping planned buys, then by selling the
+/// most overweight sleeves down to their targets, then everything pro rata.
+fn raise_cash(sleeves: &mut [Sleeve<'_>], mut need: Decimal, base: Decimal) {
+    let sellable = |s: &Sleeve<'_>| s.members.iter().any(|m| m.halt.is_none() && m.held > Decimal::ZERO);
+    let mut buys: Vec<(usize, Decimal)> = sleeves.iter().enumerate().filter(|(_, s)| s.delta > Decimal::ZERO).map(|(i, s)| (i, s.delta)).collect();
+    buys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| sleeves[a.0].id.cmp(sleeves[b.0].id)));
+    for (i, _) in buys {
         if need <= Decimal::ZERO {
             return;
         }
-        let p = positions.get_mut(asset).expect("from positions");
-        let cut = p.delta.min(need);
-        p.delta -= cut;
+        let cut = sleeves[i].delta.min(need);
+        sleeves[i].delta -= cut;
         need -= cut;
     }
-    let mut over: Vec<(&str, Decimal)> = positions
+    let mut over: Vec<(usize, Decimal)> = sleeves
         .iter()
-        .filter(|(_, p)| p.halt.is_none())
-        .map(|(a, p)| (*a, (p.value() + p.delta) - p.target * base))
+        .enumerate()
+        .filter(|(_, s)| sellable(s))
+        .map(|(i, s)| (i, (s.value() + s.delta) - s.target * base))
         .filter(|(_, excess)| *excess > Decimal::ZERO)
         .collect();
-    over.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    for (asset, excess) in over {
+    over.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| sleeves[a.0].id.cmp(sleeves[b.0].id)));
+    for (i, excess) in over {
         if need <= Decimal::ZERO {
             return;
         }
         let cut = excess.min(need);
-        positions.get_mut(asset).expect("from positions").delta -= cut;
+        sleeves[i].delta -= cut;
         need -= cut;
     }
     if need > Decimal::ZERO {
-        let remaining: Decimal = positions.values().filter(|p| p.halt.is_none()).map(|p| p.value() + p.delta).sum();
+        let remaining: Decimal = sleeves.iter().filter(|s| sellable(s)).map(|s| s.value() + s.delta).sum();
         if remaining > Decimal::ZERO {
             let share = (need / remaining).min(Decimal::ONE);
-            for p in positions.values_mut().filter(|p| p.halt.is_none()) {
-                p.delta -= (p.value() + p.delta) * share;
+            for s in sleeves.iter_mut().filter(|s| sellable(s)) {
+                s.delta -= (s.value() + s.delta) * share;
             }
         }
     }
@@ -699,12 +941,12 @@ fn halted(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model, halts:
         checks: Vec::new(),
         halts,
         tax: TaxSummary::default(),
-        input_digest: digest(ctx, account, ips, model),
+        input_digest: digest(ctx, account, ips, model, &WashState::default()),
     }
 }
 
 /// SHA-256 over the canonical JSON of everything the account's decision read.
-fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model) -> String {
+fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model, wash: &WashState) -> String {
     let quotes: BTreeMap<&String, &crate::types::Quote> = ctx
         .inputs
         .market
@@ -720,6 +962,8 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model) -> Str
         "volatility_index": ctx.inputs.market.volatility_index,
         "limits": ctx.inputs.limits,
         "now": ctx.inputs.now.unix_timestamp(),
+        "wash_sale_blocks": wash.loss_sold,
+        "recent_household_buys": wash.bought.iter().map(|(a, d)| (a, d.to_string())).collect::<BTreeMap<_, _>>(),
     });
     hex::encode(Sha256::digest(serde_json::to_vec(&read).expect("inputs serialize")))
 }

@@ -44,7 +44,50 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Decides every account of `inputs`, in input order.
+///
+/// The accounts of a household are decided together so that no account
+/// buys an asset another sells at a loss (a wash sale): when one does, the
+/// household is decided again with that asset blocked for purchase (its
+/// buys go to a substitute of the same group, or wait), until no such buy
+/// remains.
 pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
     let ctx = engine::Context::new(inputs)?;
-    inputs.accounts.iter().map(|a| engine::decide(&ctx, a)).collect()
+    let mut households: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, a) in inputs.accounts.iter().enumerate() {
+        households.entry(a.household.as_str()).or_default().push(i);
+    }
+    let mut out: Vec<Option<Decision>> = vec![None; inputs.accounts.len()];
+    for (household, members) in households {
+        for (i, d) in decide_household(&ctx, household, &members)? {
+            out[i] = Some(d);
+        }
+    }
+    Ok(out.into_iter().map(|d| d.expect("every account decided")).collect())
+}
+
+fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize]) -> Result<Vec<(usize, Decision)>> {
+    let mut wash = engine::WashState::from_recent(ctx, household);
+    // Each round blocks at least one more asset, so this ends.
+    for _ in 0..=ctx.assets.len() {
+        let decisions: Vec<(usize, Decision)> = members
+            .iter()
+            .map(|&i| engine::decide(ctx, &ctx.inputs.accounts[i], &wash).map(|d| (i, d)))
+            .collect::<Result<_>>()?;
+        let mut loss_sold = std::collections::BTreeMap::new();
+        for (_, d) in &decisions {
+            for t in d.trades.iter().chain(&d.queued).filter(|t| t.side == types::Side::Sell) {
+                if t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO) && !wash.loss_sold.contains_key(&t.asset) {
+                    loss_sold.insert(t.asset.clone(), format!("sold at a loss in account {} today", d.account));
+                }
+            }
+        }
+        let clash = decisions.iter().any(|(_, d)| {
+            d.trades.iter().chain(&d.queued).any(|t| t.side == types::Side::Buy && loss_sold.contains_key(&t.asset))
+        });
+        if !clash {
+            return Ok(decisions);
+        }
+        wash.loss_sold.extend(loss_sold);
+    }
+    Err(Error::Internal(format!("household {household}: wash-sale blocking did not settle")))
 }

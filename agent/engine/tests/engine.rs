@@ -187,7 +187,8 @@ fn a_stale_price_halts_that_asset_only() {
     assert_eq!(d.halts[0].asset, "BND");
     assert!(d.halts[0].reason.contains("7200 s old"), "{}", d.halts[0].reason);
     assert_eq!(trades(&d), vec![(Side::Sell, "GEQ", dec!(100))], "GEQ still sells");
-    assert!(d.checks.iter().any(|c| c.name == "halted:BND" && !c.passed));
+    let check = d.checks.iter().find(|c| c.name == "buy:BND").unwrap();
+    assert!(!check.passed && check.detail.contains("halted: price from feed is 7200 s old"), "{}", check.detail);
 }
 
 #[test]
@@ -225,10 +226,14 @@ fn restrictions_remove_trades_and_say_why() {
     inputs.ips[0].restrictions.no_buy = vec!["BND".into()];
     let d = one(&inputs, 1);
     assert_eq!(trades(&d), vec![(Side::Sell, "GEQ", dec!(100))]);
-    let check = d.checks.iter().find(|c| c.name == "restriction:buy:BND").unwrap();
+    let check = d.checks.iter().find(|c| c.name == "buy:BND").unwrap();
     assert!(!check.passed);
-    assert_eq!(check.detail, "on the IPS no-buy list");
-    assert!(d.checks.iter().any(|c| c.name == "restriction:sell:GEQ" && c.passed));
+    assert_eq!(check.detail, "nothing may be bought: BND: on the IPS no-buy list");
+    let mut inputs = fixture();
+    inputs.ips[0].restrictions.no_sell = vec!["GEQ".into()];
+    let d = one(&inputs, 1);
+    assert!(d.trades.iter().all(|t| t.side == Side::Buy), "nothing sold");
+    assert!(d.checks.iter().any(|c| c.name == "restriction:sell:GEQ" && !c.passed));
 }
 
 #[test]
@@ -319,4 +324,99 @@ fn bad_inputs_name_what_is_wrong() {
     let bad = include_str!("data/two_accounts.json").replace("\"tax_inefficient\": true", "\"tax_inefficent\": true");
     let err = serde_json::from_str::<Inputs>(&bad).unwrap_err().to_string();
     assert!(err.contains("unknown field `tax_inefficent`"), "{err}");
+}
+
+fn harvesting(inputs: &mut Inputs) {
+    inputs.ips[0].harvesting =
+        ballast_engine::types::Harvesting { enabled: true, min_loss: dec!(500), min_loss_pct: dec!(0.05) };
+}
+
+#[test]
+fn harvesting_swaps_the_loss_lot_for_a_substitute_and_keeps_exposure() {
+    let mut inputs = fixture();
+    harvesting(&mut inputs);
+    let d = one(&inputs, 1);
+    // g2 (300 GEQ bought at 110) is 3,000 (9.1 %) under water; b1 (BND at 52) only 3.8 %.
+    let kinds: Vec<TriggerKind> = d.triggers.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, vec![TriggerKind::Threshold, TriggerKind::Harvest]);
+    let summary: Vec<(Side, &str, Decimal, Reason)> = d.trades.iter().map(|t| (t.side, t.asset.as_str(), t.quantity, t.reason)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (Side::Buy, "BND", dec!(200), Reason::Rebalance),
+            (Side::Buy, "GEQ2", dec!(600), Reason::HarvestReplace),
+            (Side::Sell, "GEQ", dec!(100), Reason::Rebalance),
+            (Side::Sell, "GEQ", dec!(300), Reason::HarvestLoss),
+        ]
+    );
+    let harvest = d.trades.iter().find(|t| t.reason == Reason::HarvestLoss).unwrap();
+    assert_eq!(harvest.lots[0].lot, "g2");
+    let rebalance_sale = d.trades.iter().find(|t| t.side == Side::Sell && t.reason == Reason::Rebalance).unwrap();
+    assert_eq!(rebalance_sale.lots[0].lot, "g1", "the harvested lot is not sold twice");
+    assert_eq!(d.tax.harvested_losses, dec!(3000));
+    assert_eq!(d.tax.short_term_gain, dec!(-3000));
+    assert_eq!(d.tax.long_term_gain, dec!(2000));
+    assert_eq!(d.tax.estimated_tax, dec!(-800));
+    assert_eq!(d.cash_after, dec!(5000));
+    let geq = d.drift.iter().find(|x| x.asset == "GEQ").unwrap();
+    assert_eq!(geq.after, dec!(0.60), "GEQ2 counts toward the GEQ target");
+}
+
+#[test]
+fn no_harvest_when_the_household_bought_the_asset_within_30_days() {
+    let mut inputs = fixture();
+    harvesting(&mut inputs);
+    inputs.recent_trades.push(ballast_engine::types::PastTrade {
+        account: 9,
+        household: "h1".into(),
+        asset: "GEQ".into(),
+        side: Side::Buy,
+        quantity: dec!(5),
+        date: date!(2026 - 11 - 10),
+        realised_loss: dec!(0),
+    });
+    let d = one(&inputs, 1);
+    assert!(d.trades.iter().all(|t| t.reason != Reason::HarvestLoss));
+    let check = d.checks.iter().find(|c| c.name == "harvest:GEQ").unwrap();
+    assert!(!check.passed);
+    assert!(check.detail.contains("bought GEQ on 2026-11-10"), "{}", check.detail);
+    // Another household's purchase does not matter.
+    inputs.recent_trades[0].household = "h9".into();
+    assert!(one(&inputs, 1).trades.iter().any(|t| t.reason == Reason::HarvestLoss));
+}
+
+#[test]
+fn an_asset_sold_at_a_loss_recently_is_not_bought_back() {
+    let mut inputs = fixture();
+    inputs.recent_trades.push(ballast_engine::types::PastTrade {
+        account: 7,
+        household: "h1".into(),
+        asset: "BND".into(),
+        side: Side::Sell,
+        quantity: dec!(10),
+        date: date!(2026 - 11 - 15),
+        realised_loss: dec!(100),
+    });
+    let d = one(&inputs, 1);
+    assert!(d.trades.iter().all(|t| t.asset != "BND"));
+    let check = d.checks.iter().find(|c| c.name == "buy:BND").unwrap();
+    assert!(check.detail.contains("wash sale: sold at a loss in account 7 on 2026-11-15"), "{}", check.detail);
+    // 31 days later the window has closed.
+    inputs.recent_trades[0].date = date!(2026 - 10 - 21);
+    assert!(one(&inputs, 1).trades.iter().any(|t| t.asset == "BND"));
+}
+
+#[test]
+fn a_household_account_buys_a_substitute_when_another_sells_at_a_loss() {
+    let mut inputs = fixture();
+    inputs.accounts[1].household = "h1".into();
+    let decisions = decide(&inputs).unwrap();
+    // Account 1 sells GEQ lot g2 at a loss; account 2's deposit would have bought GEQ.
+    assert!(decisions[0].trades.iter().any(|t| t.asset == "GEQ" && t.side == Side::Sell && t.lots[0].gain < dec!(0)));
+    let d2 = &decisions[1];
+    assert!(d2.trades.iter().all(|t| t.asset != "GEQ"), "no wash sale within the household");
+    let geq2 = d2.trades.iter().find(|t| t.asset == "GEQ2").expect("the substitute is bought");
+    assert_eq!((geq2.side, geq2.quantity), (Side::Buy, dec!(60)), "3,000 at 50");
+    let check = d2.checks.iter().find(|c| c.name == "buy:GEQ").unwrap();
+    assert!(check.passed && check.detail.contains("buying GEQ2 instead: GEQ: wash sale: sold at a loss in account 1"), "{}", check.detail);
 }
