@@ -247,17 +247,51 @@ impl Sleeve<'_> {
     }
 }
 
-/// Decides one account.
-pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashState) -> Result<Decision> {
+/// An account valued and cut into sleeves, ready to decide.
+struct Frame<'a> {
+    account: &'a Account,
+    ips: &'a Ips,
+    model: &'a Model,
+    held: BTreeMap<&'a str, Decimal>,
+    sleeves: Vec<Sleeve<'a>>,
+    value: Decimal,
+    /// Sleeve weights before any trade.
+    before: BTreeMap<&'a str, Decimal>,
+    withdrawals: Decimal,
+    /// What the targets apply to: value less withdrawals and the cash buffer.
+    base: Decimal,
+    halts: Vec<Halt>,
+    excluded: BTreeSet<&'a str>,
+}
+
+fn member<'a>(ctx: &Context<'a>, held: &BTreeMap<&'a str, Decimal>, asset: &'a str) -> Member<'a> {
+    let priced = ctx.prices.get(asset);
+    Member {
+        asset,
+        held: held.get(asset).copied().unwrap_or_default(),
+        price: priced.map_or(Decimal::ZERO, |p| p.price),
+        halt: match priced {
+            None => Some("no price".into()),
+            Some(p) => p.halt.clone(),
+        },
+        harvest_buy: false,
+    }
+}
+
+fn group_of<'a>(ctx: &Context<'a>, asset: &str) -> Option<&'a str> {
+    ctx.assets.get(asset).and_then(|a| a.substitute_group.as_deref())
+}
+
+/// Values the account and cuts it into sleeves; a held asset without a
+/// price halts the account (the `Err` side carries that decision).
+fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<std::result::Result<Frame<'a>, Decision>> {
     let ips = *ctx.ips.get(account.ips.as_str()).ok_or_else(|| Error::Unknown {
         kind: "IPS",
         id: account.ips.clone(),
         referrer: format!("account {}", account.id),
     })?;
     let model = ctx.models[ips.model.as_str()];
-    let limits = &ctx.inputs.limits;
     let r = &ips.restrictions;
-    let mut checks: Vec<Check> = Vec::new();
     let mut halts: Vec<Halt> = Vec::new();
 
     let mut held: BTreeMap<&str, Decimal> = BTreeMap::new();
@@ -274,7 +308,7 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
         if *q > Decimal::ZERO && !ctx.prices.contains_key(asset) {
             // Without a price the account cannot be valued: decide nothing.
             halts.push(Halt { asset: asset.to_string(), reason: "no price".into() });
-            return Ok(halted(ctx, account, ips, model, halts));
+            return Ok(Err(halted(ctx, account, ips, model, halts)));
         }
     }
     if account.cash < Decimal::ZERO {
@@ -286,30 +320,17 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
     let kept: Decimal = model.targets.iter().filter(|(a, _)| !excluded.contains(a.as_str())).map(|(_, w)| *w).sum();
     let invested: Decimal = model.targets.values().copied().sum();
     let scale = if kept > Decimal::ZERO { invested / kept } else { Decimal::ZERO };
-    let member = |asset: &'a str| -> Member<'a> {
-        let priced = ctx.prices.get(asset);
-        Member {
-            asset,
-            held: held.get(asset).copied().unwrap_or_default(),
-            price: priced.map_or(Decimal::ZERO, |p| p.price),
-            halt: match priced {
-                None => Some("no price".into()),
-                Some(p) => p.halt.clone(),
-            },
-            harvest_buy: false,
-        }
-    };
-    let group_of = |asset: &str| ctx.assets.get(asset).and_then(|a| a.substitute_group.as_deref());
+    let group_of = |asset: &str| group_of(ctx, asset);
     let mut sleeves: Vec<Sleeve> = Vec::new();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
     for (asset, weight) in &model.targets {
         let target = if excluded.contains(asset.as_str()) { Decimal::ZERO } else { *weight * scale };
-        let mut members = vec![member(asset.as_str())];
+        let mut members = vec![member(ctx, &held, asset.as_str())];
         placed.insert(asset.as_str());
         if let Some(group) = group_of(asset) {
             for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !model.targets.contains_key(**h)) {
                 if group_of(h) == Some(group) && placed.insert(h) {
-                    members.push(member(h));
+                    members.push(member(ctx, &held, h));
                 }
             }
         }
@@ -323,7 +344,7 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
         });
     }
     for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !placed.contains(**h)) {
-        sleeves.push(Sleeve { id: h, members: vec![member(h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), delta: Decimal::ZERO });
+        sleeves.push(Sleeve { id: h, members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), delta: Decimal::ZERO });
     }
     for s in &sleeves {
         for m in &s.members {
@@ -340,6 +361,28 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
     let before: BTreeMap<&str, Decimal> = sleeves.iter().map(|s| (s.id, weight(s.value()))).collect();
     let withdrawals: Decimal = account.flows.iter().filter(|f| f.kind == FlowKind::Withdrawal).map(|f| f.amount).sum();
     let base = (value - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
+    Ok(Ok(Frame { account, ips, model, held, sleeves, value, before, withdrawals, base, halts, excluded }))
+}
+
+/// Decides one account on its own.
+pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashState) -> Result<Decision> {
+    let mut frame = match prepare(ctx, account)? {
+        Ok(frame) => frame,
+        Err(halted) => return Ok(halted),
+    };
+    let (ips, model) = (frame.ips, frame.model);
+    let limits = &ctx.inputs.limits;
+    let r = &ips.restrictions;
+    let mut checks: Vec<Check> = Vec::new();
+    let value = frame.value;
+    let base = frame.base;
+    let withdrawals = frame.withdrawals;
+    let excluded = frame.excluded.clone();
+    let before = frame.before.clone();
+    let weight = |v: Decimal| if value > Decimal::ZERO { v / value } else { Decimal::ZERO };
+    let group_of = |asset: &str| group_of(ctx, asset);
+    let mut sleeves = std::mem::take(&mut frame.sleeves);
+    let held = frame.held.clone();
 
     // Triggers.
     let mut triggers = Vec::new();
@@ -484,7 +527,7 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
                             x.harvest_buy = true;
                         }
                         None => {
-                            let mut x = member(substitute);
+                            let mut x = member(ctx, &held, substitute);
                             x.held += s_quantity;
                             x.harvest_buy = true;
                             sleeves[si].members.push(x);
@@ -631,6 +674,29 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
         checks.push(Check { name: "turnover_cap".into(), passed: false, detail: format!("trades worth {traded_value} scaled by {factor:.4} to the cap of {cap}") });
     }
 
+    frame.sleeves = sleeves;
+    finish(ctx, frame, trades, None, triggers, acted_on, checks, tax, lot_left, wash)
+}
+
+/// The part every decision shares once its trades are known: lots and tax
+/// of the sales, approvals, rationales, projected drift, status.
+#[allow(clippy::too_many_arguments)]
+fn finish<'a>(
+    ctx: &Context<'a>,
+    frame: Frame<'a>,
+    mut trades: Vec<Trade>,
+    queued_already: Option<Vec<Trade>>,
+    triggers: Vec<Trigger>,
+    acted_on: Option<TriggerKind>,
+    mut checks: Vec<Check>,
+    mut tax: TaxSummary,
+    mut lot_left: BTreeMap<&'a str, Decimal>,
+    wash: &WashState,
+) -> Result<Decision> {
+    let Frame { account, ips, model, held, sleeves, value, before, halts, .. } = frame;
+    let weight = |v: Decimal| if value > Decimal::ZERO { v / value } else { Decimal::ZERO };
+    let group_of = |asset: &str| group_of(ctx, asset);
+
     // Lots, gains and tax of the sales: harvests use their own lots, other
     // sales pick from what is left by the IPS's method.
     for t in trades.iter_mut().filter(|t| t.side == Side::Sell) {
@@ -676,9 +742,13 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
     }
 
     // Trades that need a person: illiquid assets, trades above the approval limit, or a paused market.
-    let mut queued = Vec::new();
+    let mut queued = queued_already.clone().unwrap_or_default();
     let mut kept = Vec::new();
     for t in trades {
+        if queued_already.is_some() {
+            kept.push(t);
+            continue;
+        }
         let asset = ctx.assets[t.asset.as_str()];
         let why = if let Some(pause) = &ctx.pause {
             Some(format!("automatic trading paused: {pause}"))
