@@ -852,6 +852,159 @@ fn finish<'a>(
     })
 }
 
+/// Decides the accounts of one household whose IPS targets the household's
+/// combined portfolio. The combined portfolio is decided as one account;
+/// then each trade goes where it costs least tax: sales to tax-deferred
+/// accounts first, then tax-free, then taxable; purchases of tax-inefficient
+/// assets to tax-deferred accounts first, of other assets to taxable
+/// accounts first, each account spending only its own cash.
+pub(crate) fn decide_pooled<'a>(ctx: &Context<'a>, accounts: &[&'a Account], wash: &WashState) -> Result<Vec<Decision>> {
+    let first = accounts.first().ok_or_else(|| Error::Internal("an empty household pool".into()))?;
+    let all = |f: &dyn Fn(&Account) -> bool| accounts.iter().all(|a| f(a));
+    let pooled = Account {
+        id: first.id,
+        household: first.household.clone(),
+        kind: AccountKind::TaxDeferred, // taxes are worked out per account below
+        ips: first.ips.clone(),
+        cash: accounts.iter().map(|a| a.cash).sum(),
+        lots: accounts
+            .iter()
+            .flat_map(|a| a.lots.iter().map(move |l| crate::types::Lot { id: format!("{}:{}", a.id, l.id), ..l.clone() }))
+            .collect(),
+        flows: accounts.iter().flat_map(|a| a.flows.iter().cloned()).collect(),
+        last_rebalanced: if all(&|a| a.last_rebalanced.is_some()) { accounts.iter().filter_map(|a| a.last_rebalanced).min() } else { None },
+        ips_version_applied: if all(&|a| a.ips_version_applied == first.ips_version_applied) { first.ips_version_applied } else { None },
+        manual_request: accounts.iter().any(|a| a.manual_request),
+        sell_order: Vec::new(),
+    };
+    let combined = decide(ctx, &pooled, wash)?;
+    if combined.status == Status::Halted {
+        return accounts.iter().map(|a| Ok(halted(ctx, a, ctx.ips[a.ips.as_str()], ctx.models[ctx.ips[a.ips.as_str()].model.as_str()], combined.halts.clone()))).collect();
+    }
+
+    let rank = |kind: AccountKind, inefficient: bool| match (kind, inefficient) {
+        (AccountKind::TaxDeferred, true) | (AccountKind::Taxable, false) => 0,
+        (AccountKind::TaxFree, _) => 1,
+        _ => 2,
+    };
+    let sell_rank = |kind: AccountKind| match kind {
+        AccountKind::TaxDeferred => 0,
+        AccountKind::TaxFree => 1,
+        AccountKind::Taxable => 2,
+    };
+    let mut held: Vec<BTreeMap<&str, Decimal>> = accounts
+        .iter()
+        .map(|a| {
+            let mut h = BTreeMap::new();
+            for l in &a.lots {
+                *h.entry(l.asset.as_str()).or_default() += l.quantity;
+            }
+            h
+        })
+        .collect();
+    let mut cash: Vec<Decimal> = accounts
+        .iter()
+        .map(|a| a.cash - a.flows.iter().filter(|f| f.kind == FlowKind::Withdrawal).map(|f| f.amount).sum::<Decimal>())
+        .collect();
+    let mut own: Vec<Vec<Trade>> = vec![Vec::new(); accounts.len()];
+    let mut own_queued: Vec<Vec<Trade>> = vec![Vec::new(); accounts.len()];
+    let mut notes: Vec<Check> = Vec::new();
+    let split = |t: &Trade, quantity: Decimal| Trade { quantity, value: quantity * t.price, lots: Vec::new(), estimated_tax: Decimal::ZERO, ..t.clone() };
+
+    let mut sales: Vec<&Trade> = combined.trades.iter().filter(|t| t.side == Side::Sell).collect();
+    sales.sort_by(|a, b| a.asset.cmp(&b.asset));
+    for t in sales {
+        let mut order: Vec<usize> = (0..accounts.len()).collect();
+        order.sort_by_key(|&i| (sell_rank(accounts[i].kind), accounts[i].id));
+        let mut left = t.quantity;
+        for i in order {
+            let have = held[i].get(t.asset.as_str()).copied().unwrap_or_default();
+            let q = have.min(left);
+            if q > Decimal::ZERO {
+                own[i].push(split(t, q));
+                *held[i].get_mut(t.asset.as_str()).expect("held") -= q;
+                cash[i] += q * t.price;
+                left -= q;
+            }
+        }
+        if left > Decimal::ZERO {
+            return Err(Error::Internal(format!("household sale of {} {} exceeds the holdings", t.quantity, t.asset)));
+        }
+    }
+    let inefficient = |asset: &str| ctx.assets.get(asset).is_some_and(|a| a.tax_inefficient);
+    let mut purchases: Vec<&Trade> = combined.trades.iter().filter(|t| t.side == Side::Buy).collect();
+    purchases.sort_by_key(|t| (!inefficient(&t.asset), t.asset.clone()));
+    for t in purchases {
+        let mut order: Vec<usize> = (0..accounts.len()).collect();
+        order.sort_by_key(|&i| (rank(accounts[i].kind, inefficient(&t.asset)), accounts[i].id));
+        let quantum = ctx.assets[t.asset.as_str()].quantum;
+        let mut left = t.quantity;
+        for i in order {
+            let q = left.min(round_down(cash[i].max(Decimal::ZERO) / t.price, quantum));
+            if q > Decimal::ZERO {
+                own[i].push(split(t, q));
+                cash[i] -= q * t.price;
+                left -= q;
+            }
+        }
+        if left > Decimal::ZERO {
+            notes.push(Check { name: format!("household_allocation:{}", t.asset), passed: false, detail: format!("{left} {} not bought: no account has the cash", t.asset) });
+        }
+    }
+    for t in &combined.queued {
+        let mut order: Vec<usize> = (0..accounts.len()).collect();
+        order.sort_by_key(|&i| match t.side {
+            Side::Sell => (sell_rank(accounts[i].kind), accounts[i].id),
+            Side::Buy => (rank(accounts[i].kind, inefficient(&t.asset)), accounts[i].id),
+        });
+        let i = match t.side {
+            Side::Sell => order.into_iter().find(|&i| held[i].get(t.asset.as_str()).is_some_and(|q| *q >= t.quantity)),
+            Side::Buy => order.into_iter().next(),
+        };
+        if let Some(i) = i {
+            own_queued[i].push(t.clone());
+        }
+    }
+
+    let mut decisions = Vec::with_capacity(accounts.len());
+    for (i, account) in accounts.iter().enumerate() {
+        let frame = match prepare(ctx, account)? {
+            Ok(frame) => frame,
+            Err(halted) => {
+                decisions.push(halted);
+                continue;
+            }
+        };
+        let mut checks = combined.checks.clone();
+        checks.extend(notes.iter().cloned());
+        checks.push(Check {
+            name: "household_mode".into(),
+            passed: true,
+            detail: format!(
+                "decided on household {}'s combined portfolio of {} accounts worth {}; this account takes {} of its trades",
+                account.household,
+                accounts.len(),
+                combined.value,
+                own[i].len()
+            ),
+        });
+        let lot_left = account.lots.iter().map(|l| (l.id.as_str(), l.quantity)).collect();
+        decisions.push(finish(
+            ctx,
+            frame,
+            std::mem::take(&mut own[i]),
+            Some(std::mem::take(&mut own_queued[i])),
+            combined.triggers.clone(),
+            combined.acted_on,
+            checks,
+            TaxSummary::default(),
+            lot_left,
+            wash,
+        )?);
+    }
+    Ok(decisions)
+}
+
 fn reason_for(s: &Sleeve<'_>, side: Side, acted_on: Option<TriggerKind>) -> Reason {
     match (side, acted_on) {
         (Side::Sell, _) if s.excluded => Reason::Excluded,
@@ -918,20 +1071,11 @@ fn invest_surplus(sleeves: &mut [Sleeve<'_>], mut surplus: Decimal, base: Decima
     }
 }
 
-/// Raises `need` cash: first by dropping planned buys, then by selling the
-/// most overweight sleeves down to their targets, then everything pro rata.
+/// Raises `need` cash: first by selling the most overweight sleeves down to
+/// their targets (that only reduces drift), then by dropping planned buys,
+/// then by selling everything pro rata.
 fn raise_cash(sleeves: &mut [Sleeve<'_>], mut need: Decimal, base: Decimal) {
     let sellable = |s: &Sleeve<'_>| s.members.iter().any(|m| m.halt.is_none() && m.held > Decimal::ZERO);
-    let mut buys: Vec<(usize, Decimal)> = sleeves.iter().enumerate().filter(|(_, s)| s.delta > Decimal::ZERO).map(|(i, s)| (i, s.delta)).collect();
-    buys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| sleeves[a.0].id.cmp(sleeves[b.0].id)));
-    for (i, _) in buys {
-        if need <= Decimal::ZERO {
-            return;
-        }
-        let cut = sleeves[i].delta.min(need);
-        sleeves[i].delta -= cut;
-        need -= cut;
-    }
     let mut over: Vec<(usize, Decimal)> = sleeves
         .iter()
         .enumerate()
@@ -945,6 +1089,16 @@ fn raise_cash(sleeves: &mut [Sleeve<'_>], mut need: Decimal, base: Decimal) {
             return;
         }
         let cut = excess.min(need);
+        sleeves[i].delta -= cut;
+        need -= cut;
+    }
+    let mut buys: Vec<(usize, Decimal)> = sleeves.iter().enumerate().filter(|(_, s)| s.delta > Decimal::ZERO).map(|(i, s)| (i, s.delta)).collect();
+    buys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| sleeves[a.0].id.cmp(sleeves[b.0].id)));
+    for (i, _) in buys {
+        if need <= Decimal::ZERO {
+            return;
+        }
+        let cut = sleeves[i].delta.min(need);
         sleeves[i].delta -= cut;
         need -= cut;
     }

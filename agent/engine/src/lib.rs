@@ -67,12 +67,27 @@ pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
 
 fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize]) -> Result<Vec<(usize, Decision)>> {
     let mut wash = engine::WashState::from_recent(ctx, household);
+    // Accounts whose IPS targets the household decide together, per IPS.
+    let mut pools: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+    let mut alone = Vec::new();
+    for &i in members {
+        let account = &ctx.inputs.accounts[i];
+        match ctx.ips.get(account.ips.as_str()) {
+            Some(ips) if ips.household_mode => pools.entry(account.ips.as_str()).or_default().push(i),
+            _ => alone.push(i),
+        }
+    }
     // Each round blocks at least one more asset, so this ends.
     for _ in 0..=ctx.assets.len() {
-        let decisions: Vec<(usize, Decision)> = members
+        let mut decisions: Vec<(usize, Decision)> = alone
             .iter()
             .map(|&i| engine::decide(ctx, &ctx.inputs.accounts[i], &wash).map(|d| (i, d)))
             .collect::<Result<_>>()?;
+        for pool in pools.values() {
+            let accounts: Vec<&types::Account> = pool.iter().map(|&i| &ctx.inputs.accounts[i]).collect();
+            let pooled = engine::decide_pooled(ctx, &accounts, &wash)?;
+            decisions.extend(pool.iter().copied().zip(pooled));
+        }
         let mut loss_sold = std::collections::BTreeMap::new();
         for (_, d) in &decisions {
             for t in d.trades.iter().chain(&d.queued).filter(|t| t.side == types::Side::Sell) {

@@ -420,3 +420,27 @@ fn a_household_account_buys_a_substitute_when_another_sells_at_a_loss() {
     let check = d2.checks.iter().find(|c| c.name == "buy:GEQ").unwrap();
     assert!(check.passed && check.detail.contains("buying GEQ2 instead: GEQ: wash sale: sold at a loss in account 1"), "{}", check.detail);
 }
+
+#[test]
+fn household_mode_trades_where_it_costs_least_tax() {
+    let mut inputs = fixture();
+    let mut pooled = inputs.ips[0].clone();
+    pooled.id = "ips-h".into();
+    pooled.household_mode = true;
+    inputs.ips.push(pooled);
+    for a in &mut inputs.accounts {
+        a.household = "h1".into();
+        a.ips = "ips-h".into();
+    }
+    let decisions = decide(&inputs).unwrap();
+    // Combined: cash 15,000, GEQ 127,000 (63.5 %), BND 48,000 (24 %, out of band), REIT 10,000: 200,000.
+    // BND to 30 % needs 12,000; cash is 5,000 short of that plus its 10,000 target, so
+    // 7,000 of the overweight GEQ is sold.
+    let (taxable, deferred) = (&decisions[0], &decisions[1]);
+    assert_eq!(deferred.acted_on, Some(TriggerKind::Threshold));
+    assert!(taxable.trades.is_empty(), "the taxable account realises nothing: {:?}", taxable.trades);
+    assert_eq!(trades(deferred), vec![(Side::Buy, "BND", dec!(240)), (Side::Sell, "GEQ", dec!(70))]);
+    assert!(deferred.checks.iter().any(|c| c.name == "household_mode" && c.detail.contains("2 accounts worth 200000")));
+    assert_eq!(deferred.cash_after, dec!(5000), "10,000 + 7,000 - 12,000");
+    assert_eq!(taxable.tax.estimated_tax + deferred.tax.estimated_tax, dec!(0));
+}
