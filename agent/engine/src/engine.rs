@@ -222,8 +222,8 @@ struct Member<'a> {
     held: Decimal,
     price: Decimal,
     halt: Option<String>,
-    /// Bought by this decision's harvest: not sold again by it.
-    harvest_buy: bool,
+    /// Of `held`, what this decision's harvest buys: not sold again by it.
+    harvest_bought: Decimal,
 }
 
 /// A target of the model and the assets that fill it: the model's asset and
@@ -237,6 +237,8 @@ struct Sleeve<'a> {
     target: Decimal,
     band: Decimal,
     excluded: bool,
+    /// Something of it may be bought today.
+    buyable: bool,
     /// Signed money to trade: positive buys.
     delta: Decimal,
 }
@@ -274,7 +276,7 @@ fn member<'a>(ctx: &Context<'a>, held: &BTreeMap<&'a str, Decimal>, asset: &'a s
             None => Some("no price".into()),
             Some(p) => p.halt.clone(),
         },
-        harvest_buy: false,
+        harvest_bought: Decimal::ZERO,
     }
 }
 
@@ -340,11 +342,12 @@ fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<std::result::R
             target,
             band: band_width(model, ips, asset, target),
             excluded: excluded.contains(asset.as_str()),
+            buyable: true,
             delta: Decimal::ZERO,
         });
     }
     for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !placed.contains(**h)) {
-        sleeves.push(Sleeve { id: h, members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), delta: Decimal::ZERO });
+        sleeves.push(Sleeve { id: h, members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), buyable: true, delta: Decimal::ZERO });
     }
     for s in &sleeves {
         for m in &s.members {
@@ -357,9 +360,11 @@ fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<std::result::R
     }
 
     let value = account.cash + sleeves.iter().map(Sleeve::value).sum::<Decimal>();
-    let weight = |v: Decimal| if value > Decimal::ZERO { v / value } else { Decimal::ZERO };
-    let before: BTreeMap<&str, Decimal> = sleeves.iter().map(|s| (s.id, weight(s.value()))).collect();
     let withdrawals: Decimal = account.flows.iter().filter(|f| f.kind == FlowKind::Withdrawal).map(|f| f.amount).sum();
+    // Weights are of what stays once pending withdrawals are paid out.
+    let staying = value - withdrawals;
+    let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
+    let before: BTreeMap<&str, Decimal> = sleeves.iter().map(|s| (s.id, weight(s.value()))).collect();
     let base = (value - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
     Ok(Ok(Frame { account, ips, model, held, sleeves, value, before, withdrawals, base, halts, excluded }))
 }
@@ -379,7 +384,8 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
     let withdrawals = frame.withdrawals;
     let excluded = frame.excluded.clone();
     let before = frame.before.clone();
-    let weight = |v: Decimal| if value > Decimal::ZERO { v / value } else { Decimal::ZERO };
+    let staying = value - withdrawals;
+    let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     let group_of = |asset: &str| group_of(ctx, asset);
     let mut sleeves = std::mem::take(&mut frame.sleeves);
     let held = frame.held.clone();
@@ -465,7 +471,7 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
         for si in 0..sleeves.len() {
             for mi in 0..sleeves[si].members.len() {
                 let m = sleeves[si].members[mi].clone();
-                if m.halt.is_some() || m.held <= Decimal::ZERO || m.harvest_buy {
+                if m.halt.is_some() || m.held <= Decimal::ZERO || m.harvest_bought > Decimal::ZERO {
                     continue;
                 }
                 let losers: Vec<&crate::types::Lot> = account
@@ -524,12 +530,12 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
                     match sleeves[si].members.iter_mut().find(|x| x.asset == substitute) {
                         Some(x) => {
                             x.held += s_quantity;
-                            x.harvest_buy = true;
+                            x.harvest_bought += s_quantity;
                         }
                         None => {
                             let mut x = member(ctx, &held, substitute);
                             x.held += s_quantity;
-                            x.harvest_buy = true;
+                            x.harvest_bought += s_quantity;
                             sleeves[si].members.push(x);
                         }
                     }
@@ -543,8 +549,19 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
 
     // Sizing.
     let cash_target = model.cash_target * base + ips.cash_buffer + withdrawals;
-    match acted_on {
-        Some(TriggerKind::Manual | TriggerKind::NewIps | TriggerKind::Calendar) => {
+    // The broadest trigger that fired sets how far to trade: any full
+    // rebalance (manual, new IPS, calendar) beats a threshold breach; cash
+    // flows are handled either way.
+    let fired = |k: TriggerKind| triggers.iter().any(|t| t.kind == k);
+    let scope = if fired(TriggerKind::Manual) || fired(TriggerKind::NewIps) || fired(TriggerKind::Calendar) {
+        Some(TriggerKind::Calendar)
+    } else if fired(TriggerKind::Threshold) {
+        Some(TriggerKind::Threshold)
+    } else {
+        None
+    };
+    match scope {
+        Some(TriggerKind::Calendar) => {
             for s in &mut sleeves {
                 s.delta = s.target * base - s.value();
             }
@@ -566,6 +583,22 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
             }
         }
         _ => {}
+    }
+    // A sleeve nothing of which may be bought (restrictions, halts, wash
+    // sales) is left as it is, and no cash is planned for it.
+    for s in &mut sleeves {
+        let mut blocked = Vec::new();
+        s.buyable = candidates(s).into_iter().any(|c| match buy_block(c, &harvested) {
+            Some(why) => {
+                blocked.push(format!("{c}: {why}"));
+                false
+            }
+            None => true,
+        });
+        if !s.buyable && s.delta > Decimal::ZERO {
+            checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", blocked.join("; ")) });
+            s.delta = Decimal::ZERO;
+        }
     }
     // Cash flows first: cash above its target buys the most underweight
     // sleeves; a shortfall sells the most overweight ones.
@@ -601,8 +634,23 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
             push_trade(&mut trades, &mut checks, ips, asset, Side::Buy, quantity, price, reason_for(s, Side::Buy, acted_on));
         } else if s.delta < Decimal::ZERO {
             let mut need = -s.delta;
-            // Substitutes first (they stand in for the model's asset), never what a harvest just bought.
-            let mut order: Vec<&Member> = s.members.iter().filter(|m| !m.harvest_buy && m.held > Decimal::ZERO).collect();
+            // First buy less of what a harvest was to buy: selling something
+            // while buying it would be pointless (and a wash sale at a loss).
+            for m in s.members.iter().filter(|m| m.harvest_bought > Decimal::ZERO) {
+                if need <= Decimal::ZERO {
+                    break;
+                }
+                let Some(t) = trades.iter_mut().find(|t| t.reason == Reason::HarvestReplace && t.asset == m.asset) else { continue };
+                let want = round_down(need / t.price, ctx.assets[m.asset].quantum);
+                let cut = if s.target == Decimal::ZERO { t.quantity } else { want.min(t.quantity) };
+                t.quantity -= cut;
+                t.value = t.quantity * t.price;
+                need -= cut * t.price;
+            }
+            trades.retain(|t| t.quantity > Decimal::ZERO);
+            let still_bought = |asset: &str, trades: &[Trade]| trades.iter().any(|t| t.side == Side::Buy && t.asset == asset);
+            // Then sell, substitutes first (they stand in for the model's asset).
+            let mut order: Vec<&Member> = s.members.iter().filter(|m| m.held > m.harvest_bought).collect();
             order.sort_by_key(|m| m.asset == s.id);
             for m in order {
                 if need <= Decimal::ZERO {
@@ -616,12 +664,17 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
                     checks.push(Check { name: format!("restriction:sell:{}", m.asset), passed: false, detail: "on the IPS no-sell list".into() });
                     continue;
                 }
+                if still_bought(m.asset, &trades) {
+                    continue;
+                }
+                let sellable = m.held - m.harvest_bought;
                 let want = round_down(need / m.price, ctx.assets[m.asset].quantum);
                 // Selling nearly everything sells everything, dust included.
-                let quantity = if s.target == Decimal::ZERO || want >= m.held { m.held } else { want };
+                let quantity = if s.target == Decimal::ZERO || want >= sellable { sellable } else { want };
                 need -= quantity * m.price;
                 push_trade(&mut trades, &mut checks, ips, m.asset, Side::Sell, quantity, m.price, reason_for(s, Side::Sell, acted_on));
             }
+            trades.retain(|t| t.quantity > Decimal::ZERO);
         }
     }
     // No overdraft: buys may spend only the cash there is after sales (keeping withdrawals aside).
@@ -644,7 +697,7 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
             let held_value = asset_value.get(t.asset.as_str()).copied().unwrap_or_default();
             let after = weight(held_value + t.value);
             if after > max {
-                let room = (max * value - held_value).max(Decimal::ZERO);
+                let room = (max * staying - held_value).max(Decimal::ZERO);
                 let q = round_down(room / t.price, ctx.assets[t.asset.as_str()].quantum);
                 checks.push(Check {
                     name: format!("max_position:{}", t.asset),
@@ -693,8 +746,9 @@ fn finish<'a>(
     mut lot_left: BTreeMap<&'a str, Decimal>,
     wash: &WashState,
 ) -> Result<Decision> {
-    let Frame { account, ips, model, held, sleeves, value, before, halts, .. } = frame;
-    let weight = |v: Decimal| if value > Decimal::ZERO { v / value } else { Decimal::ZERO };
+    let Frame { account, ips, model, held, sleeves, value, before, halts, withdrawals, .. } = frame;
+    let staying = value - withdrawals;
+    let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     let group_of = |asset: &str| group_of(ctx, asset);
 
     // Lots, gains and tax of the sales: harvests use their own lots, other
@@ -1053,7 +1107,7 @@ fn invest_surplus(sleeves: &mut [Sleeve<'_>], mut surplus: Decimal, base: Decima
     let mut order: Vec<(usize, Decimal)> = sleeves
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.target > Decimal::ZERO && !s.excluded)
+        .filter(|(_, s)| s.target > Decimal::ZERO && !s.excluded && s.buyable)
         .map(|(i, s)| (i, s.target - (s.value() + s.delta) / base.max(Decimal::ONE)))
         .filter(|(_, under)| *under > Decimal::ZERO)
         .collect();

@@ -43,6 +43,48 @@ pub enum Error {
 /// Result with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The account as it will be once the decision's settled trades are done at
+/// their estimated prices: lots sold (as the decision picked them) and
+/// bought (a new lot per purchase), cash moved, withdrawals paid out, cash
+/// flows consumed, and the decision recorded as applied.
+pub fn project(account: &types::Account, decision: &Decision, today: time::Date) -> types::Account {
+    use rust_decimal::Decimal;
+    let mut next = account.clone();
+    for t in &decision.trades {
+        match t.side {
+            types::Side::Sell => {
+                next.cash += t.value;
+                for used in &t.lots {
+                    if let Some(lot) = next.lots.iter_mut().find(|l| l.id == used.lot) {
+                        lot.quantity -= used.quantity;
+                    }
+                }
+            }
+            types::Side::Buy => {
+                next.cash -= t.value;
+                next.lots.push(types::Lot {
+                    id: format!("{}-{}-{}", today, t.asset, next.lots.len()),
+                    asset: t.asset.clone(),
+                    quantity: t.quantity,
+                    cost: t.price,
+                    acquired: today,
+                });
+            }
+        }
+    }
+    next.lots.retain(|l| l.quantity > Decimal::ZERO);
+    let withdrawn: Decimal =
+        account.flows.iter().filter(|f| f.kind == types::FlowKind::Withdrawal).map(|f| f.amount).sum();
+    next.cash -= withdrawn.min(next.cash);
+    next.flows.clear();
+    next.manual_request = false;
+    next.ips_version_applied = Some(decision.ips.version);
+    if decision.acted_on.is_some() {
+        next.last_rebalanced = Some(today);
+    }
+    next
+}
+
 /// Decides every account of `inputs`, in input order.
 ///
 /// The accounts of a household are decided together so that no account
@@ -66,7 +108,6 @@ pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
 }
 
 fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize]) -> Result<Vec<(usize, Decision)>> {
-    let mut wash = engine::WashState::from_recent(ctx, household);
     // Accounts whose IPS targets the household decide together, per IPS.
     let mut pools: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
     let mut alone = Vec::new();
@@ -77,8 +118,15 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
             _ => alone.push(i),
         }
     }
-    // Each round blocks at least one more asset, so this ends.
-    for _ in 0..=ctx.assets.len() {
+    // Rounds: a purchase of an asset that another account sells at a loss
+    // blocks that asset and decides again; a block no sale needs any more is
+    // lifted once. Each asset is blocked at most twice, so this ends.
+    let base = engine::WashState::from_recent(ctx, household);
+    let mut added: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let mut lifted: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for _ in 0..=2 * ctx.assets.len() + 1 {
+        let mut wash = base.clone();
+        wash.loss_sold.extend(added.iter().map(|(a, why)| (a.clone(), why.clone())));
         let mut decisions: Vec<(usize, Decision)> = alone
             .iter()
             .map(|&i| engine::decide(ctx, &ctx.inputs.accounts[i], &wash).map(|d| (i, d)))
@@ -91,18 +139,34 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
         let mut loss_sold = std::collections::BTreeMap::new();
         for (_, d) in &decisions {
             for t in d.trades.iter().chain(&d.queued).filter(|t| t.side == types::Side::Sell) {
-                if t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO) && !wash.loss_sold.contains_key(&t.asset) {
-                    loss_sold.insert(t.asset.clone(), format!("sold at a loss in account {} today", d.account));
+                if t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO) {
+                    loss_sold.entry(t.asset.clone()).or_insert_with(|| format!("sold at a loss in account {} today", d.account));
                 }
             }
         }
-        let clash = decisions.iter().any(|(_, d)| {
-            d.trades.iter().chain(&d.queued).any(|t| t.side == types::Side::Buy && loss_sold.contains_key(&t.asset))
-        });
-        if !clash {
+        let clashes: Vec<String> = decisions
+            .iter()
+            .flat_map(|(_, d)| d.trades.iter().chain(&d.queued))
+            .filter(|t| t.side == types::Side::Buy && loss_sold.contains_key(&t.asset))
+            .map(|t| t.asset.clone())
+            .collect();
+        if !clashes.is_empty() {
+            for asset in clashes {
+                let why = loss_sold[&asset].clone();
+                added.insert(asset, why);
+            }
+            continue;
+        }
+        let unneeded: Vec<String> =
+            added.keys().filter(|a| !loss_sold.contains_key(*a) && !lifted.contains(*a)).cloned().collect();
+        if unneeded.is_empty() {
+            decisions.sort_by_key(|(i, _)| *i);
             return Ok(decisions);
         }
-        wash.loss_sold.extend(loss_sold);
+        for asset in unneeded {
+            added.remove(&asset);
+            lifted.insert(asset);
+        }
     }
     Err(Error::Internal(format!("household {household}: wash-sale blocking did not settle")))
 }
