@@ -280,6 +280,11 @@ fn member<'a>(ctx: &Context<'a>, held: &BTreeMap<&'a str, Decimal>, asset: &'a s
     }
 }
 
+/// Pending withdrawals of an account.
+fn withdrawal_of(account: &Account) -> Decimal {
+    account.flows.iter().filter(|f| f.kind == FlowKind::Withdrawal).map(|f| f.amount).sum()
+}
+
 fn group_of<'a>(ctx: &Context<'a>, asset: &str) -> Option<&'a str> {
     ctx.assets.get(asset).and_then(|a| a.substitute_group.as_deref())
 }
@@ -360,7 +365,8 @@ fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<std::result::R
     }
 
     let value = account.cash + sleeves.iter().map(Sleeve::value).sum::<Decimal>();
-    let withdrawals: Decimal = account.flows.iter().filter(|f| f.kind == FlowKind::Withdrawal).map(|f| f.amount).sum();
+    // A withdrawal can take at most what the account is worth.
+    let withdrawals = withdrawal_of(account).min(value);
     // Weights are of what stays once pending withdrawals are paid out.
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
@@ -925,7 +931,20 @@ pub(crate) fn decide_pooled<'a>(ctx: &Context<'a>, accounts: &[&'a Account], was
             .iter()
             .flat_map(|a| a.lots.iter().map(move |l| crate::types::Lot { id: format!("{}:{}", a.id, l.id), ..l.clone() }))
             .collect(),
-        flows: accounts.iter().flat_map(|a| a.flows.iter().cloned()).collect(),
+        // Each account's withdrawal, at most what that account is worth.
+        flows: accounts
+            .iter()
+            .flat_map(|a| {
+                let worth = a.cash + a.lots.iter().map(|l| l.quantity * ctx.prices.get(l.asset.as_str()).map_or(Decimal::ZERO, |p| p.price)).sum::<Decimal>();
+                let out = withdrawal_of(a).min(worth);
+                a.flows
+                    .iter()
+                    .filter(|f| f.kind != FlowKind::Withdrawal)
+                    .cloned()
+                    .chain((out > Decimal::ZERO).then(|| crate::types::CashFlow { kind: FlowKind::Withdrawal, amount: out }))
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
         last_rebalanced: if all(&|a| a.last_rebalanced.is_some()) { accounts.iter().filter_map(|a| a.last_rebalanced).min() } else { None },
         ips_version_applied: if all(&|a| a.ips_version_applied == first.ips_version_applied) { first.ips_version_applied } else { None },
         manual_request: accounts.iter().any(|a| a.manual_request),
@@ -958,7 +977,10 @@ pub(crate) fn decide_pooled<'a>(ctx: &Context<'a>, accounts: &[&'a Account], was
         .collect();
     let mut cash: Vec<Decimal> = accounts
         .iter()
-        .map(|a| a.cash - a.flows.iter().filter(|f| f.kind == FlowKind::Withdrawal).map(|f| f.amount).sum::<Decimal>())
+        .map(|a| {
+            let worth = a.cash + a.lots.iter().map(|l| l.quantity * ctx.prices.get(l.asset.as_str()).map_or(Decimal::ZERO, |p| p.price)).sum::<Decimal>();
+            a.cash - withdrawal_of(a).min(worth)
+        })
         .collect();
     let mut own: Vec<Vec<Trade>> = vec![Vec::new(); accounts.len()];
     let mut own_queued: Vec<Vec<Trade>> = vec![Vec::new(); accounts.len()];
@@ -968,12 +990,20 @@ pub(crate) fn decide_pooled<'a>(ctx: &Context<'a>, accounts: &[&'a Account], was
     let mut sales: Vec<&Trade> = combined.trades.iter().filter(|t| t.side == Side::Sell).collect();
     sales.sort_by(|a, b| a.asset.cmp(&b.asset));
     for t in sales {
+        let quantum = ctx.assets[t.asset.as_str()].quantum;
+        // An account paying out a withdrawal sells first, as much as it needs;
+        // then sales go where they cost least tax.
+        let mut claims: Vec<(usize, Decimal)> = (0..accounts.len())
+            .filter(|&i| cash[i] < Decimal::ZERO)
+            .map(|i| (i, ((-cash[i]) / t.price / quantum).ceil() * quantum))
+            .collect();
         let mut order: Vec<usize> = (0..accounts.len()).collect();
         order.sort_by_key(|&i| (sell_rank(accounts[i].kind), accounts[i].id));
+        claims.extend(order.into_iter().map(|i| (i, t.quantity)));
         let mut left = t.quantity;
-        for i in order {
+        for (i, cap) in claims {
             let have = held[i].get(t.asset.as_str()).copied().unwrap_or_default();
-            let q = have.min(left);
+            let q = have.min(left).min(cap);
             if q > Decimal::ZERO {
                 own[i].push(split(t, q));
                 *held[i].get_mut(t.asset.as_str()).expect("held") -= q;
@@ -985,8 +1015,65 @@ pub(crate) fn decide_pooled<'a>(ctx: &Context<'a>, accounts: &[&'a Account], was
             return Err(Error::Internal(format!("household sale of {} {} exceeds the holdings", t.quantity, t.asset)));
         }
     }
+    // A withdrawal is paid from its own account: sell more there if the plan fell short.
+    let mut compensation: Vec<Trade> = Vec::new();
+    for i in 0..accounts.len() {
+        let mut positions: Vec<(&str, Decimal, Decimal)> = held[i]
+            .iter()
+            .filter(|(_, q)| **q > Decimal::ZERO)
+            .filter_map(|(a, q)| ctx.prices.get(a).filter(|p| p.halt.is_none()).map(|p| (*a, *q, p.price)))
+            .collect();
+        positions.sort_by(|a, b| (b.1 * b.2).cmp(&(a.1 * a.2)).then_with(|| a.0.cmp(b.0)));
+        for (asset, have, price) in positions {
+            if cash[i] >= Decimal::ZERO {
+                break;
+            }
+            let quantum = ctx.assets[asset].quantum;
+            let q = (((-cash[i]) / price / quantum).ceil() * quantum).min(have);
+            own[i].push(Trade {
+                asset: asset.to_string(),
+                side: Side::Sell,
+                quantity: q,
+                price,
+                value: q * price,
+                lots: Vec::new(),
+                estimated_tax: Decimal::ZERO,
+                reason: Reason::RaiseCash,
+                rationale: String::new(),
+            });
+            *held[i].get_mut(asset).expect("held") -= q;
+            cash[i] += q * price;
+            notes.push(Check {
+                name: format!("household_allocation:{}", accounts[i].id),
+                passed: true,
+                detail: format!("extra sale of {q} {asset} in account {} to pay its withdrawal; bought back elsewhere", accounts[i].id),
+            });
+            // The household keeps its planned exposure: another account buys it
+            // back, unless a wash sale or the IPS forbids buying it.
+            let ips = ctx.ips[accounts[i].ips.as_str()];
+            let r = &ips.restrictions;
+            let forbidden = wash.loss_sold.contains_key(asset)
+                || r.no_buy.iter().any(|a| a == asset)
+                || r.excluded.iter().any(|a| a == asset)
+                || r.allowed_only.as_ref().is_some_and(|l| !l.iter().any(|a| a == asset));
+            if forbidden {
+                continue;
+            }
+            compensation.push(Trade {
+                asset: asset.to_string(),
+                side: Side::Buy,
+                quantity: q,
+                price,
+                value: q * price,
+                lots: Vec::new(),
+                estimated_tax: Decimal::ZERO,
+                reason: Reason::Rebalance,
+                rationale: String::new(),
+            });
+        }
+    }
     let inefficient = |asset: &str| ctx.assets.get(asset).is_some_and(|a| a.tax_inefficient);
-    let mut purchases: Vec<&Trade> = combined.trades.iter().filter(|t| t.side == Side::Buy).collect();
+    let mut purchases: Vec<&Trade> = combined.trades.iter().filter(|t| t.side == Side::Buy).chain(&compensation).collect();
     purchases.sort_by_key(|t| (!inefficient(&t.asset), t.asset.clone()));
     for t in purchases {
         let mut order: Vec<usize> = (0..accounts.len()).collect();

@@ -60,13 +60,15 @@ struct AccountSeed {
     last_rebalanced_days: Option<i64>,
 }
 
+/// Accounts of realistic size: at least one unit per lot, cash and cash flows
+/// of at least 100 (the minimum trade is 1).
 fn account_seed() -> impl Strategy<Value = AccountSeed> {
     (
         0u8..3,
         0u8..3,
-        0i64..50_000_00,
-        prop::collection::vec((0usize..5, 1i64..400_000, 500i64..30_000, 0i64..900), 0..8),
-        prop::option::of((0u8..3, 1i64..20_000_00)),
+        prop_oneof![Just(0i64), 100_00i64..50_000_00],
+        prop::collection::vec((0usize..5, 1_000i64..400_000, 500i64..30_000, 0i64..900), 0..8),
+        prop::option::of((0u8..3, 100_00i64..20_000_00)),
         prop::option::of(0i64..200),
     )
         .prop_map(|(household, kind, cash, lots, flow, last_rebalanced_days)| AccountSeed {
