@@ -396,40 +396,6 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
     let mut sleeves = std::mem::take(&mut frame.sleeves);
     let held = frame.held.clone();
 
-    // Triggers.
-    let mut triggers = Vec::new();
-    let out_of_band: Vec<String> = sleeves
-        .iter()
-        .filter(|s| (before[s.id] - s.target).abs() > s.band)
-        .map(|s| format!("{} {:+.2} pp (band ±{:.2})", s.id, (before[s.id] - s.target) * HUNDRED, s.band * HUNDRED))
-        .collect();
-    let threshold_on = matches!(ips.schedule.mode, TriggerMode::Threshold | TriggerMode::Hybrid);
-    let calendar_on = matches!(ips.schedule.mode, TriggerMode::Calendar | TriggerMode::Hybrid);
-    if account.manual_request {
-        triggers.push(Trigger { kind: TriggerKind::Manual, detail: "rebalance requested".into() });
-    }
-    if account.ips_version_applied != Some(ips.version) {
-        triggers.push(Trigger { kind: TriggerKind::NewIps, detail: format!("IPS {} version {} not yet applied", ips.id, ips.version) });
-    }
-    if withdrawals > Decimal::ZERO {
-        triggers.push(Trigger { kind: TriggerKind::Withdrawal, detail: format!("withdrawal of {withdrawals} pending") });
-    }
-    if threshold_on && !out_of_band.is_empty() {
-        triggers.push(Trigger { kind: TriggerKind::Threshold, detail: out_of_band.join(", ") });
-    }
-    if calendar_on {
-        let frequency = ips.schedule.frequency.unwrap_or(Frequency::Quarterly);
-        if calendar_due(frequency, account.last_rebalanced, ctx.today) {
-            triggers.push(Trigger { kind: TriggerKind::Calendar, detail: format!("{frequency:?} rebalance due").to_lowercase() });
-        }
-    }
-    for (kind, flow) in [(TriggerKind::Deposit, FlowKind::Deposit), (TriggerKind::Dividend, FlowKind::Dividend)] {
-        let amount: Decimal = account.flows.iter().filter(|f| f.kind == flow).map(|f| f.amount).sum();
-        if amount > Decimal::ZERO {
-            triggers.push(Trigger { kind, detail: format!("{amount} to invest") });
-        }
-    }
-
     // Why an asset may not be bought here, if it may not.
     let mut harvested: BTreeMap<&str, String> = BTreeMap::new();
     let buy_block = |asset: &str, harvested: &BTreeMap<&str, String>| -> Option<String> {
@@ -465,6 +431,61 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
         }
         c
     };
+
+    // Triggers.
+    let mut triggers = Vec::new();
+    // A sleeve out of band counts only if something can be done about it:
+    // an underweight one needs something buyable, an overweight one
+    // something sellable.
+    let no_harvest = BTreeMap::new();
+    let mut out_of_band: Vec<String> = Vec::new();
+    for s in &sleeves {
+        let drift = before[s.id] - s.target;
+        if drift.abs() <= s.band {
+            continue;
+        }
+        let actionable = if drift < Decimal::ZERO {
+            candidates(s).into_iter().any(|c| buy_block(c, &no_harvest).is_none())
+        } else {
+            s.members.iter().any(|m| m.held > Decimal::ZERO && m.halt.is_none() && !r.no_sell.iter().any(|a| a == m.asset))
+        };
+        let line = format!("{} {:+.2} pp (band ±{:.2})", s.id, drift * HUNDRED, s.band * HUNDRED);
+        if actionable {
+            out_of_band.push(line);
+        } else {
+            checks.push(Check {
+                name: format!("band:{}", s.id),
+                passed: false,
+                detail: format!("{line}, but nothing of it may be {}", if drift < Decimal::ZERO { "bought" } else { "sold" }),
+            });
+        }
+    }
+    let threshold_on = matches!(ips.schedule.mode, TriggerMode::Threshold | TriggerMode::Hybrid);
+    let calendar_on = matches!(ips.schedule.mode, TriggerMode::Calendar | TriggerMode::Hybrid);
+    if account.manual_request {
+        triggers.push(Trigger { kind: TriggerKind::Manual, detail: "rebalance requested".into() });
+    }
+    if account.ips_version_applied != Some(ips.version) {
+        triggers.push(Trigger { kind: TriggerKind::NewIps, detail: format!("IPS {} version {} not yet applied", ips.id, ips.version) });
+    }
+    if withdrawals > Decimal::ZERO {
+        triggers.push(Trigger { kind: TriggerKind::Withdrawal, detail: format!("withdrawal of {withdrawals} pending") });
+    }
+    if threshold_on && !out_of_band.is_empty() {
+        triggers.push(Trigger { kind: TriggerKind::Threshold, detail: out_of_band.join(", ") });
+    }
+    if calendar_on {
+        let frequency = ips.schedule.frequency.unwrap_or(Frequency::Quarterly);
+        if calendar_due(frequency, account.last_rebalanced, ctx.today) {
+            triggers.push(Trigger { kind: TriggerKind::Calendar, detail: format!("{frequency:?} rebalance due").to_lowercase() });
+        }
+    }
+    for (kind, flow) in [(TriggerKind::Deposit, FlowKind::Deposit), (TriggerKind::Dividend, FlowKind::Dividend)] {
+        let amount: Decimal = account.flows.iter().filter(|f| f.kind == flow).map(|f| f.amount).sum();
+        if amount > Decimal::ZERO {
+            triggers.push(Trigger { kind, detail: format!("{amount} to invest") });
+        }
+    }
 
     let mut trades: Vec<Trade> = Vec::new();
     let mut lot_left: BTreeMap<&str, Decimal> = account.lots.iter().map(|l| (l.id.as_str(), l.quantity)).collect();
@@ -1050,21 +1071,27 @@ pub(crate) fn decide_pooled<'a>(ctx: &Context<'a>, accounts: &[&'a Account], was
             });
             // The household keeps its planned exposure: another account buys it
             // back, unless a wash sale or the IPS forbids buying it.
+            // A substitute of the same group stands in when the asset may not be bought.
             let ips = ctx.ips[accounts[i].ips.as_str()];
             let r = &ips.restrictions;
-            let forbidden = wash.loss_sold.contains_key(asset)
-                || r.no_buy.iter().any(|a| a == asset)
-                || r.excluded.iter().any(|a| a == asset)
-                || r.allowed_only.as_ref().is_some_and(|l| !l.iter().any(|a| a == asset));
-            if forbidden {
-                continue;
-            }
+            let allowed = |a: &str| {
+                !wash.loss_sold.contains_key(a)
+                    && !r.no_buy.iter().any(|x| x == a)
+                    && !r.excluded.iter().any(|x| x == a)
+                    && !r.allowed_only.as_ref().is_some_and(|l| !l.iter().any(|x| x == a))
+                    && ctx.prices.get(a).is_some_and(|p| p.halt.is_none())
+            };
+            let group = group_of(ctx, asset);
+            let substitutes = ctx.assets.values().filter(|a| group.is_some() && a.substitute_group.as_deref() == group).map(|a| a.id.as_str());
+            let Some(buy) = std::iter::once(asset).chain(substitutes).find(|a| allowed(a)) else { continue };
+            let buy_price = ctx.prices[buy].price;
+            let buy_q = round_down(q * price / buy_price, ctx.assets[buy].quantum);
             compensation.push(Trade {
-                asset: asset.to_string(),
+                asset: buy.to_string(),
                 side: Side::Buy,
-                quantity: q,
-                price,
-                value: q * price,
+                quantity: buy_q,
+                price: buy_price,
+                value: buy_q * buy_price,
                 lots: Vec::new(),
                 estimated_tax: Decimal::ZERO,
                 reason: Reason::Rebalance,
