@@ -40,6 +40,8 @@ pub(crate) struct Context<'a> {
     pub prices: BTreeMap<&'a str, Priced>,
     /// Market-wide pause of automatic trading, with the reason.
     pub pause: Option<String>,
+    /// Per IPS id, the digest of what all its accounts read alike.
+    pub shared_digests: BTreeMap<&'a str, [u8; 32]>,
 }
 
 impl<'a> Context<'a> {
@@ -116,7 +118,8 @@ impl<'a> Context<'a> {
                 pause = Some(format!("volatility index {vix} above {max}"));
             }
         }
-        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause })
+        let shared_digests = ips.iter().map(|(id, i)| (*id, shared_digest(inputs, i, models[i.model.as_str()]))).collect();
+        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, shared_digests })
     }
 }
 
@@ -375,8 +378,15 @@ fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<std::result::R
     Ok(Ok(Frame { account, ips, model, held, sleeves, value, before, withdrawals, base, halts, excluded }))
 }
 
-/// Decides one account on its own.
-pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashState) -> Result<Decision> {
+/// Decides one account on its own, noting in `consulted` every asset whose purchase it
+/// considered, so that a household only re-decides the accounts a new
+/// wash-sale block can change.
+pub(crate) fn decide_traced<'a>(
+    ctx: &Context<'a>,
+    account: &'a Account,
+    wash: &WashState,
+    consulted: &std::cell::RefCell<BTreeSet<String>>,
+) -> Result<Decision> {
     let mut frame = match prepare(ctx, account)? {
         Ok(frame) => frame,
         Err(halted) => return Ok(halted),
@@ -399,6 +409,9 @@ pub(crate) fn decide<'a>(ctx: &Context<'a>, account: &'a Account, wash: &WashSta
     // Why an asset may not be bought here, if it may not.
     let mut harvested: BTreeMap<&str, String> = BTreeMap::new();
     let buy_block = |asset: &str, harvested: &BTreeMap<&str, String>| -> Option<String> {
+        if !consulted.borrow().contains(asset) {
+            consulted.borrow_mut().insert(asset.to_string());
+        }
         let priced = ctx.prices.get(asset);
         if priced.is_none() {
             return Some("no price".into());
@@ -939,7 +952,12 @@ fn finish<'a>(
 /// accounts first, then tax-free, then taxable; purchases of tax-inefficient
 /// assets to tax-deferred accounts first, of other assets to taxable
 /// accounts first, each account spending only its own cash.
-pub(crate) fn decide_pooled<'a>(ctx: &Context<'a>, accounts: &[&'a Account], wash: &WashState) -> Result<Vec<Decision>> {
+pub(crate) fn decide_pooled<'a>(
+    ctx: &Context<'a>,
+    accounts: &[&'a Account],
+    wash: &WashState,
+    consulted: &std::cell::RefCell<BTreeSet<String>>,
+) -> Result<Vec<Decision>> {
     let first = accounts.first().ok_or_else(|| Error::Internal("an empty household pool".into()))?;
     let all = |f: &dyn Fn(&Account) -> bool| accounts.iter().all(|a| f(a));
     let pooled = Account {
@@ -971,7 +989,7 @@ pub(crate) fn decide_pooled<'a>(ctx: &Context<'a>, accounts: &[&'a Account], was
         manual_request: accounts.iter().any(|a| a.manual_request),
         sell_order: Vec::new(),
     };
-    let combined = decide(ctx, &pooled, wash)?;
+    let combined = decide_traced(ctx, &pooled, wash, consulted)?;
     if combined.status == Status::Halted {
         return accounts.iter().map(|a| Ok(halted(ctx, a, ctx.ips[a.ips.as_str()], ctx.models[ctx.ips[a.ips.as_str()].model.as_str()], combined.halts.clone()))).collect();
     }
@@ -1075,6 +1093,7 @@ pub(crate) fn decide_pooled<'a>(ctx: &Context<'a>, accounts: &[&'a Account], was
             let ips = ctx.ips[accounts[i].ips.as_str()];
             let r = &ips.restrictions;
             let allowed = |a: &str| {
+                consulted.borrow_mut().insert(a.to_string());
                 !wash.loss_sold.contains_key(a)
                     && !r.no_buy.iter().any(|x| x == a)
                     && !r.excluded.iter().any(|x| x == a)
@@ -1337,27 +1356,43 @@ fn halted(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model, halts:
     }
 }
 
-/// SHA-256 over the canonical JSON of everything the account's decision read.
+/// Feeds serialized JSON straight into a hash, without building a buffer.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// SHA-256 of the JSON of what every account under one IPS reads: the IPS,
+/// its model, the whole market snapshot, the limits and the time.
+fn shared_digest(inputs: &Inputs, ips: &Ips, model: &Model) -> [u8; 32] {
+    let mut w = HashWriter(Sha256::new());
+    let shared = (ips, model, &inputs.market, &inputs.limits, inputs.now.unix_timestamp());
+    serde_json::to_writer(&mut w, &shared).expect("inputs serialize");
+    w.0.finalize().into()
+}
+
+/// SHA-256 over everything the account's decision read: the shared digest
+/// of its IPS, then the JSON of the account and of its household's
+/// wash-sale state.
 fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model, wash: &WashState) -> String {
-    let quotes: BTreeMap<&String, &crate::types::Quote> = ctx
-        .inputs
-        .market
-        .quotes
-        .iter()
-        .filter(|(a, _)| model.targets.contains_key(*a) || account.lots.iter().any(|l| &l.asset == *a))
-        .collect();
-    let read = serde_json::json!({
-        "account": account,
-        "ips": ips,
-        "model": model,
-        "quotes": quotes,
-        "volatility_index": ctx.inputs.market.volatility_index,
-        "limits": ctx.inputs.limits,
-        "now": ctx.inputs.now.unix_timestamp(),
-        "wash_sale_blocks": wash.loss_sold,
-        "recent_household_buys": wash.bought.iter().map(|(a, d)| (a, d.to_string())).collect::<BTreeMap<_, _>>(),
-    });
-    hex::encode(Sha256::digest(serde_json::to_vec(&read).expect("inputs serialize")))
+    let shared = ctx.shared_digests.get(ips.id.as_str()).copied().unwrap_or_else(|| shared_digest(ctx.inputs, ips, model));
+    let mut w = HashWriter(Sha256::new());
+    w.0.update(b"ballast decision inputs v1\n");
+    w.0.update(shared);
+    serde_json::to_writer(&mut w, account).expect("account serializes");
+    if !wash.loss_sold.is_empty() || !wash.bought.is_empty() {
+        let bought: BTreeMap<&String, String> = wash.bought.iter().map(|(a, d)| (a, d.to_string())).collect();
+        serde_json::to_writer(&mut w, &(&wash.loss_sold, bought)).expect("wash state serializes");
+    }
+    hex::encode(w.0.finalize())
 }
 
 impl AccountKind {

@@ -19,6 +19,8 @@ pub mod decision;
 pub mod lots;
 /// Deciding one account.
 mod engine;
+/// Deterministic synthetic books for benchmarks and demos.
+pub mod synthetic;
 
 pub use decision::{Decision, Status, Trade, TriggerKind};
 pub use engine::{band_width, calendar_due, round_down};
@@ -92,24 +94,32 @@ pub fn project(account: &types::Account, decision: &Decision, today: time::Date)
 /// household is decided again with that asset blocked for purchase (its
 /// buys go to a substitute of the same group, or wait), until no such buy
 /// remains.
+///
+/// Households are independent, so they are decided in parallel on the
+/// current rayon pool; the result does not depend on the number of threads.
 pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
+    use rayon::prelude::*;
     let ctx = engine::Context::new(inputs)?;
     let mut households: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
     for (i, a) in inputs.accounts.iter().enumerate() {
         households.entry(a.household.as_str()).or_default().push(i);
     }
+    let households: Vec<(&str, Vec<usize>)> = households.into_iter().collect();
+    let decided: Vec<Vec<(usize, Decision)>> = households
+        .par_iter()
+        .map(|(household, members)| decide_household(&ctx, household, members))
+        .collect::<Result<_>>()?;
     let mut out: Vec<Option<Decision>> = vec![None; inputs.accounts.len()];
-    for (household, members) in households {
-        for (i, d) in decide_household(&ctx, household, &members)? {
-            out[i] = Some(d);
-        }
+    for (i, d) in decided.into_iter().flatten() {
+        out[i] = Some(d);
     }
     Ok(out.into_iter().map(|d| d.expect("every account decided")).collect())
 }
 
 fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize]) -> Result<Vec<(usize, Decision)>> {
+    use std::collections::{BTreeMap, BTreeSet};
     // Accounts whose IPS targets the household decide together, per IPS.
-    let mut pools: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+    let mut pools: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut alone = Vec::new();
     for &i in members {
         let account = &ctx.inputs.accounts[i];
@@ -120,53 +130,72 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     }
     // Rounds: a purchase of an asset that another account sells at a loss
     // blocks that asset and decides again; a block no sale needs any more is
-    // lifted once. Each asset is blocked at most twice, so this ends.
+    // lifted once. Each asset is blocked at most twice, so this ends. Only
+    // the accounts that considered buying a changed asset decide again.
+    let units: Vec<Vec<usize>> = alone.iter().map(|&i| vec![i]).chain(pools.into_values()).collect();
     let base = engine::WashState::from_recent(ctx, household);
-    let mut added: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-    let mut lifted: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    let mut added: BTreeMap<String, String> = BTreeMap::new();
+    let mut lifted: BTreeSet<String> = BTreeSet::new();
+    let mut decided: Vec<Option<(Vec<Decision>, BTreeSet<String>)>> = vec![None; units.len()];
+    let mut changed: Option<BTreeSet<String>> = None;
     for _ in 0..=2 * ctx.assets.len() + 1 {
         let mut wash = base.clone();
         wash.loss_sold.extend(added.iter().map(|(a, why)| (a.clone(), why.clone())));
-        let mut decisions: Vec<(usize, Decision)> = alone
-            .iter()
-            .map(|&i| engine::decide(ctx, &ctx.inputs.accounts[i], &wash).map(|d| (i, d)))
-            .collect::<Result<_>>()?;
-        for pool in pools.values() {
-            let accounts: Vec<&types::Account> = pool.iter().map(|&i| &ctx.inputs.accounts[i]).collect();
-            let pooled = engine::decide_pooled(ctx, &accounts, &wash)?;
-            decisions.extend(pool.iter().copied().zip(pooled));
+        for (unit, slot) in units.iter().zip(decided.iter_mut()) {
+            let stale = match (slot.as_ref(), changed.as_ref()) {
+                (Some((_, consulted)), Some(changed)) => !consulted.is_disjoint(changed),
+                _ => true,
+            };
+            if !stale {
+                continue;
+            }
+            let consulted = std::cell::RefCell::new(BTreeSet::new());
+            let decisions = if let [i] = unit.as_slice() {
+                vec![engine::decide_traced(ctx, &ctx.inputs.accounts[*i], &wash, &consulted)?]
+            } else {
+                let accounts: Vec<&types::Account> = unit.iter().map(|&i| &ctx.inputs.accounts[i]).collect();
+                engine::decide_pooled(ctx, &accounts, &wash, &consulted)?
+            };
+            *slot = Some((decisions, consulted.into_inner()));
         }
-        let mut loss_sold = std::collections::BTreeMap::new();
-        for (_, d) in &decisions {
+        let all = || decided.iter().flatten().flat_map(|(ds, _)| ds.iter());
+        let mut loss_sold = BTreeMap::new();
+        for d in all() {
             for t in d.trades.iter().chain(&d.queued).filter(|t| t.side == types::Side::Sell) {
                 if t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO) {
                     loss_sold.entry(t.asset.clone()).or_insert_with(|| format!("sold at a loss in account {} today", d.account));
                 }
             }
         }
-        let clashes: Vec<String> = decisions
-            .iter()
-            .flat_map(|(_, d)| d.trades.iter().chain(&d.queued))
+        let clashes: BTreeSet<String> = all()
+            .flat_map(|d| d.trades.iter().chain(&d.queued))
             .filter(|t| t.side == types::Side::Buy && loss_sold.contains_key(&t.asset))
             .map(|t| t.asset.clone())
             .collect();
         if !clashes.is_empty() {
-            for asset in clashes {
-                let why = loss_sold[&asset].clone();
-                added.insert(asset, why);
+            for asset in &clashes {
+                added.insert(asset.clone(), loss_sold[asset].clone());
             }
+            changed = Some(clashes);
             continue;
         }
-        let unneeded: Vec<String> =
+        let unneeded: BTreeSet<String> =
             added.keys().filter(|a| !loss_sold.contains_key(*a) && !lifted.contains(*a)).cloned().collect();
         if unneeded.is_empty() {
-            decisions.sort_by_key(|(i, _)| *i);
-            return Ok(decisions);
+            let mut out = Vec::with_capacity(members.len());
+            for (unit, slot) in units.iter().zip(decided) {
+                let (decisions, _) = slot.expect("every unit decided");
+                out.extend(unit.iter().copied().zip(decisions));
+            }
+            return Ok(out);
         }
-        for asset in unneeded {
-            added.remove(&asset);
-            lifted.insert(asset);
+        for asset in &unneeded {
+            added.remove(asset);
+            lifted.insert(asset.clone());
         }
+        changed = Some(unneeded);
     }
     Err(Error::Internal(format!("household {household}: wash-sale blocking did not settle")))
 }
+
+pub static ROUNDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
