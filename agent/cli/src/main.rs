@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use eyre::{Context, Result};
 
+mod plan;
+
 use ballast_chain::{
     deploy::{self, DeployConfig, Funding},
     devnet::{Devnet, DevnetOptions},
@@ -30,9 +32,36 @@ enum Command {
     /// A local Anvil devnet with every contract deployed.
     #[command(subcommand)]
     Devnet(DevnetCommand),
-    /// Benchmarks, each on its own fresh devnet.
+    /// The advisor's what-if: decide accounts from files and print the
+    /// decisions (triggers, drift, trades with lots and tax, checks), without
+    /// trading. Files are TOML or JSON (by extension) and may each hold any of
+    /// `assets`, `models`, `ips`, `accounts`, `market`, `recent_trades`,
+    /// `limits` and `now`; they are merged.
+    Plan(Plan),
+    /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct Plan {
+    /// Input files (TOML or JSON).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Decision time (RFC 3339); default: the files' `now`, else the current time.
+    #[arg(long, value_parser = parse_time)]
+    now: Option<time::OffsetDateTime>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also write the decisions as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-21T15:00:00Z: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,9 +93,26 @@ struct DevnetUp {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Decision-engine throughput on a synthetic book (8 assets, 5 lots per
+    /// asset, households of three) on 1 thread and on every core.
+    Engine(BenchEngine),
     /// Gas per account of batched settlement (3 legs per account) against one
     /// router swap per leg on the same Uniswap V2 pools.
     Gas(BenchGas),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchEngine {
+    /// Accounts to decide.
+    #[arg(long, default_value_t = 100_000)]
+    accounts: usize,
+    /// Repetitions; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Also write the figures into this Markdown file, between
+    /// `<!-- engine-table:begin -->` and `<!-- engine-table:end -->`.
+    #[arg(long)]
+    write: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -94,13 +140,35 @@ fn devnet_options(contracts: Option<PathBuf>, gas_limit: u64) -> DevnetOptions {
     o
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
-    match cli.command {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // The cause chain on one line each, without a backtrace: users read these.
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
         Command::Devnet(DevnetCommand::Up(args)) => devnet_up(args).await,
         Command::Bench(BenchCommand::Gas(args)) => bench_gas(args).await,
+        Command::Bench(BenchCommand::Engine(args)) => bench_engine(args),
+        Command::Plan(args) => run_plan(args),
     }
 }
 
@@ -152,6 +220,64 @@ async fn devnet_up(args: DevnetUp) -> Result<()> {
     shutdown_signal().await?;
     devnet.stop();
     eprintln!("devnet stopped");
+    Ok(())
+}
+
+fn run_plan(args: Plan) -> Result<()> {
+    let inputs = plan::load(&args.files, args.now)?;
+    let decisions = ballast_engine::decide(&inputs).wrap_err("deciding")?;
+    let json = serde_json::to_string_pretty(&decisions)?;
+    if let Some(out) = &args.out {
+        std::fs::write(out, format!("{json}\n")).wrap_err_with(|| format!("writing {}", out.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+    } else {
+        print!("{}", plan::table(&decisions));
+    }
+    Ok(())
+}
+
+fn bench_engine(args: BenchEngine) -> Result<()> {
+    if args.accounts == 0 || args.runs == 0 {
+        eyre::bail!("--accounts and --runs must be positive");
+    }
+    let now = time::macros::datetime!(2026-11-21 15:00 UTC);
+    eprintln!("bench engine: building a synthetic book of {} accounts", args.accounts);
+    let inputs = ballast_engine::synthetic::book(args.accounts, now);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut rows = Vec::new();
+    for threads in if cores > 1 { vec![1, cores] } else { vec![1] } {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let mut best = f64::MAX;
+        let mut trades = 0;
+        for run in 1..=args.runs {
+            let start = std::time::Instant::now();
+            let decisions = pool.install(|| ballast_engine::decide(&inputs)).wrap_err("deciding")?;
+            let secs = start.elapsed().as_secs_f64();
+            trades = decisions.iter().map(|d| d.trades.len()).sum::<usize>();
+            eprintln!("bench engine: {threads} thread(s), run {run}/{}: {secs:.3} s", args.runs);
+            best = best.min(secs);
+        }
+        rows.push((threads, best, trades));
+    }
+    let mut table = String::from("| accounts | threads | best of runs | seconds | accounts / s | trades |\n|---:|---:|---:|---:|---:|---:|\n");
+    for (threads, secs, trades) in &rows {
+        table.push_str(&format!(
+            "| {} | {threads} | {} | {secs:.3} | {:.0} | {trades} |\n",
+            args.accounts,
+            args.runs,
+            args.accounts as f64 / secs
+        ));
+    }
+    print!("{table}");
+    if let Some(path) = args.write {
+        let doc = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
+        let updated = gas::replace_section(&doc, "engine-table", &table)
+            .ok_or_else(|| eyre::eyre!("{} has no <!-- engine-table:begin/end --> markers", path.display()))?;
+        std::fs::write(&path, updated).wrap_err_with(|| format!("writing {}", path.display()))?;
+        eprintln!("table written to {}", path.display());
+    }
     Ok(())
 }
 
