@@ -1380,19 +1380,55 @@ fn shared_digest(inputs: &Inputs, ips: &Ips, model: &Model) -> [u8; 32] {
 }
 
 /// SHA-256 over everything the account's decision read: the shared digest
-/// of its IPS, then the JSON of the account and of its household's
-/// wash-sale state.
+/// of its IPS, then a canonical binary encoding of the account (strings
+/// length-prefixed, decimals as their 16-byte representation, dates as
+/// Julian day numbers) and of its household's wash-sale state.
 fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model, wash: &WashState) -> String {
     let shared = ctx.shared_digests.get(ips.id.as_str()).copied().unwrap_or_else(|| shared_digest(ctx.inputs, ips, model));
-    let mut w = HashWriter(Sha256::new());
-    w.0.update(b"ballast decision inputs v1\n");
-    w.0.update(shared);
-    serde_json::to_writer(&mut w, account).expect("account serializes");
-    if !wash.loss_sold.is_empty() || !wash.bought.is_empty() {
-        let bought: BTreeMap<&String, String> = wash.bought.iter().map(|(a, d)| (a, d.to_string())).collect();
-        serde_json::to_writer(&mut w, &(&wash.loss_sold, bought)).expect("wash state serializes");
+    let mut h = Sha256::new();
+    h.update(b"ballast decision inputs v1\n");
+    h.update(shared);
+    let text = |h: &mut Sha256, s: &str| {
+        h.update((s.len() as u64).to_be_bytes());
+        h.update(s.as_bytes());
+    };
+    let date = |h: &mut Sha256, d: Option<Date>| h.update(d.map_or(i32::MIN, Date::to_julian_day).to_be_bytes());
+    h.update(account.id.to_be_bytes());
+    text(&mut h, &account.household);
+    h.update([account.kind as u8]);
+    text(&mut h, &account.ips);
+    h.update(account.cash.serialize());
+    h.update((account.lots.len() as u64).to_be_bytes());
+    for l in &account.lots {
+        text(&mut h, &l.id);
+        text(&mut h, &l.asset);
+        h.update(l.quantity.serialize());
+        h.update(l.cost.serialize());
+        date(&mut h, Some(l.acquired));
     }
-    hex::encode(w.0.finalize())
+    h.update((account.flows.len() as u64).to_be_bytes());
+    for f in &account.flows {
+        h.update([f.kind as u8]);
+        h.update(f.amount.serialize());
+    }
+    date(&mut h, account.last_rebalanced);
+    h.update(account.ips_version_applied.map_or(-1, i64::from).to_be_bytes());
+    h.update([u8::from(account.manual_request)]);
+    h.update((account.sell_order.len() as u64).to_be_bytes());
+    for id in &account.sell_order {
+        text(&mut h, id);
+    }
+    h.update((wash.loss_sold.len() as u64).to_be_bytes());
+    for (asset, why) in &wash.loss_sold {
+        text(&mut h, asset);
+        text(&mut h, why);
+    }
+    h.update((wash.bought.len() as u64).to_be_bytes());
+    for (asset, d) in &wash.bought {
+        text(&mut h, asset);
+        date(&mut h, Some(*d));
+    }
+    hex::encode(h.finalize())
 }
 
 impl AccountKind {
