@@ -172,15 +172,24 @@ abstract contract Fixture is TestBase {
         }
     }
 
-    /// @dev Declared per-asset totals of `flatLegs`, each with the slippage bound `bps`.
-    function _trades(uint16 bps) internal view returns (PortfolioLedger.AssetTrade[] memory trades) {
-        uint128[3] memory bought;
-        uint128[3] memory sold;
-        bool[3] memory used;
+    /// @dev Declared per-asset totals of `flatLegs` for the fixture's three
+    /// assets, each with the slippage bound `bps`; legs of other assets are left
+    /// undeclared.
+    function _trades(uint16 bps) internal view returns (PortfolioLedger.AssetTrade[] memory) {
+        return _tradesFor(bps, 3);
+    }
+
+    /// @dev Declared per-asset totals of `flatLegs` for assets below `assetLimit`
+    /// (at most 16), each with the slippage bound `bps`.
+    function _tradesFor(uint16 bps, uint256 assetLimit) internal view returns (PortfolioLedger.AssetTrade[] memory trades) {
+        require(assetLimit <= 16, "assetLimit");
+        uint128[16] memory bought;
+        uint128[16] memory sold;
+        bool[16] memory used;
         uint256 count = 0;
         for (uint256 i = 0; i < flatLegs.length; ++i) {
             FlatLeg memory l = flatLegs[i];
-            if (l.asset >= 3) continue;
+            if (l.asset >= assetLimit) continue;
             if (!used[l.asset]) count++;
             used[l.asset] = true;
             if (l.quanta > 0) bought[l.asset] += uint128(uint64(l.quanta));
@@ -188,7 +197,7 @@ abstract contract Fixture is TestBase {
         }
         trades = new PortfolioLedger.AssetTrade[](count);
         uint256 t = 0;
-        for (uint16 a = 0; a < 3; ++a) {
+        for (uint16 a = 0; a < assetLimit; ++a) {
             if (!used[a]) continue;
             trades[t++] = PortfolioLedger.AssetTrade({
                 asset: a,

@@ -18,6 +18,8 @@ interface Vm {
     function expectRevert(bytes4 selector) external;
     function expectRevert(bytes calldata revertData) external;
     function expectEmit(bool t1, bool t2, bool t3, bool data, address emitter) external;
+    function expectEmit(address emitter) external;
+    function expectPartialRevert(bytes4 revertData) external;
     function assume(bool condition) external pure;
     function label(address account, string calldata name) external;
     function readFile(string calldata path) external view returns (string memory);
@@ -36,6 +38,13 @@ interface Vm {
     function assertEq(bytes32 left, bytes32 right, string calldata message) external pure;
     function assertEq(address left, address right, string calldata message) external pure;
     function assertEq(bool left, bool right, string calldata message) external pure;
+    function assertEq(string calldata left, string calldata right, string calldata message) external pure;
+    function assertEq(bytes calldata left, bytes calldata right, string calldata message) external pure;
+    function assertEq(bytes32[] calldata left, bytes32[] calldata right, string calldata message) external pure;
+    function assertEq(uint256[] calldata left, uint256[] calldata right, string calldata message) external pure;
+    function assertNotEq(uint256 left, uint256 right, string calldata message) external pure;
+    function assertNotEq(bytes32 left, bytes32 right, string calldata message) external pure;
+    function assertLt(uint256 left, uint256 right, string calldata message) external pure;
     function assertLe(uint256 left, uint256 right, string calldata message) external pure;
     function assertGe(uint256 left, uint256 right, string calldata message) external pure;
     function assertGt(uint256 left, uint256 right, string calldata message) external pure;
@@ -44,18 +53,10 @@ interface Vm {
         pure;
 }
 
-/// @title Minimal base for tests: the cheatcode handle, bounded fuzz inputs,
-/// and the selectors forge reads to target invariant campaigns.
-abstract contract TestBase {
+/// @title The cheatcode handle and bounded fuzz inputs, for tests and for the
+/// handler contracts that invariant campaigns drive.
+abstract contract CheatBase {
     Vm internal constant vm = Vm(address(uint160(uint256(keccak256("hevm cheat code")))));
-
-    struct FuzzSelector {
-        address addr;
-        bytes4[] selectors;
-    }
-
-    address[] private _targetContracts;
-    FuzzSelector[] private _targetSelectors;
 
     /// @dev Maps any `x` into [lo, hi] uniformly enough for fuzzing.
     function bound(uint256 x, uint256 lo, uint256 hi) internal pure returns (uint256) {
@@ -65,6 +66,29 @@ abstract contract TestBase {
         if (span == type(uint256).max) return x;
         return lo + (x % (span + 1));
     }
+
+    /// @dev Maps any `x` into the signed range [lo, hi].
+    function boundInt(int256 x, int256 lo, int256 hi) internal pure returns (int256) {
+        require(lo <= hi, "boundInt: lo > hi");
+        if (x >= lo && x <= hi) return x;
+        // Shift to unsigned (flip the sign bit keeps the order), bound, shift back.
+        uint256 ux = uint256(x) ^ (1 << 255);
+        uint256 ulo = uint256(lo) ^ (1 << 255);
+        uint256 uhi = uint256(hi) ^ (1 << 255);
+        return int256(bound(ux, ulo, uhi) ^ (1 << 255));
+    }
+}
+
+/// @title Minimal base for tests: the cheatcode handle, bounded fuzz inputs,
+/// and the selectors forge reads to target invariant campaigns.
+abstract contract TestBase is CheatBase {
+    struct FuzzSelector {
+        address addr;
+        bytes4[] selectors;
+    }
+
+    address[] private _targetContracts;
+    FuzzSelector[] private _targetSelectors;
 
     function targetContract(address target) internal {
         _targetContracts.push(target);
