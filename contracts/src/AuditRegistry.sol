@@ -32,6 +32,8 @@ contract AuditRegistry is AccessControlDefaultAdminRules {
     error UnknownKey(bytes32 publicKey);
     error BadKeyWindow(uint64 validFrom, uint64 validUntil);
     error IpsVersionNotIncreasing(uint64 account, uint32 current, uint32 given);
+    error ZeroIpsHash();
+    error IpsEffectiveBeforePrevious(uint64 account, uint64 previous, uint64 given);
     error EmptyCheckpoint();
     error ZeroRoot();
     error CheckpointConflict(uint64 size, bytes32 anchoredRoot, bytes32 givenRoot);
@@ -68,11 +70,11 @@ contract AuditRegistry is AccessControlDefaultAdminRules {
     }
 
     /// @notice Ends a key's validity at `validUntil` (key rotation or compromise).
-    /// A window can only be shortened, never extended or moved back.
+    /// A window can only be shortened (strictly), never extended or moved back.
     function retireAgentKey(bytes32 publicKey, uint64 validUntil) external onlyRole(KEY_ADMIN_ROLE) {
         KeyWindow storage w = _keys[publicKey];
         if (w.validUntil == 0) revert UnknownKey(publicKey);
-        if (validUntil <= w.validFrom || validUntil > w.validUntil) revert BadKeyWindow(w.validFrom, validUntil);
+        if (validUntil <= w.validFrom || validUntil >= w.validUntil) revert BadKeyWindow(w.validFrom, validUntil);
         w.validUntil = validUntil;
         emit AgentKeyWindowChanged(publicKey, w.validFrom, validUntil);
     }
@@ -95,14 +97,21 @@ contract AuditRegistry is AccessControlDefaultAdminRules {
 
     // ------------------------------------------------------------------- IPS
 
-    /// @notice Records the hash of a new version of an account's IPS.
+    /// @notice Records the hash of a new version of an account's IPS. Versions
+    /// strictly increase and take effect no earlier than the previous one.
     function registerIps(uint64 account, bytes32 ipsHash, uint32 version, uint64 effectiveAt)
         external
         onlyRole(IPS_ROLE)
     {
+        if (ipsHash == bytes32(0)) revert ZeroIpsHash();
         IpsVersion[] storage history = _ips[account];
-        uint32 current = history.length == 0 ? 0 : history[history.length - 1].version;
-        if (version <= current) revert IpsVersionNotIncreasing(account, current, version);
+        if (history.length != 0) {
+            IpsVersion storage last = history[history.length - 1];
+            if (version <= last.version) revert IpsVersionNotIncreasing(account, last.version, version);
+            if (effectiveAt < last.effectiveAt) revert IpsEffectiveBeforePrevious(account, last.effectiveAt, effectiveAt);
+        } else if (version == 0) {
+            revert IpsVersionNotIncreasing(account, 0, version);
+        }
         history.push(IpsVersion(ipsHash, version, effectiveAt));
         emit IpsRegistered(account, ipsHash, version, effectiveAt);
     }

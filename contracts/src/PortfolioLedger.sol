@@ -47,6 +47,8 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
     /// @notice Legs in one batch at most; the agent also cuts batches to the block gas limit.
     uint256 public constant MAX_BATCH_LEGS = 4096;
     uint256 private constant BPS = 10_000;
+    /// @notice Cash tokens with more decimals would leave books too small (see the constructor).
+    uint8 public constant MAX_CASH_DECIMALS = 8;
 
     // A book is uint64 lanes: cash, then one per asset.
     uint256 private constant LANES = MAX_ASSETS + 1;
@@ -140,12 +142,15 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
     error SlippageExceeded(uint16 asset, uint256 limitCash, uint256 quoteCash);
     error VenueShortfall(uint16 asset, uint256 expected, uint256 received);
     error ZeroAddress();
+    error BadRecipient(address to);
+    error UnsupportedCashDecimals(uint8 decimals);
     error CashOutOfRange(uint16 asset);
 
     event AccountOpened(uint64 indexed account, address indexed owner);
     event AccountFrozenSet(uint64 indexed account, bool frozen);
     event AssetRegistered(uint16 indexed asset, address indexed token, address feed, uint32 maxFeedAge, uint256 quantum);
     event FeedChanged(uint16 indexed asset, address feed, uint32 maxFeedAge);
+    event DustAccountChanged(uint64 indexed account);
     event Deposited(uint64 indexed account, address indexed token, uint256 amount, address from);
     event Withdrawn(uint64 indexed account, address indexed token, uint256 amount, address to);
     /// @notice One per leg: what the account traded (in quanta), for which
@@ -201,6 +206,9 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
         if (address(cash_) == address(0) || address(registry_) == address(0)) revert ZeroAddress();
         cashToken = cash_;
         cashDecimals = IERC20Metadata(address(cash_)).decimals();
+        // Books hold cash in uint64 base units: 2^64 base units is 1.8e13 whole
+        // units at 6 decimals but only 18 at 18 decimals.
+        if (cashDecimals > MAX_CASH_DECIMALS) revert UnsupportedCashDecimals(cashDecimals);
         registry = registry_;
         _setRouter(router_);
         _open(dustAccount_, admin);
@@ -255,8 +263,11 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
 
     /// @notice Names the (open) account that collects rounding dust.
     function setDustAccount(uint64 account) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        if (_statusOf(account) & OPEN == 0) revert UnknownAccount(account);
+        uint256 status = _statusOf(account);
+        if (status & OPEN == 0) revert UnknownAccount(account);
+        if (status & FROZEN != 0) revert AccountFrozen(account);
         dustAccount = account;
+        emit DustAccountChanged(account);
     }
 
     /// @notice Stops settlement, deposits and withdrawals (the circuit breaker).
@@ -314,6 +325,8 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
             revert NotAccountOwner(account, msg.sender);
         }
         if (to == address(0)) revert ZeroAddress();
+        // Tokens sent to the ledger itself would belong to no book.
+        if (to == address(this)) revert BadRecipient(to);
         uint64[LANES] storage book = _liveBook(account);
         (uint256 lane, uint256 quantum) = _laneOf(token);
         if (amount % quantum != 0) revert NotWholeQuanta(address(token), amount, quantum);

@@ -233,6 +233,27 @@ contract AuditRegistryTest is TestBase {
         vm.assertFalse(registry.isKeyValidAt(KEY_A, 101), "then invalid");
     }
 
+    function test_retireAgentKey_revertsWhenNothingWouldChange() public {
+        _register(KEY_A, 100, 200);
+        vm.expectRevert(abi.encodeWithSelector(AuditRegistry.BadKeyWindow.selector, uint64(100), uint64(200)));
+        vm.prank(keyAdmin);
+        registry.retireAgentKey(KEY_A, 200);
+    }
+
+    function test_registerIps_revertsOnAZeroHash() public {
+        vm.expectRevert(AuditRegistry.ZeroIpsHash.selector);
+        _ips(1, bytes32(0), 1, 0);
+        vm.assertEq(registry.ipsHistory(1).length, 0, "nothing recorded");
+    }
+
+    function test_registerIps_revertsWhenEffectiveBeforeThePreviousVersion() public {
+        _ips(1, keccak256("v1"), 1, 1_000);
+        vm.expectRevert(abi.encodeWithSelector(AuditRegistry.IpsEffectiveBeforePrevious.selector, uint64(1), uint64(1_000), uint64(999)));
+        _ips(1, keccak256("v2"), 2, 999);
+        _ips(1, keccak256("v2"), 2, 1_000);
+        vm.assertEq(uint256(registry.currentIps(1).version), 2, "same effective time is fine");
+    }
+
     function test_retireAgentKey_revertsOnAnUnknownKey() public {
         vm.expectRevert(abi.encodeWithSelector(AuditRegistry.UnknownKey.selector, KEY_B));
         vm.prank(keyAdmin);
@@ -260,9 +281,9 @@ contract AuditRegistryTest is TestBase {
     function test_agentKeys_listsEveryKeyInRegistrationOrder() public {
         _register(KEY_C, 1, 2);
         _register(KEY_A, 3, 4);
-        _register(KEY_B, 5, 6);
+        _register(KEY_B, 5, 8);
         vm.prank(keyAdmin);
-        registry.retireAgentKey(KEY_A, 4);
+        registry.retireAgentKey(KEY_B, 7);
         bytes32[] memory expected = new bytes32[](3);
         expected[0] = KEY_C;
         expected[1] = KEY_A;
@@ -333,7 +354,7 @@ contract AuditRegistryTest is TestBase {
     function test_ipsHistory_isOldestFirst() public {
         _ips(7, keccak256("v1"), 1, 100);
         _ips(7, keccak256("v2"), 2, 200);
-        _ips(7, keccak256("v7"), 7, 150);
+        _ips(7, keccak256("v7"), 7, 250);
         AuditRegistry.IpsVersion[] memory h = registry.ipsHistory(7);
         vm.assertEq(h.length, 3, "length");
         vm.assertEq(h[0].ipsHash, keccak256("v1"), "first hash");
@@ -343,7 +364,7 @@ contract AuditRegistryTest is TestBase {
         vm.assertEq(uint256(h[1].version), 2, "second version");
         vm.assertEq(h[2].ipsHash, keccak256("v7"), "third hash");
         vm.assertEq(uint256(h[2].version), 7, "third version");
-        vm.assertEq(uint256(h[2].effectiveAt), 150, "third effectiveAt");
+        vm.assertEq(uint256(h[2].effectiveAt), 250, "third effectiveAt");
     }
 
     // ------------------------------------------------------------ checkpoints

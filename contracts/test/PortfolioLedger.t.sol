@@ -937,6 +937,31 @@ contract PortfolioLedgerTest is Fixture {
         _assertBooksEqualBalances();
     }
 
+    function test_setDustAccount_emitsAndRefusesAFrozenAccount() public {
+        vm.expectEmit(true, false, false, true, address(ledger));
+        emit PortfolioLedger.DustAccountChanged(5);
+        ledger.setDustAccount(5);
+        vm.prank(guardian);
+        ledger.setFrozen(4, true);
+        vm.expectRevert(abi.encodeWithSelector(PortfolioLedger.AccountFrozen.selector, uint64(4)));
+        ledger.setDustAccount(4);
+        vm.assertEq(uint256(ledger.dustAccount()), 5, "unchanged");
+    }
+
+    function test_withdraw_revertsWhenSentToTheLedgerItself() public {
+        vm.expectRevert(abi.encodeWithSelector(PortfolioLedger.BadRecipient.selector, address(ledger)));
+        vm.prank(ownerOf(1));
+        ledger.withdraw(1, IERC20(address(cash)), 100e6, address(ledger));
+        vm.assertEq(ledger.cashOf(1), ACCOUNT_CASH, "book unchanged");
+        _assertBooksEqualBalances();
+    }
+
+    function test_constructor_refusesACashTokenWithTooManyDecimals() public {
+        AssetToken wide = new AssetToken("Wide Dollar", "WUSD", 18, address(this));
+        vm.expectRevert(abi.encodeWithSelector(PortfolioLedger.UnsupportedCashDecimals.selector, uint8(18)));
+        new PortfolioLedger(IERC20(address(wide)), registry, router, address(this), 0, 1);
+    }
+
     function test_setDustAccount_revertsForAnUnknownAccount() public {
         vm.expectRevert(abi.encodeWithSelector(PortfolioLedger.UnknownAccount.selector, uint64(77)));
         ledger.setDustAccount(77);
