@@ -292,6 +292,30 @@ proptest! {
     }
 
     #[test]
+    fn no_trade_increases_drift(s in scenario()) {
+        let inputs = build(&s);
+        for d in decide(&inputs).unwrap() {
+            // Raising cash for a withdrawal may have to sell underweight sleeves
+            // too; in household mode the household's drift is what counts.
+            let withdrawal = d.triggers.iter().any(|t| t.kind == ballast_engine::TriggerKind::Withdrawal);
+            if withdrawal || d.checks.iter().any(|c| c.name == "household_mode") {
+                continue;
+            }
+            // Rounding to quanta may leave up to one quantum of each trade undone.
+            let rounding: Decimal = d.trades.iter().map(|t| Decimal::new(1, 3) * t.price).sum::<Decimal>()
+                / d.value.max(Decimal::ONE);
+            for x in &d.drift {
+                let before = (x.before - x.target).abs();
+                let after = (x.after - x.target).abs();
+                prop_assert!(
+                    after <= before + rounding + Decimal::new(1, 9),
+                    "account {} sleeve {}: drift {} -> {} (target {}), trades {:?}", d.account, x.asset, x.before, x.after, x.target, d.trades
+                );
+            }
+        }
+    }
+
+    #[test]
     fn no_household_both_sells_at_a_loss_and_buys_the_same_asset(s in scenario()) {
         let inputs = build(&s);
         let decisions = decide(&inputs).unwrap();
