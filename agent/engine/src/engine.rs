@@ -283,6 +283,12 @@ fn member<'a>(ctx: &Context<'a>, held: &BTreeMap<&'a str, Decimal>, asset: &'a s
     }
 }
 
+/// What an account is worth at today's prices (unpriced holdings count nothing).
+fn worth(ctx: &Context<'_>, account: &Account) -> Decimal {
+    account.cash
+        + account.lots.iter().map(|l| l.quantity * ctx.prices.get(l.asset.as_str()).map_or(Decimal::ZERO, |p| p.price)).sum::<Decimal>()
+}
+
 /// Pending withdrawals of an account.
 fn withdrawal_of(account: &Account) -> Decimal {
     account.flows.iter().filter(|f| f.kind == FlowKind::Withdrawal).map(|f| f.amount).sum()
@@ -974,8 +980,7 @@ pub(crate) fn decide_pooled<'a>(
         flows: accounts
             .iter()
             .flat_map(|a| {
-                let worth = a.cash + a.lots.iter().map(|l| l.quantity * ctx.prices.get(l.asset.as_str()).map_or(Decimal::ZERO, |p| p.price)).sum::<Decimal>();
-                let out = withdrawal_of(a).min(worth);
+                let out = withdrawal_of(a).min(worth(ctx, a));
                 a.flows
                     .iter()
                     .filter(|f| f.kind != FlowKind::Withdrawal)
@@ -1016,10 +1021,7 @@ pub(crate) fn decide_pooled<'a>(
         .collect();
     let mut cash: Vec<Decimal> = accounts
         .iter()
-        .map(|a| {
-            let worth = a.cash + a.lots.iter().map(|l| l.quantity * ctx.prices.get(l.asset.as_str()).map_or(Decimal::ZERO, |p| p.price)).sum::<Decimal>();
-            a.cash - withdrawal_of(a).min(worth)
-        })
+        .map(|a| a.cash - withdrawal_of(a).min(worth(ctx, a)))
         .collect();
     let mut own: Vec<Vec<Trade>> = vec![Vec::new(); accounts.len()];
     let mut own_queued: Vec<Vec<Trade>> = vec![Vec::new(); accounts.len()];
