@@ -1130,6 +1130,10 @@ pub(crate) fn decide_pooled<'a>(
         let mut left = t.quantity;
         for i in order {
             let q = left.min(round_down(cash[i].max(Decimal::ZERO) / t.price, quantum));
+            // Each account's share is a trade of its own: the IPS minimum applies to it.
+            if q * t.price < ctx.ips[accounts[i].ips.as_str()].min_trade_value {
+                continue;
+            }
             if q > Decimal::ZERO {
                 own[i].push(split(t, q));
                 cash[i] -= q * t.price;
