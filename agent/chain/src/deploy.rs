@@ -55,12 +55,12 @@ pub struct DeployConfig {
 
 impl Default for DeployConfig {
     fn default() -> Self {
-        let asset = |symbol: &str, name: &str, price_cents: i64| AssetSpec {
+        let asset = |symbol: &str, name: &str, price_whole: i64| AssetSpec {
             symbol: symbol.into(),
             name: name.into(),
             decimals: 18,
             quantum: 1_000_000_000_000, // 1e-6 of a share
-            price: price_cents * 1_000_000,
+            price: price_whole * 100_000_000,
             pool_units: 1_000_000,
         };
         Self {
@@ -68,10 +68,10 @@ impl Default for DeployConfig {
             cash_name: "Ballast Dollar".into(),
             cash_decimals: 6,
             assets: vec![
-                asset("GEQ", "Global Equity Fund", 100_00),
-                asset("BND", "Aggregate Bond Fund", 50_00),
-                asset("REIT", "Real Estate Fund", 25_00),
-                asset("EMK", "Emerging Markets Fund", 40_00),
+                asset("GEQ", "Global Equity Fund", 100),
+                asset("BND", "Aggregate Bond Fund", 50),
+                asset("REIT", "Real Estate Fund", 25),
+                asset("EMK", "Emerging Markets Fund", 40),
             ],
             feed_decimals: 8,
             max_feed_age_s: 3_600,

@@ -19,12 +19,12 @@ pub enum Error {
     BadFile { path: PathBuf, message: String },
     /// The node answered with an error or not at all; usually worth a retry.
     #[error("rpc request failed")]
-    Rpc(#[from] alloy::transports::TransportError),
+    Rpc(#[source] Box<alloy::transports::TransportError>),
     /// A contract call reverted or could not be sent.
     #[error("contract call {call} failed")]
-    Contract { call: &'static str, source: alloy::contract::Error },
+    Contract { call: &'static str, source: Box<alloy::contract::Error> },
     #[error("waiting for the receipt of {call}")]
-    Receipt { call: &'static str, source: alloy::providers::PendingTransactionError },
+    Receipt { call: &'static str, source: Box<alloy::providers::PendingTransactionError> },
     /// A transaction was mined but failed.
     #[error("{call} reverted in tx {tx}")]
     Reverted { call: &'static str, tx: alloy::primitives::TxHash },
@@ -34,6 +34,12 @@ pub enum Error {
     /// The caller asked for something that cannot be done as asked.
     #[error("invalid request: {0}")]
     Invalid(String),
+}
+
+impl From<alloy::transports::TransportError> for Error {
+    fn from(e: alloy::transports::TransportError) -> Self {
+        Error::Rpc(Box::new(e))
+    }
 }
 
 /// Result with the crate's [`Error`].
@@ -46,12 +52,12 @@ pub(crate) trait CallContext<T> {
 
 impl<T> CallContext<T> for std::result::Result<T, alloy::contract::Error> {
     fn call_ctx(self, call: &'static str) -> Result<T> {
-        self.map_err(|source| Error::Contract { call, source })
+        self.map_err(|source| Error::Contract { call, source: Box::new(source) })
     }
 }
 
 impl<T> CallContext<T> for std::result::Result<T, alloy::providers::PendingTransactionError> {
     fn call_ctx(self, call: &'static str) -> Result<T> {
-        self.map_err(|source| Error::Receipt { call, source })
+        self.map_err(|source| Error::Receipt { call, source: Box::new(source) })
     }
 }

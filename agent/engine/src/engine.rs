@@ -99,8 +99,8 @@ impl<'a> Context<'a> {
                     ));
                 }
             }
-            if pause.is_none() {
-                if let Some(prev) = q.previous_close.filter(|c| *c > Decimal::ZERO) {
+            if pause.is_none()
+                && let Some(prev) = q.previous_close.filter(|c| *c > Decimal::ZERO) {
                     let moved = (p.price - prev).abs() / prev;
                     if moved > limits.max_daily_move {
                         pause = Some(format!(
@@ -110,14 +110,12 @@ impl<'a> Context<'a> {
                         ));
                     }
                 }
-            }
             prices.insert(id.as_str(), Priced { price: p.price, halt });
         }
-        if let (Some(vix), Some(max)) = (inputs.market.volatility_index, limits.volatility_threshold) {
-            if vix > max {
+        if let (Some(vix), Some(max)) = (inputs.market.volatility_index, limits.volatility_threshold)
+            && vix > max {
                 pause = Some(format!("volatility index {vix} above {max}"));
             }
-        }
         let shared_digests = ips.iter().map(|(id, i)| (*id, shared_digest(inputs, i, models[i.model.as_str()]))).collect();
         Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, shared_digests })
     }
@@ -155,11 +153,10 @@ pub fn band_width(model: &Model, ips: &Ips, asset: &str, target: Decimal) -> Dec
         (None, Some(r)) => r,
         (None, None) => Decimal::ZERO,
     };
-    if let Some(rule) = &model.small_targets {
-        if target < rule.below_weight {
+    if let Some(rule) = &model.small_targets
+        && target < rule.below_weight {
             w = w.max(rule.min_pp / HUNDRED);
         }
-    }
     w
 }
 
@@ -365,11 +362,10 @@ fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<std::result::R
     }
     for s in &sleeves {
         for m in &s.members {
-            if let Some(reason) = &m.halt {
-                if m.held > Decimal::ZERO || m.asset == s.id {
+            if let Some(reason) = &m.halt
+                && (m.held > Decimal::ZERO || m.asset == s.id) {
                     halts.push(Halt { asset: m.asset.to_string(), reason: reason.clone() });
                 }
-            }
         }
     }
 
@@ -514,6 +510,8 @@ pub(crate) fn decide_traced<'a>(
     // substitute of the same group, keeping the exposure.
     if account.kind.realises_tax() && ips.harvesting.enabled {
         let h = &ips.harvesting;
+        // Indices, not iterators: a harvest adds a member to the sleeve it walks.
+        #[allow(clippy::needless_range_loop)]
         for si in 0..sleeves.len() {
             for mi in 0..sleeves[si].members.len() {
                 let m = sleeves[si].members[mi].clone();
@@ -985,7 +983,7 @@ pub(crate) fn decide_pooled<'a>(
                     .iter()
                     .filter(|f| f.kind != FlowKind::Withdrawal)
                     .cloned()
-                    .chain((out > Decimal::ZERO).then(|| crate::types::CashFlow { kind: FlowKind::Withdrawal, amount: out }))
+                    .chain((out > Decimal::ZERO).then_some(crate::types::CashFlow { kind: FlowKind::Withdrawal, amount: out }))
                     .collect::<Vec<_>>()
             })
             .collect(),
@@ -1099,7 +1097,7 @@ pub(crate) fn decide_pooled<'a>(
                 !wash.loss_sold.contains_key(a)
                     && !r.no_buy.iter().any(|x| x == a)
                     && !r.excluded.iter().any(|x| x == a)
-                    && !r.allowed_only.as_ref().is_some_and(|l| !l.iter().any(|x| x == a))
+                    && r.allowed_only.as_ref().is_none_or(|l| l.iter().any(|x| x == a))
                     && ctx.prices.get(a).is_some_and(|p| p.halt.is_none())
             };
             let group = group_of(ctx, asset);

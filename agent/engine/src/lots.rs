@@ -48,7 +48,7 @@ pub fn sale_order<'a>(
     match method {
         LotMethod::Fifo => {}
         LotMethod::Lifo => ordered.reverse(),
-        LotMethod::Hifo => ordered.sort_by(|a, b| b.cost.cmp(&a.cost)),
+        LotMethod::Hifo => ordered.sort_by_key(|l| std::cmp::Reverse(l.cost)),
         LotMethod::SpecificId => {
             let rank = |l: &Lot| specific.iter().position(|id| *id == l.id).unwrap_or(usize::MAX);
             ordered.sort_by_key(|l| rank(l));
@@ -58,7 +58,7 @@ pub fn sale_order<'a>(
                 let gain = price - l.cost;
                 (gain * rate(rates, term(l.acquired, today)), gain)
             };
-            ordered.sort_by(|a, b| key(a).cmp(&key(b)));
+            ordered.sort_by_key(|a| key(a));
         }
     }
     ordered

@@ -66,9 +66,9 @@ fn account_seed() -> impl Strategy<Value = AccountSeed> {
     (
         0u8..3,
         0u8..3,
-        prop_oneof![Just(0i64), 100_00i64..50_000_00],
+        prop_oneof![Just(0i64), 10_000i64..5_000_000],
         prop::collection::vec((0usize..5, 1_000i64..400_000, 500i64..30_000, 0i64..900), 0..8),
-        prop::option::of((0u8..3, 100_00i64..20_000_00)),
+        prop::option::of((0u8..3, 10_000i64..2_000_000)),
         prop::option::of(0i64..200),
     )
         .prop_map(|(household, kind, cash, lots, flow, last_rebalanced_days)| AccountSeed {
@@ -150,7 +150,7 @@ fn build(s: &Scenario) -> Inputs {
         tax: TaxRates { short_term: d(40), long_term: d(20) },
         lot_method: [LotMethod::Fifo, LotMethod::Lifo, LotMethod::Hifo, LotMethod::SpecificId, LotMethod::TaxMinimizing]
             [s.method as usize],
-        harvesting: Harvesting { enabled: s.harvest, min_loss: d(100_00), min_loss_pct: d(5) },
+        harvesting: Harvesting { enabled: s.harvest, min_loss: d(10_000), min_loss_pct: d(5) },
         approval_limit: None,
         cash_buffer: Decimal::ZERO,
         min_trade_value: d(1_00),
