@@ -410,10 +410,16 @@ pub(crate) fn decide_traced<'a>(
 
     // Why an asset may not be bought here, if it may not.
     let mut harvested: BTreeMap<&str, String> = BTreeMap::new();
-    let buy_block = |asset: &str, harvested: &BTreeMap<&str, String>| -> Option<String> {
+    // Whether an asset may be bought is noted as consulted where the answer
+    // shapes the decision (a purchase, a harvest's substitute, a band breach
+    // counted as actionable); the household re-decides only those accounts
+    // when a wash-sale block on the asset changes.
+    let note = |asset: &str| {
         if !consulted.borrow().contains(asset) {
             consulted.borrow_mut().insert(asset.to_string());
         }
+    };
+    let buy_block = |asset: &str, harvested: &BTreeMap<&str, String>| -> Option<String> {
         let priced = ctx.prices.get(asset);
         if priced.is_none() {
             return Some("no price".into());
@@ -460,7 +466,10 @@ pub(crate) fn decide_traced<'a>(
             continue;
         }
         let actionable = if drift < Decimal::ZERO {
-            candidates(s).into_iter().any(|c| buy_block(c, &no_harvest).is_none())
+            candidates(s).into_iter().any(|c| {
+                note(c);
+                buy_block(c, &no_harvest).is_none()
+            })
         } else {
             s.members.iter().any(|m| m.held > Decimal::ZERO && m.halt.is_none() && !r.no_sell.iter().any(|a| a == m.asset))
         };
@@ -540,7 +549,10 @@ pub(crate) fn decide_traced<'a>(
                     checks.push(Check { name, passed: false, detail: format!("skipped: {} is on the IPS no-sell list", m.asset) });
                     continue;
                 }
-                let substitute = candidates(&sleeves[si]).into_iter().filter(|c| *c != m.asset).find(|c| buy_block(c, &harvested).is_none());
+                let substitute = candidates(&sleeves[si]).into_iter().filter(|c| *c != m.asset).find(|c| {
+                    note(c);
+                    buy_block(c, &harvested).is_none()
+                });
                 let Some(substitute) = substitute else {
                     checks.push(Check { name, passed: false, detail: format!("skipped: no substitute of {} may be bought", m.asset) });
                     continue;
@@ -660,7 +672,10 @@ pub(crate) fn decide_traced<'a>(
     for s in &sleeves {
         if s.delta > Decimal::ZERO {
             let mut blocked = Vec::new();
-            let Some(asset) = candidates(s).into_iter().find(|c| match buy_block(c, &harvested) {
+            let Some(asset) = candidates(s).into_iter().find(|c| match {
+                note(c);
+                buy_block(c, &harvested)
+            } {
                 Some(why) => {
                     blocked.push(format!("{c}: {why}"));
                     false
@@ -807,14 +822,18 @@ fn finish<'a>(
             let refs: Vec<&crate::types::Lot> = own.iter().collect();
             t.lots = lots::take(&refs, t.quantity, t.price, ctx.today);
         } else {
-            let left: Vec<crate::types::Lot> = account
-                .lots
-                .iter()
-                .filter(|l| l.asset == t.asset)
-                .map(|l| crate::types::Lot { quantity: lot_left[l.id.as_str()], ..l.clone() })
-                .filter(|l| l.quantity > Decimal::ZERO)
-                .collect();
-            let refs: Vec<&crate::types::Lot> = left.iter().collect();
+            let mine: Vec<&crate::types::Lot> = account.lots.iter().filter(|l| l.asset == t.asset).collect();
+            // Copies of the lots only when an earlier sale used part of them.
+            let left: Option<Vec<crate::types::Lot>> = (!mine.iter().all(|l| lot_left[l.id.as_str()] == l.quantity)).then(|| {
+                mine.iter()
+                    .map(|l| crate::types::Lot { quantity: lot_left[l.id.as_str()], ..(*l).clone() })
+                    .filter(|l| l.quantity > Decimal::ZERO)
+                    .collect()
+            });
+            let refs: Vec<&crate::types::Lot> = match &left {
+                Some(left) => left.iter().collect(),
+                None => mine,
+            };
             let order = lots::sale_order(&refs, ips.lot_method, t.price, ctx.today, &ips.tax, &account.sell_order);
             t.lots = lots::take(&order, t.quantity, t.price, ctx.today);
             for u in &t.lots {
