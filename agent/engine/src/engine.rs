@@ -890,13 +890,7 @@ fn finish<'a>(
             s.id == asset || s.members.iter().any(|m| m.asset == asset) || (group_of(asset).is_some() && group_of(asset) == group_of(s.id))
         })
     };
-    for t in trades.iter_mut().chain(queued.iter_mut()) {
-        let (w, target, band) = match sleeve_of(&t.asset) {
-            Some(s) => (before[s.id], s.target, s.band),
-            None => (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO),
-        };
-        t.rationale = rationale(t, w, target, band);
-    }
+    // Rationales are written once the household's decisions are final (see `explain`).
 
     // Projected weights after the trades that settle now.
     let mut cash_after = account.cash;
@@ -1330,6 +1324,18 @@ fn scale_side(trades: &mut Vec<Trade>, side: Side, factor: Decimal, ctx: &Contex
         t.value = t.quantity * t.price;
     }
     trades.retain(|t| t.quantity > Decimal::ZERO);
+}
+
+/// Writes each trade's one-line rationale from the decision's drift: done
+/// once per final decision, not in every round a household takes.
+pub(crate) fn explain(ctx: &Context<'_>, d: &mut Decision) {
+    let Decision { trades, queued, drift, .. } = d;
+    for t in trades.iter_mut().chain(queued.iter_mut()) {
+        let group = group_of(ctx, &t.asset);
+        let sleeve = drift.iter().find(|x| x.asset == t.asset || (group.is_some() && group == group_of(ctx, &x.asset)));
+        let (w, target, band) = sleeve.map_or((Decimal::ZERO, Decimal::ZERO, Decimal::ZERO), |x| (x.before, x.target, x.band));
+        t.rationale = rationale(t, w, target, band);
+    }
 }
 
 fn rationale(t: &Trade, weight: Decimal, target: Decimal, band: Decimal) -> String {

@@ -110,7 +110,8 @@ pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
         .map(|(household, members)| decide_household(&ctx, household, members))
         .collect::<Result<_>>()?;
     let mut out: Vec<Option<Decision>> = vec![None; inputs.accounts.len()];
-    for (i, d) in decided.into_iter().flatten() {
+    for (i, mut d) in decided.into_iter().flatten() {
+        engine::explain(&ctx, &mut d);
         out[i] = Some(d);
     }
     Ok(out.into_iter().map(|d| d.expect("every account decided")).collect())
