@@ -239,6 +239,8 @@ struct Sleeve<'a> {
     excluded: bool,
     /// Something of it may be bought today.
     buyable: bool,
+    /// Something of it may be sold today.
+    sellable: bool,
     /// Signed money to trade: positive buys.
     delta: Decimal,
 }
@@ -354,11 +356,12 @@ fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<std::result::R
             band: band_width(model, ips, asset, target),
             excluded: excluded.contains(asset.as_str()),
             buyable: true,
+            sellable: true,
             delta: Decimal::ZERO,
         });
     }
     for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !placed.contains(**h)) {
-        sleeves.push(Sleeve { id: h, members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), buyable: true, delta: Decimal::ZERO });
+        sleeves.push(Sleeve { id: h, members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), buyable: true, sellable: true, delta: Decimal::ZERO });
     }
     for s in &sleeves {
         for m in &s.members {
@@ -655,6 +658,24 @@ pub(crate) fn decide_traced<'a>(
             checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", blocked.join("; ")) });
             s.delta = Decimal::ZERO;
         }
+        // Likewise a sleeve nothing of which may be sold (halts, the no-sell list).
+        let unsellable: Vec<String> = s
+            .members
+            .iter()
+            .filter(|m| m.held > m.harvest_bought)
+            .filter_map(|m| match (&m.halt, r.no_sell.iter().any(|a| a == m.asset)) {
+                (Some(h), _) => Some(format!("{}: halted: {h}", m.asset)),
+                (None, true) => Some(format!("{}: on the IPS no-sell list", m.asset)),
+                (None, false) => None,
+            })
+            .collect();
+        // Buying less of a harvest's substitute counts as selling.
+        let holders = s.members.iter().filter(|m| m.held > m.harvest_bought).count();
+        s.sellable = unsellable.len() < holders || s.members.iter().any(|m| m.harvest_bought > Decimal::ZERO);
+        if !s.sellable && s.delta < Decimal::ZERO {
+            checks.push(Check { name: format!("sell:{}", s.id), passed: false, detail: format!("nothing may be sold: {}", unsellable.join("; ")) });
+            s.delta = Decimal::ZERO;
+        }
     }
     // Cash flows first: cash above its target buys the most underweight
     // sleeves; a shortfall sells the most overweight ones.
@@ -736,13 +757,20 @@ pub(crate) fn decide_traced<'a>(
             trades.retain(|t| t.quantity > Decimal::ZERO);
         }
     }
-    // No overdraft: buys may spend only the cash there is after sales (keeping withdrawals aside).
+    // No overdraft: buys may spend only the cash there is after sales (keeping
+    // withdrawals aside). A harvest's replacement is paid by its own sale, so
+    // the other buys give way first.
     let sells: Decimal = trades.iter().filter(|t| t.side == Side::Sell).map(|t| t.value).sum();
     let buys: Decimal = trades.iter().filter(|t| t.side == Side::Buy).map(|t| t.value).sum();
+    let harvest_buys: Decimal = trades.iter().filter(|t| t.reason == Reason::HarvestReplace).map(|t| t.value).sum();
     let spendable = (account.cash + sells - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
     if buys > spendable {
-        let factor = spendable / buys;
-        scale_side(&mut trades, Side::Buy, factor, ctx);
+        let (factor, which): (Decimal, fn(&Trade) -> bool) = if spendable >= harvest_buys {
+            ((spendable - harvest_buys) / (buys - harvest_buys), |t| t.side == Side::Buy && t.reason != Reason::HarvestReplace)
+        } else {
+            (spendable / buys, |t| t.side == Side::Buy)
+        };
+        scale(&mut trades, &mut checks, which, factor, ctx, ips);
         checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys of {buys} scaled by {factor:.4} to the {spendable} available") });
     } else {
         checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys {buys} within {spendable} available") });
@@ -781,8 +809,7 @@ pub(crate) fn decide_traced<'a>(
     }
     if cap < traded_value && traded_value > Decimal::ZERO {
         let factor = cap / traded_value;
-        scale_side(&mut trades, Side::Buy, factor, ctx);
-        scale_side(&mut trades, Side::Sell, factor, ctx);
+        scale(&mut trades, &mut checks, |_| true, factor, ctx, ips);
         checks.push(Check { name: "turnover_cap".into(), passed: false, detail: format!("trades worth {traded_value} scaled by {factor:.4} to the cap of {cap}") });
     }
 
@@ -1279,7 +1306,7 @@ fn invest_surplus(sleeves: &mut [Sleeve<'_>], mut surplus: Decimal, base: Decima
 /// their targets (that only reduces drift), then by dropping planned buys,
 /// then by selling everything pro rata.
 fn raise_cash(sleeves: &mut [Sleeve<'_>], mut need: Decimal, base: Decimal) {
-    let sellable = |s: &Sleeve<'_>| s.members.iter().any(|m| m.halt.is_none() && m.held > Decimal::ZERO);
+    let sellable = |s: &Sleeve<'_>| s.sellable && s.members.iter().any(|m| m.halt.is_none() && m.held > Decimal::ZERO);
     let mut over: Vec<(usize, Decimal)> = sleeves
         .iter()
         .enumerate()
@@ -1317,11 +1344,34 @@ fn raise_cash(sleeves: &mut [Sleeve<'_>], mut need: Decimal, base: Decimal) {
     }
 }
 
-/// Scales every trade of `side` by `factor` (0 to 1), rounding down to quanta.
-fn scale_side(trades: &mut Vec<Trade>, side: Side, factor: Decimal, ctx: &Context<'_>) {
-    for t in trades.iter_mut().filter(|t| t.side == side) {
+/// Scales the trades `which` selects by `factor` (0 to 1), rounding down to
+/// quanta; a trade that falls below the IPS minimum is dropped and reported.
+fn scale(
+    trades: &mut Vec<Trade>,
+    checks: &mut Vec<Check>,
+    which: impl Fn(&Trade) -> bool,
+    factor: Decimal,
+    ctx: &Context<'_>,
+    ips: &Ips,
+) {
+    for t in trades.iter_mut().filter(|t| which(t)) {
         t.quantity = round_down(t.quantity * factor, ctx.assets[t.asset.as_str()].quantum);
         t.value = t.quantity * t.price;
+        if t.quantity > Decimal::ZERO && t.value < ips.min_trade_value {
+            checks.push(Check {
+                name: format!("min_trade_value:{}", t.asset),
+                passed: false,
+                detail: format!(
+                    "{} {} {} worth {} after scaling is below the minimum {}",
+                    side_word(t.side),
+                    t.quantity,
+                    t.asset,
+                    t.value,
+                    ips.min_trade_value
+                ),
+            });
+            t.quantity = Decimal::ZERO;
+        }
     }
     trades.retain(|t| t.quantity > Decimal::ZERO);
 }

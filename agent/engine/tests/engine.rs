@@ -233,7 +233,9 @@ fn restrictions_remove_trades_and_say_why() {
     inputs.ips[0].restrictions.no_sell = vec!["GEQ".into()];
     let d = one(&inputs, 1);
     assert!(d.trades.iter().all(|t| t.side == Side::Buy), "nothing sold");
-    assert!(d.checks.iter().any(|c| c.name == "restriction:sell:GEQ" && !c.passed));
+    let check = d.checks.iter().find(|c| c.name == "sell:GEQ").unwrap();
+    assert!(!check.passed);
+    assert_eq!(check.detail, "nothing may be sold: GEQ: on the IPS no-sell list");
 }
 
 #[test]
