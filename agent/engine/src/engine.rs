@@ -693,15 +693,15 @@ pub(crate) fn decide_traced<'a>(
     for s in &sleeves {
         if s.delta > Decimal::ZERO {
             let mut blocked = Vec::new();
-            let Some(asset) = candidates(s).into_iter().find(|c| match {
+            let Some(asset) = candidates(s).into_iter().find(|c| {
                 note(c);
-                buy_block(c, &harvested)
-            } {
-                Some(why) => {
-                    blocked.push(format!("{c}: {why}"));
-                    false
+                match buy_block(c, &harvested) {
+                    Some(why) => {
+                        blocked.push(format!("{c}: {why}"));
+                        false
+                    }
+                    None => true,
                 }
-                None => true,
             }) else {
                 checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", blocked.join("; ")) });
                 continue;
