@@ -17,7 +17,6 @@ import {AssetToken} from "../src/AssetToken.sol";
 contract ReentrancyTest is Fixture {
     uint16 internal constant H = 3; // the hostile asset's index
     uint64 internal constant HACC = 77; // the account the hostile token owns
-    uint256 internal constant HOSTILE_PRICE = 10e8;
 
     HostileToken internal hostile;
     PriceFeed internal hostileFeed;
@@ -25,28 +24,7 @@ contract ReentrancyTest is Fixture {
 
     function setUp() public override {
         super.setUp();
-        hostile = new HostileToken("Hostile", "HST", address(this));
-        hostileFeed = new PriceFeed(FEED_DECIMALS, "HST", int256(HOSTILE_PRICE), address(this));
-        ledger.registerAsset(IERC20(address(hostile)), hostileFeed, MAX_FEED_AGE, QUANTUM);
-        _seedPool(hostile, HOSTILE_PRICE, 1_000_000e18);
-
-        uint64[] memory ids = new uint64[](1);
-        address[] memory owners = new address[](1);
-        ids[0] = HACC;
-        owners[0] = address(hostile);
-        vm.prank(accountAdmin);
-        ledger.openAccounts(ids, owners);
-
-        for (uint64 id = 1; id <= ACCOUNTS; ++id) {
-            _fund(id, hostile, ACCOUNT_UNITS);
-        }
-        _fund(HACC, cash, 1_000e6);
-        _fund(HACC, hostile, 10e18);
-        // What a re-entrant deposit needs: cash of its own, approved to the ledger.
-        cash.mint(address(hostile), 1_000e6);
-        hostile.approveOther(cash, address(ledger), type(uint256).max);
-        // What a re-entrant settlement needs: the settler role.
-        ledger.grantRole(ledger.SETTLER_ROLE(), address(hostile));
+        (hostile, hostileFeed) = _addHostileAsset(HACC, 1_000e6);
     }
 
     // ------------------------------------------------------------ the re-entrant calls

@@ -58,7 +58,7 @@ async fn settles_a_crossing_and_netting_batch_for_200_accounts() -> eyre::Result
     let ledger_addr = m.contracts.portfolio_ledger;
 
     let ids: Vec<u64> = (1..=ACCOUNTS).collect();
-    let funding = Funding { cash: usd(100_000), units: vec![units(1_000); m.assets.len()] };
+    let funding = Funding::uniform(&m, 100_000, 1_000);
     deploy::open_and_fund_accounts(&deployment, &ids, m.roles.admin, |_| funding.clone()).await?;
     let (cash_before, units_before) = ledger.positionsOf(1).call().await.map(|p| (p.cash, p.units))?;
     assert_eq!(cash_before, usd(100_000));

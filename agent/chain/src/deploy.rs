@@ -224,10 +224,9 @@ pub async fn deploy_to(
         .await?;
 
         // Seed the pool at the feed price.
-        let units = U256::from(spec.pool_units) * U256::from(10u64).pow(U256::from(spec.decimals));
-        let cash_amount = U256::from(spec.pool_units) * U256::from(spec.price as u64)
-            * U256::from(10u64).pow(U256::from(config.cash_decimals))
-            / U256::from(10u64).pow(U256::from(config.feed_decimals));
+        let units = whole(spec.pool_units, spec.decimals);
+        let cash_amount = whole(spec.pool_units, config.cash_decimals) * U256::from(spec.price as u64)
+            / whole(1, config.feed_decimals);
         send(token.mint(admin_addr, units), "mint pool units").await?;
         send(cash.mint(admin_addr, cash_amount), "mint pool cash").await?;
         send(token.approve(router_addr, units), "approve router").await?;
@@ -296,6 +295,21 @@ pub struct Funding {
     pub cash: U256,
     /// Per asset, in manifest order.
     pub units: Vec<U256>,
+}
+
+impl Funding {
+    /// `cash` whole units of cash and `units` whole units of every asset.
+    pub fn uniform(manifest: &Manifest, cash: u64, units: u64) -> Self {
+        Self {
+            cash: whole(cash, manifest.cash.decimals),
+            units: manifest.assets.iter().map(|a| whole(units, a.decimals)).collect(),
+        }
+    }
+}
+
+/// `n` whole units of a token with `decimals` decimals, in base units.
+pub fn whole(n: u64, decimals: u8) -> U256 {
+    U256::from(n) * U256::from(10u64).pow(U256::from(decimals))
 }
 
 /// Opens `ids` (owned by `owner`) and funds each with `funding(id)`, minting

@@ -148,11 +148,7 @@ pub async fn run(config: &GasBenchConfig, devnet_options: &DevnetOptions, progre
     let most = config.sizes.iter().copied().max().unwrap_or(0);
     progress(&format!("opening and funding {most} accounts"));
     let ids: Vec<u64> = (1..=most as u64).collect();
-    let unit = |decimals: u8| U256::from(10u64).pow(U256::from(decimals));
-    let funding = Funding {
-        cash: U256::from(1_000_000u64) * unit(m.cash.decimals),
-        units: m.assets.iter().map(|a| U256::from(10_000u64) * unit(a.decimals)).collect(),
-    };
+    let funding = Funding::uniform(m, 1_000_000, 10_000);
     open_and_fund_accounts(&deployment, &ids, m.roles.admin, |_| funding.clone()).await?;
 
     let mut rows = Vec::new();

@@ -200,11 +200,7 @@ async fn devnet_up(args: DevnetUp) -> Result<()> {
     if args.accounts > 0 {
         eprintln!("opening and funding {} client accounts", args.accounts);
         let ids: Vec<u64> = (1..=args.accounts).collect();
-        let unit = |d: u8| alloy::primitives::U256::from(10u64).pow(alloy::primitives::U256::from(d));
-        let funding = Funding {
-            cash: alloy::primitives::U256::from(100_000u64) * unit(m.cash.decimals),
-            units: m.assets.iter().map(|a| alloy::primitives::U256::from(1_000u64) * unit(a.decimals)).collect(),
-        };
+        let funding = Funding::uniform(m, 100_000, 1_000);
         deploy::open_and_fund_accounts(&deployment, &ids, m.roles.admin, |_| funding.clone())
             .await
             .wrap_err("opening client accounts")?;

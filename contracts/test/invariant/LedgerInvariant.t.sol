@@ -13,7 +13,6 @@ import {PriceFeed} from "../../src/PriceFeed.sol";
 /// settlements, retries, pauses, unauthorised calls and a hostile token.
 contract LedgerInvariantTest is Fixture {
     uint64 internal constant HACC = 77;
-    uint256 internal constant HOSTILE_PRICE = 10e8;
 
     LedgerHandler internal handler;
     HostileToken internal hostile;
@@ -23,24 +22,7 @@ contract LedgerInvariantTest is Fixture {
 
         // The hostile token is a fourth asset with a feed and a pool, held by
         // every trader, and owns an account of its own with cash in it.
-        hostile = new HostileToken("Hostile", "HST", address(this));
-        PriceFeed hostileFeed = new PriceFeed(FEED_DECIMALS, "HST", int256(HOSTILE_PRICE), address(this));
-        ledger.registerAsset(IERC20(address(hostile)), hostileFeed, MAX_FEED_AGE, QUANTUM);
-        _seedPool(hostile, HOSTILE_PRICE, 1_000_000e18);
-        uint64[] memory ids = new uint64[](1);
-        address[] memory owners = new address[](1);
-        ids[0] = HACC;
-        owners[0] = address(hostile);
-        vm.prank(accountAdmin);
-        ledger.openAccounts(ids, owners);
-        for (uint64 id = 1; id <= ACCOUNTS; ++id) {
-            _fund(id, hostile, ACCOUNT_UNITS);
-        }
-        _fund(HACC, cash, 1_000e6);
-        _fund(HACC, hostile, 10e18);
-        cash.mint(address(hostile), 1_000_000e6);
-        hostile.approveOther(cash, address(ledger), type(uint256).max);
-        ledger.grantRole(ledger.SETTLER_ROLE(), address(hostile));
+        (hostile,) = _addHostileAsset(HACC, 1_000_000e6);
 
         AssetToken spare = new AssetToken("Spare", "SPR", 18, address(this));
         PriceFeed spareFeed = new PriceFeed(FEED_DECIMALS, "SPR", 1e8, address(this));

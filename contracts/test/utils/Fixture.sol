@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 import {TestBase} from "./Vm.sol";
+import {HostileToken} from "./Tokens.sol";
 import {AssetToken} from "../../src/AssetToken.sol";
 import {PriceFeed} from "../../src/PriceFeed.sol";
 import {AuditRegistry} from "../../src/AuditRegistry.sol";
@@ -87,6 +88,37 @@ abstract contract Fixture is TestBase {
                 _fund(ids[i], tokens[a], ACCOUNT_UNITS);
             }
         }
+    }
+
+    /// @dev A hostile fourth asset (index 3) with a feed at 10.00 and a pool,
+    /// held by every account, owning `account` (funded with cash and units);
+    /// it holds `reentryCash` approved to the ledger and the settler role, so
+    /// that its re-entrant deposits and settlements reach the guard.
+    function _addHostileAsset(uint64 account, uint256 reentryCash)
+        internal
+        returns (HostileToken hostile, PriceFeed hostileFeed)
+    {
+        uint256 price = 10e8;
+        hostile = new HostileToken("Hostile", "HST", address(this));
+        hostileFeed = new PriceFeed(FEED_DECIMALS, "HST", int256(price), address(this));
+        ledger.registerAsset(IERC20(address(hostile)), hostileFeed, MAX_FEED_AGE, QUANTUM);
+        _seedPool(hostile, price, 1_000_000e18);
+
+        uint64[] memory ids = new uint64[](1);
+        address[] memory owners = new address[](1);
+        ids[0] = account;
+        owners[0] = address(hostile);
+        vm.prank(accountAdmin);
+        ledger.openAccounts(ids, owners);
+
+        for (uint64 id = 1; id <= ACCOUNTS; ++id) {
+            _fund(id, hostile, ACCOUNT_UNITS);
+        }
+        _fund(account, cash, 1_000e6);
+        _fund(account, hostile, 10e18);
+        cash.mint(address(hostile), reentryCash);
+        hostile.approveOther(cash, address(ledger), type(uint256).max);
+        ledger.grantRole(ledger.SETTLER_ROLE(), address(hostile));
     }
 
     function ownerOf(uint64 account) internal pure returns (address) {
