@@ -1510,13 +1510,3 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model, wash: 
     hex::encode(h.finalize())
 }
 
-impl AccountKind {
-    /// Short label for tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            AccountKind::Taxable => "taxable",
-            AccountKind::TaxDeferred => "tax-deferred",
-            AccountKind::TaxFree => "tax-free",
-        }
-    }
-}

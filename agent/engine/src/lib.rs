@@ -198,5 +198,3 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     }
     Err(Error::Internal(format!("household {household}: wash-sale blocking did not settle")))
 }
-
-pub static ROUNDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
