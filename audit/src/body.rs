@@ -1,0 +1,275 @@
+//! Typed bodies for the record kinds whose fields this crate knows.
+//!
+//! Decision bodies are the engine's `Decision`, written through
+//! [`crate::Record::sign`] with [`crate::Kind::Decision`]; the audit crate does
+//! not depend on the engine. Money and quantities, where a body has them, are
+//! decimal strings. Record hashes are bare hex, EVM values `0x` hex.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::{merkle::Hash, record::Kind, timestamp::Timestamp, wire};
+
+/// A body type and the record kind it belongs to.
+pub trait RecordBody: Serialize + DeserializeOwned {
+    const KIND: Kind;
+}
+
+macro_rules! record_body {
+    ($ty:ty, $kind:ident) => {
+        impl RecordBody for $ty {
+            const KIND: Kind = Kind::$kind;
+        }
+    };
+}
+
+/// `ips_registered`: a version of an account's Investment Policy Statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IpsRegistered {
+    pub account: u64,
+    pub ips_id: String,
+    pub version: u32,
+    /// SHA-256 of the IPS document.
+    #[serde(with = "wire::hex32")]
+    pub document_hash: Hash,
+    /// When the version takes effect.
+    pub effective: Timestamp,
+}
+record_body!(IpsRegistered, IpsRegistered);
+
+/// `approval_granted`: an advisor approved a decision's queued trades.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalGranted {
+    /// Hash of the decision record.
+    #[serde(with = "wire::hex32")]
+    pub decision: Hash,
+    pub approver: String,
+}
+record_body!(ApprovalGranted, ApprovalGranted);
+
+/// `approval_rejected`: an advisor rejected a decision's queued trades.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRejected {
+    /// Hash of the decision record.
+    #[serde(with = "wire::hex32")]
+    pub decision: Hash,
+    pub approver: String,
+    pub reason: String,
+}
+record_body!(ApprovalRejected, ApprovalRejected);
+
+/// `settlement_submitted`: a signed settlement transaction, recorded (and
+/// fsync'd) before it is broadcast, so recovery can rebroadcast the very
+/// same bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementSubmitted {
+    #[serde(with = "wire::evm32")]
+    pub batch_id: [u8; 32],
+    #[serde(with = "wire::evm32")]
+    pub tx_hash: [u8; 32],
+    pub nonce: u64,
+    /// The signed transaction, as broadcast.
+    #[serde(with = "wire::evm_bytes")]
+    pub raw_tx: Vec<u8>,
+    /// Ledger ids of the accounts the batch settles.
+    pub accounts: Vec<u64>,
+}
+record_body!(SettlementSubmitted, SettlementSubmitted);
+
+/// `settlement_confirmed`: the batch's transaction was mined and has the
+/// required confirmations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementConfirmed {
+    #[serde(with = "wire::evm32")]
+    pub batch_id: [u8; 32],
+    #[serde(with = "wire::evm32")]
+    pub tx_hash: [u8; 32],
+    pub block: u64,
+    #[serde(with = "wire::evm32")]
+    pub block_hash: [u8; 32],
+    pub gas_used: u64,
+}
+record_body!(SettlementConfirmed, SettlementConfirmed);
+
+/// `settlement_failed`: the batch's transaction reverted or was abandoned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementFailed {
+    #[serde(with = "wire::evm32")]
+    pub batch_id: [u8; 32],
+    #[serde(with = "wire::evm32")]
+    pub tx_hash: [u8; 32],
+    /// The decoded revert or why the agent gave up.
+    pub reason: String,
+}
+record_body!(SettlementFailed, SettlementFailed);
+
+/// `checkpoint_anchored`: the checkpoint over records `[0, size)` is on-chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointAnchored {
+    pub size: u64,
+    /// RFC 6962 root over the first `size` records.
+    #[serde(with = "wire::hex32")]
+    pub root: Hash,
+    #[serde(with = "wire::evm32")]
+    pub tx_hash: [u8; 32],
+    pub block: u64,
+}
+record_body!(CheckpointAnchored, CheckpointAnchored);
+
+/// Why trading stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HaltCause {
+    /// Market breaker: a price move or volatility beyond the limits.
+    CircuitBreaker,
+    /// The log, a checkpoint or the chain disagreed with the evidence.
+    Integrity,
+    /// An operator asked.
+    Operator,
+}
+
+/// `halt`: the agent stopped trading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Halt {
+    pub cause: HaltCause,
+    pub detail: String,
+}
+record_body!(Halt, Halt);
+
+/// `key_rotation`: signed by the old key; records from `valid_from` on are
+/// signed by the new one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotation {
+    pub old_key_id: String,
+    pub new_key_id: String,
+    /// The new Ed25519 public key.
+    #[serde(with = "wire::hex32")]
+    pub new_public_key: [u8; 32],
+    pub valid_from: Timestamp,
+}
+record_body!(KeyRotation, KeyRotation);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        keys::{KeyRing, Signer},
+        record::{GENESIS_PREV, Record},
+    };
+    use proptest::prelude::*;
+
+    fn arb_time() -> impl Strategy<Value = Timestamp> {
+        (0i128..253_402_300_799_999_999_999i128).prop_map(|n| Timestamp::from_unix_nanos(n).unwrap())
+    }
+
+    fn safe_u64() -> impl Strategy<Value = u64> {
+        0..=crate::record::MAX_SAFE_INTEGER
+    }
+
+    /// Serde round trip on its own, then through a signed record.
+    fn round_trip<B: RecordBody + PartialEq + std::fmt::Debug>(body: &B) -> Result<(), TestCaseError> {
+        let json = serde_json::to_string(body).unwrap();
+        let back: B = serde_json::from_str(&json).unwrap();
+        prop_assert_eq!(&back, body);
+        let signer = Signer::from_seed(&[9; 32]);
+        let time = Timestamp::parse("2025-01-01T00:00:00Z").unwrap();
+        let record = Record::sign_body(&signer, 0, GENESIS_PREV, time, body).unwrap();
+        prop_assert_eq!(record.kind, B::KIND);
+        let read: Record = serde_json::from_slice(&record.canonical_bytes().unwrap()).unwrap();
+        read.check_seal(&KeyRing::single(signer.verifying_key()).unwrap()).unwrap();
+        prop_assert_eq!(&read.body_as::<B>().unwrap(), body);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        #[test]
+        fn ips_registered(
+            account in safe_u64(),
+            ips_id in ".*",
+            version in any::<u32>(),
+            document_hash in any::<[u8; 32]>(),
+            effective in arb_time(),
+        ) {
+            round_trip(&IpsRegistered { account, ips_id, version, document_hash, effective })?;
+        }
+
+        #[test]
+        fn approvals(decision in any::<[u8; 32]>(), approver in ".*", reason in ".*") {
+            round_trip(&ApprovalGranted { decision, approver: approver.clone() })?;
+            round_trip(&ApprovalRejected { decision, approver, reason })?;
+        }
+
+        #[test]
+        fn settlement_submitted(
+            batch_id in any::<[u8; 32]>(),
+            tx_hash in any::<[u8; 32]>(),
+            nonce in safe_u64(),
+            raw_tx in proptest::collection::vec(any::<u8>(), 0..300),
+            accounts in proptest::collection::vec(safe_u64(), 0..20),
+        ) {
+            round_trip(&SettlementSubmitted { batch_id, tx_hash, nonce, raw_tx, accounts })?;
+        }
+
+        #[test]
+        fn settlement_outcomes(
+            batch_id in any::<[u8; 32]>(),
+            tx_hash in any::<[u8; 32]>(),
+            block in safe_u64(),
+            block_hash in any::<[u8; 32]>(),
+            gas_used in safe_u64(),
+            reason in ".*",
+        ) {
+            round_trip(&SettlementConfirmed { batch_id, tx_hash, block, block_hash, gas_used })?;
+            round_trip(&SettlementFailed { batch_id, tx_hash, reason })?;
+        }
+
+        #[test]
+        fn checkpoint_anchored(
+            size in safe_u64(),
+            root in any::<[u8; 32]>(),
+            tx_hash in any::<[u8; 32]>(),
+            block in safe_u64(),
+        ) {
+            round_trip(&CheckpointAnchored { size, root, tx_hash, block })?;
+        }
+
+        #[test]
+        fn halt(
+            cause in proptest::sample::select(vec![HaltCause::CircuitBreaker, HaltCause::Integrity, HaltCause::Operator]),
+            detail in ".*",
+        ) {
+            round_trip(&Halt { cause, detail })?;
+        }
+
+        #[test]
+        fn key_rotation(
+            old_key_id in "[0-9a-f]{16}",
+            new_key_id in "[0-9a-f]{16}",
+            new_public_key in any::<[u8; 32]>(),
+            valid_from in arb_time(),
+        ) {
+            round_trip(&KeyRotation { old_key_id, new_key_id, new_public_key, valid_from })?;
+        }
+    }
+
+    #[test]
+    fn evm_values_carry_0x_and_record_hashes_do_not() {
+        let json =
+            serde_json::to_value(CheckpointAnchored { size: 3, root: [0xab; 32], tx_hash: [0xcd; 32], block: 9 })
+                .unwrap();
+        assert_eq!(json["root"], "ab".repeat(32));
+        assert_eq!(json["tx_hash"], format!("0x{}", "cd".repeat(32)));
+        let halt = serde_json::to_value(Halt { cause: HaltCause::CircuitBreaker, detail: "vix".into() }).unwrap();
+        assert_eq!(halt["cause"], "circuit_breaker");
+    }
+}

@@ -1,0 +1,334 @@
+//! The append-only log file: framed, signed, hash-chained records.
+//!
+//! Opening verifies the whole file ([`crate::verify`]); a torn tail is copied
+//! aside and cut off, anything else wrong is an integrity error and the log
+//! stays closed. Appends go through the OS page cache and are fsync'd by the
+//! [`SyncPolicy`]; [`Log::barrier`] fsyncs whatever is pending and is what
+//! the agent calls before anything goes on-chain. One writer at a time: the
+//! file is locked while a [`Log`] holds it.
+
+use std::{
+    fmt,
+    fs::{File, OpenOptions},
+    io::{self, Read, Write},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use serde::Serialize;
+
+use crate::{
+    body::RecordBody,
+    error::{Error, Result},
+    frame,
+    keys::{KeyRing, Signer},
+    merkle::Hash,
+    record::{Kind, Record},
+    timestamp::Timestamp,
+    verify::{self, ChainState, TornTail},
+};
+
+/// When appended records are fsync'd (besides [`Log::barrier`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// After every record.
+    EveryRecord,
+    /// Once `n` records are pending (0 and 1 mean every record).
+    EveryN(u32),
+    /// On an append at least this many milliseconds after the last fsync.
+    /// Nothing fsyncs on a timer: an idle log keeps its last records
+    /// pending until the next append or barrier.
+    EveryMillis(u64),
+}
+
+/// The function that makes a file's written data durable. The default is
+/// `File::sync_data` (fdatasync: data and the size, not the mtime); tests
+/// replace it to count or fail fsyncs.
+pub type FsyncFn = Box<dyn FnMut(&File) -> io::Result<()> + Send>;
+
+/// What [`Log::open`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The file did not exist and was created.
+    pub created: bool,
+    /// Records verified (and now in the log).
+    pub records: u64,
+    /// A torn final frame that was cut off.
+    pub torn_tail: Option<TornTail>,
+    /// Where the torn bytes were saved before the cut.
+    pub torn_copy: Option<PathBuf>,
+}
+
+/// An open, verified log, appended to by one signer.
+pub struct Log {
+    path: PathBuf,
+    file: File,
+    signer: Signer,
+    keyring: KeyRing,
+    policy: SyncPolicy,
+    fsync: FsyncFn,
+    /// Where the last record ends.
+    head: ChainState,
+    /// Hashes of all records, in order (the Merkle tree's leaf data).
+    hashes: Vec<Hash>,
+    /// File length in bytes: the end of the last whole frame.
+    len_bytes: u64,
+    /// Records written since the last fsync.
+    unsynced: u64,
+    last_sync: Instant,
+    fsyncs: u64,
+    /// Set when a write or fsync failed: what is on disk is unknown.
+    poisoned: bool,
+}
+
+impl Log {
+    /// Opens (or creates) the log at `path`, verifies every record against
+    /// `keyring`, cuts a torn tail (saving its bytes beside the log) and
+    /// fsyncs what it verified. `signer` signs the records appended from now
+    /// on; `keyring` must trust it at the times it appends. On an integrity
+    /// error the file is left untouched and no `Log` is returned.
+    pub fn open(
+        path: impl AsRef<Path>,
+        signer: Signer,
+        policy: SyncPolicy,
+        keyring: KeyRing,
+    ) -> Result<(Log, OpenReport)> {
+        let path = path.as_ref().to_path_buf();
+        let (mut file, created) = open_or_create(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path)(e)),
+        }
+        if created {
+            sync_parent_dir(&path)?;
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(Error::io("read", &path))?;
+        let summary = verify::verify_records(&bytes, &keyring)?;
+        let mut torn_copy = None;
+        if let Some(torn) = summary.torn_tail {
+            // Keep the evidence: the cut bytes go to a side file first.
+            torn_copy = Some(save_torn_bytes(&path, torn.offset, &bytes[torn.offset as usize..])?);
+            file.set_len(torn.offset).map_err(Error::io("truncate", &path))?;
+        }
+        // What was read may be a dead writer's unsynced pages: make it
+        // durable before anything is built on it (and the cut, if any).
+        file.sync_all().map_err(Error::io("fsync", &path))?;
+        let report = OpenReport { created, records: summary.records(), torn_tail: summary.torn_tail, torn_copy };
+        let log = Log {
+            path,
+            file,
+            signer,
+            keyring,
+            policy,
+            fsync: Box::new(|f: &File| f.sync_data()),
+            head: summary.end,
+            hashes: summary.hashes,
+            len_bytes: summary.valid_len,
+            unsynced: 0,
+            last_sync: Instant::now(),
+            fsyncs: 0,
+            poisoned: false,
+        };
+        Ok((log, report))
+    }
+
+    /// Replaces the function that fsyncs the file (see [`FsyncFn`]).
+    pub fn with_fsync(mut self, fsync: impl FnMut(&File) -> io::Result<()> + Send + 'static) -> Self {
+        self.fsync = Box::new(fsync);
+        self
+    }
+
+    /// Signs and appends the next record, of `kind` with `body` (any
+    /// `Serialize` that makes a JSON object), at `time`, then fsyncs if the
+    /// policy says so. The record is written but only durable after an fsync:
+    /// call [`Log::barrier`] before acting on it outside the process.
+    pub fn append<B: Serialize + ?Sized>(&mut self, kind: Kind, body: &B, time: Timestamp) -> Result<Record> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        if let Some(previous) = self.head.last_time
+            && time < previous
+        {
+            return Err(Error::ClockBehind { previous, requested: time });
+        }
+        if self.keyring.key_at(self.signer.key_id(), time).is_err() {
+            return Err(Error::SignerNotValid { key_id: self.signer.key_id().to_owned(), time });
+        }
+        let record = Record::sign(&self.signer, self.head.next_seq, self.head.prev, time, kind, body)?;
+        let payload =
+            record.canonical_bytes().map_err(|e| Error::Body { kind: kind.as_str(), reason: e.to_string() })?;
+        let frame = frame::encode(&payload)?;
+        self.write(&frame)?;
+        self.len_bytes += frame.len() as u64;
+        self.head = ChainState { next_seq: record.seq + 1, prev: record.hash, last_time: Some(time) };
+        self.hashes.push(record.hash);
+        self.unsynced += 1;
+        if self.sync_due() {
+            self.sync()?;
+        }
+        Ok(record)
+    }
+
+    /// [`Log::append`] with a typed body.
+    pub fn append_body<B: RecordBody>(&mut self, body: &B, time: Timestamp) -> Result<Record> {
+        self.append(B::KIND, body, time)
+    }
+
+    /// Makes every appended record durable (fsync, if any is pending).
+    pub fn barrier(&mut self) -> Result<()> {
+        if self.poisoned {
+            return Err(Error::Poisoned);
+        }
+        if self.unsynced > 0 {
+            self.sync()?;
+        }
+        Ok(())
+    }
+
+    /// Records in the log.
+    pub fn len(&self) -> u64 {
+        self.head.next_seq
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Where the log ends: next seq, last hash, last time.
+    pub fn head(&self) -> ChainState {
+        self.head
+    }
+
+    /// Every record's hash, in order: the Merkle leaves' data
+    /// ([`Record::leaf_data`]).
+    pub fn record_hashes(&self) -> &[Hash] {
+        &self.hashes
+    }
+
+    /// Records appended but not yet fsync'd.
+    pub fn unsynced(&self) -> u64 {
+        self.unsynced
+    }
+
+    /// fsyncs of appended records since the log was opened, by the policy
+    /// or [`Log::barrier`] (not the one `open` does).
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs
+    }
+
+    /// File length in bytes.
+    pub fn len_bytes(&self) -> u64 {
+        self.len_bytes
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn key_id(&self) -> &str {
+        self.signer.key_id()
+    }
+
+    fn sync_due(&self) -> bool {
+        match self.policy {
+            SyncPolicy::EveryRecord => true,
+            SyncPolicy::EveryN(n) => self.unsynced >= u64::from(n.max(1)),
+            SyncPolicy::EveryMillis(ms) => self.last_sync.elapsed() >= Duration::from_millis(ms),
+        }
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.fsyncs += 1;
+        if let Err(e) = (self.fsync)(&self.file) {
+            // After a failed fsync the kernel may have dropped the dirty
+            // pages and will not report it again: only reading the file back
+            // tells what is durable.
+            self.poisoned = true;
+            return Err(Error::io("fsync", &self.path)(e));
+        }
+        self.unsynced = 0;
+        self.last_sync = Instant::now();
+        Ok(())
+    }
+
+    fn write(&mut self, frame: &[u8]) -> Result<()> {
+        if let Err(e) = self.file.write_all(frame) {
+            // Take back a partial frame so the next append does not land
+            // after garbage; if even that fails, stop writing.
+            if self.file.set_len(self.len_bytes).is_err() {
+                self.poisoned = true;
+            }
+            return Err(Error::io("append to", &self.path)(e));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Log {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Log")
+            .field("path", &self.path)
+            .field("key_id", &self.signer.key_id())
+            .field("policy", &self.policy)
+            .field("head", &self.head)
+            .field("len_bytes", &self.len_bytes)
+            .field("unsynced", &self.unsynced)
+            .field("fsyncs", &self.fsyncs)
+            .field("poisoned", &self.poisoned)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // A clean close is not a crash: make pending records durable. Errors
+        // cannot be reported here; the next open verifies what is on disk.
+        if !self.poisoned && self.unsynced > 0 {
+            let _ = (self.fsync)(&self.file);
+        }
+    }
+}
+
+fn open_or_create(path: &Path) -> Result<(File, bool)> {
+    let mut options = OpenOptions::new();
+    options.read(true).append(true);
+    match options.clone().create_new(true).open(path) {
+        Ok(file) => Ok((file, true)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Ok((options.open(path).map_err(Error::io("open", path))?, false))
+        }
+        Err(e) => Err(Error::io("create", path)(e)),
+    }
+}
+
+/// Makes a new file's directory entry durable.
+fn sync_parent_dir(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(dir).and_then(|d| d.sync_all()).map_err(Error::io("fsync directory", dir))
+}
+
+/// Saves the bytes of a torn tail at `offset` to a new side file
+/// `<log>.torn-<offset>` (`.1`, `.2`, ... if that exists) and returns its path.
+fn save_torn_bytes(path: &Path, offset: u64, bytes: &[u8]) -> Result<PathBuf> {
+    const MAX_COPIES: u32 = 1000;
+    let base = format!("{}.torn-{offset}", path.file_name().unwrap_or_default().to_string_lossy());
+    for n in 0..MAX_COPIES {
+        let name = if n == 0 { base.clone() } else { format!("{base}.{n}") };
+        let copy = path.with_file_name(name);
+        let mut f = match OpenOptions::new().write(true).create_new(true).open(&copy) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(Error::io("create", &copy)(e)),
+        };
+        f.write_all(bytes).map_err(Error::io("write", &copy))?;
+        f.sync_all().map_err(Error::io("fsync", &copy))?;
+        sync_parent_dir(&copy)?;
+        return Ok(copy);
+    }
+    Err(Error::io("create", path.with_file_name(base))(io::Error::other("too many torn-tail copies")))
+}

@@ -1,0 +1,526 @@
+//! Audit records: a versioned envelope around a JSON body, hashed over its
+//! RFC 8785 canonical bytes and signed with Ed25519.
+//!
+//! ```text
+//! hash = SHA-256( "ballast-record-v1\0" || JCS({version, seq, prev, time, key_id, kind, body}) )
+//! sig  = Ed25519(signing key, hash)          // 32-byte message; checked with verify_strict
+//! ```
+//!
+//! Anyone can re-hash a record with a stock JCS library: drop `hash` and
+//! `sig` from the JSON object, canonicalize, prefix the domain string.
+//! The body stays a [`serde_json::Value`], so a verifier needs none of the
+//! engine's types; [`crate::body`] has typed bodies for the kinds whose
+//! fields this crate knows.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    body::RecordBody,
+    error::{Error, Result},
+    keys::{KeyRefusal, KeyRing, Signer},
+    merkle::{self, Hash},
+    timestamp::Timestamp,
+    wire,
+};
+
+/// The envelope version this crate writes and reads.
+pub const RECORD_VERSION: u32 = 1;
+
+/// Prefix of every hashed record, so a record hash can never be mistaken for
+/// the hash of anything else (a Merkle node, another format's object).
+pub const HASH_DOMAIN: &[u8] = b"ballast-record-v1\0";
+
+/// `prev` of the first record.
+pub const GENESIS_PREV: Hash = [0; 32];
+
+/// The largest integer a JSON number in a record may hold: JCS writes every
+/// number as an IEEE 754 double, which holds integers exactly up to 2^53 - 1.
+/// Larger values (and all money) go in decimal strings.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// What a record says happened. Closed: a verifier refuses kinds it does not
+/// know, and a new kind is a new record version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A client's Investment Policy Statement version was registered.
+    IpsRegistered,
+    /// The engine's decision for one account.
+    Decision,
+    /// An advisor approved trades queued for review.
+    ApprovalGranted,
+    /// An advisor rejected trades queued for review.
+    ApprovalRejected,
+    /// A settlement transaction was signed; written before it is broadcast.
+    SettlementSubmitted,
+    /// A settlement transaction was mined and confirmed.
+    SettlementConfirmed,
+    /// A settlement transaction reverted or was abandoned.
+    SettlementFailed,
+    /// A log checkpoint (size, root) was anchored on-chain.
+    CheckpointAnchored,
+    /// Trading stopped: circuit breaker, integrity failure, operator.
+    Halt,
+    /// The agent's signing key changed.
+    KeyRotation,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 10] = [
+        Kind::IpsRegistered,
+        Kind::Decision,
+        Kind::ApprovalGranted,
+        Kind::ApprovalRejected,
+        Kind::SettlementSubmitted,
+        Kind::SettlementConfirmed,
+        Kind::SettlementFailed,
+        Kind::CheckpointAnchored,
+        Kind::Halt,
+        Kind::KeyRotation,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::IpsRegistered => "ips_registered",
+            Kind::Decision => "decision",
+            Kind::ApprovalGranted => "approval_granted",
+            Kind::ApprovalRejected => "approval_rejected",
+            Kind::SettlementSubmitted => "settlement_submitted",
+            Kind::SettlementConfirmed => "settlement_confirmed",
+            Kind::SettlementFailed => "settlement_failed",
+            Kind::CheckpointAnchored => "checkpoint_anchored",
+            Kind::Halt => "halt",
+            Kind::KeyRotation => "key_rotation",
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A signed audit record. In the log its bytes are the JCS form of this
+/// whole object, `hash` and `sig` included.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// [`RECORD_VERSION`].
+    pub version: u32,
+    /// Position in the log, from 0.
+    pub seq: u64,
+    /// Hash of the previous record; [`GENESIS_PREV`] for seq 0.
+    #[serde(with = "wire::hex32")]
+    pub prev: Hash,
+    pub time: Timestamp,
+    /// Id of the signing key ([`crate::keys::key_id_of`]).
+    pub key_id: String,
+    pub kind: Kind,
+    /// A JSON object; its shape depends on `kind`.
+    pub body: Value,
+    /// SHA-256 over the domain prefix and the canonical envelope without
+    /// `hash` and `sig`.
+    #[serde(with = "wire::hex32")]
+    pub hash: Hash,
+    /// Ed25519 signature of `hash`.
+    #[serde(with = "wire::hex64")]
+    pub sig: [u8; 64],
+}
+
+/// The envelope as hashed: everything but `hash` and `sig`.
+#[derive(Serialize)]
+struct Signable<'a> {
+    version: u32,
+    seq: u64,
+    #[serde(with = "wire::hex32")]
+    prev: &'a Hash,
+    time: &'a Timestamp,
+    key_id: &'a str,
+    kind: Kind,
+    body: &'a Value,
+}
+
+/// The RFC 8785 bytes of `value`.
+pub fn canonical_json<T: Serialize>(value: &T) -> serde_json::Result<Vec<u8>> {
+    serde_json_canonicalizer::to_vec(value)
+}
+
+/// `SHA-256(HASH_DOMAIN || canonical)`.
+pub fn domain_hash(canonical: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update(HASH_DOMAIN);
+    h.update(canonical);
+    h.finalize().into()
+}
+
+impl Record {
+    /// Builds and signs a record of `kind` whose body is `body` serialized to
+    /// JSON. The body must serialize to an object, with no integer beyond
+    /// ±[`MAX_SAFE_INTEGER`]; it is stored as it reads back from its
+    /// canonical bytes (so `1.0` becomes `1`), which is what a reader of the
+    /// log will see.
+    pub fn sign<B: Serialize + ?Sized>(
+        signer: &Signer,
+        seq: u64,
+        prev: Hash,
+        time: Timestamp,
+        kind: Kind,
+        body: &B,
+    ) -> Result<Record> {
+        let body = canonical_body(kind, body)?;
+        let mut record = Record {
+            version: RECORD_VERSION,
+            seq,
+            prev,
+            time,
+            key_id: signer.key_id().to_owned(),
+            kind,
+            body,
+            hash: [0; 32],
+            sig: [0; 64],
+        };
+        record.hash = record.compute_hash().map_err(|e| Error::Body { kind: kind.as_str(), reason: e.to_string() })?;
+        record.sig = signer.sign_hash(&record.hash);
+        Ok(record)
+    }
+
+    /// Builds and signs a record from a typed body.
+    pub fn sign_body<B: RecordBody>(
+        signer: &Signer,
+        seq: u64,
+        prev: Hash,
+        time: Timestamp,
+        body: &B,
+    ) -> Result<Record> {
+        Self::sign(signer, seq, prev, time, B::KIND, body)
+    }
+
+    /// The canonical bytes the hash covers (without the domain prefix).
+    pub fn signable_bytes(&self) -> serde_json::Result<Vec<u8>> {
+        canonical_json(&Signable {
+            version: self.version,
+            seq: self.seq,
+            prev: &self.prev,
+            time: &self.time,
+            key_id: &self.key_id,
+            kind: self.kind,
+            body: &self.body,
+        })
+    }
+
+    /// The hash the record's contents call for (not the stored `hash`).
+    pub fn compute_hash(&self) -> serde_json::Result<Hash> {
+        Ok(domain_hash(&self.signable_bytes()?))
+    }
+
+    /// The canonical bytes of the whole record: a log frame's payload.
+    pub fn canonical_bytes(&self) -> serde_json::Result<Vec<u8>> {
+        canonical_json(self)
+    }
+
+    /// The record's Merkle leaf data: its 32-byte hash. The hash already
+    /// commits to every envelope field and the body, is domain-separated,
+    /// and keeps inclusion proofs independent of record size; the signature
+    /// is left out because it only vouches for the hash.
+    pub fn leaf_data(&self) -> &Hash {
+        &self.hash
+    }
+
+    /// The record's RFC 6962 leaf hash, `SHA-256(0x00 || hash)`.
+    pub fn merkle_leaf(&self) -> Hash {
+        merkle::leaf_hash(&self.hash)
+    }
+
+    /// Checks what a record vouches for by itself: its version, a JSON
+    /// object body, the stored hash against the contents, the key (known and
+    /// valid at the record's time) and the signature (`verify_strict`).
+    /// Returns the hash. Chain position (seq, prev, time order) is
+    /// [`crate::verify`]'s business.
+    pub fn check_seal(&self, keyring: &KeyRing) -> Result<Hash> {
+        let seq = self.seq;
+        if self.version != RECORD_VERSION {
+            return Err(Error::UnsupportedVersion { seq, version: self.version });
+        }
+        if !self.body.is_object() {
+            return Err(Error::Decode { seq, offset: 0, reason: "body is not a JSON object".into() });
+        }
+        let expected = self.compute_hash().map_err(|e| Error::Decode {
+            seq,
+            offset: 0,
+            reason: format!("cannot canonicalize: {e}"),
+        })?;
+        if expected != self.hash {
+            return Err(Error::HashMismatch { seq, expected, actual: self.hash });
+        }
+        let key = keyring.key_at(&self.key_id, self.time).map_err(|refusal| match refusal {
+            KeyRefusal::Unknown => Error::UnknownKey { seq, key_id: self.key_id.clone() },
+            KeyRefusal::OutsideWindow => Error::KeyNotValid { seq, key_id: self.key_id.clone(), time: self.time },
+        })?;
+        let sig = ed25519_dalek::Signature::from_bytes(&self.sig);
+        key.verify_strict(&self.hash, &sig).map_err(|_| Error::BadSignature { seq })?;
+        Ok(self.hash)
+    }
+
+    /// The body as `B`, if the record is of `B`'s kind.
+    pub fn body_as<B: RecordBody>(&self) -> Result<B> {
+        let wrong = |reason: String| Error::WrongBody { seq: self.seq, wanted: B::KIND.as_str(), reason };
+        if self.kind != B::KIND {
+            return Err(wrong(format!("it is a {} record", self.kind)));
+        }
+        B::deserialize(&self.body).map_err(|e| wrong(e.to_string()))
+    }
+}
+
+/// `body` as a JSON object that reads back unchanged from its canonical
+/// bytes.
+fn canonical_body<B: Serialize + ?Sized>(kind: Kind, body: &B) -> Result<Value> {
+    let refuse = |reason: String| Error::Body { kind: kind.as_str(), reason };
+    let value = serde_json::to_value(body).map_err(|e| refuse(e.to_string()))?;
+    if !value.is_object() {
+        return Err(refuse("the body must be a JSON object".into()));
+    }
+    check_integers(&value, &mut String::new()).map_err(refuse)?;
+    let bytes = canonical_json(&value).map_err(|e| refuse(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| refuse(e.to_string()))
+}
+
+/// Refuses integers a double cannot hold exactly, naming where they are.
+fn check_integers(value: &Value, path: &mut String) -> Result<(), String> {
+    match value {
+        Value::Number(n) => {
+            let too_big = match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => u > MAX_SAFE_INTEGER,
+                (None, Some(i)) => i.unsigned_abs() > MAX_SAFE_INTEGER,
+                (None, None) => false,
+            };
+            if too_big {
+                let at = if path.is_empty() { "/" } else { path.as_str() };
+                return Err(format!("{n} at {at} is beyond 2^53 - 1; write it as a decimal string"));
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("/{i}"));
+            let r = check_integers(item, path);
+            path.truncate(len);
+            r
+        }),
+        Value::Object(map) => map.iter().try_for_each(|(k, item)| {
+            let len = path.len();
+            path.push('/');
+            path.push_str(k);
+            let r = check_integers(item, path);
+            path.truncate(len);
+            r
+        }),
+        Value::Null | Value::Bool(_) | Value::String(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::SettlementSubmitted;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn signer() -> Signer {
+        Signer::from_seed(&[0x42; 32])
+    }
+
+    fn t0() -> Timestamp {
+        Timestamp::parse("2025-01-02T03:04:05.678Z").unwrap()
+    }
+
+    /// The golden record: seq 0, a settlement submission, key seed 0x42 x 32.
+    fn golden() -> Record {
+        let body = SettlementSubmitted {
+            batch_id: [0xba; 32],
+            tx_hash: [0x7e; 32],
+            nonce: 7,
+            raw_tx: vec![0x02, 0xf8, 0x6c, 0x01],
+            accounts: vec![1, 2, 3],
+        };
+        Record::sign_body(&signer(), 0, GENESIS_PREV, t0(), &body).unwrap()
+    }
+
+    // Cross-checked once with Python (`json.dumps(sort_keys=True, separators=(",", ":"))`,
+    // which is JCS for this ASCII-only, integer-only record; hashlib; and the
+    // `cryptography` package's Ed25519), then pinned.
+    const GOLDEN_KEY_ID: &str = "3097e2dee2cb4a34";
+    const GOLDEN_SIGNABLE: &str = concat!(
+        r#"{"body":{"accounts":[1,2,3],"#,
+        r#""batch_id":"0xbabababababababababababababababababababababababababababababababa","nonce":7,"#,
+        r#""raw_tx":"0x02f86c01","#,
+        r#""tx_hash":"0x7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e"},"#,
+        r#""key_id":"3097e2dee2cb4a34","kind":"settlement_submitted","#,
+        r#""prev":"0000000000000000000000000000000000000000000000000000000000000000","seq":0,"#,
+        r#""time":"2025-01-02T03:04:05.678Z","version":1}"#,
+    );
+    const GOLDEN_HASH: &str = "9921420fc4f52cd4f772085cbb1be19dae48ce733dc4da3b3e6517087205840e";
+    const GOLDEN_SIG: &str = concat!(
+        "1530d39c83277e6469cee8fa30b835011d6c21962de9d67b72dc40c4e2fa0b72",
+        "9be5d8300761c9f9fe6d197678fc52b379bc955b3d85e0dfee701651f6da200f",
+    );
+    const GOLDEN_PAYLOAD: &str = concat!(
+        r#"{"body":{"accounts":[1,2,3],"#,
+        r#""batch_id":"0xbabababababababababababababababababababababababababababababababa","nonce":7,"#,
+        r#""raw_tx":"0x02f86c01","#,
+        r#""tx_hash":"0x7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e7e"},"#,
+        r#""hash":"9921420fc4f52cd4f772085cbb1be19dae48ce733dc4da3b3e6517087205840e","#,
+        r#""key_id":"3097e2dee2cb4a34","kind":"settlement_submitted","#,
+        r#""prev":"0000000000000000000000000000000000000000000000000000000000000000","seq":0,"#,
+        r#""sig":"1530d39c83277e6469cee8fa30b835011d6c21962de9d67b72dc40c4e2fa0b72"#,
+        r#"9be5d8300761c9f9fe6d197678fc52b379bc955b3d85e0dfee701651f6da200f","#,
+        r#""time":"2025-01-02T03:04:05.678Z","version":1}"#,
+    );
+
+    #[test]
+    fn golden_record_bytes_hash_and_signature() {
+        let r = golden();
+        assert_eq!(r.key_id, GOLDEN_KEY_ID);
+        let signable = String::from_utf8(r.signable_bytes().unwrap()).unwrap();
+        assert_eq!(signable, GOLDEN_SIGNABLE);
+        // The hash by hand: domain prefix, then the canonical bytes.
+        let mut by_hand = b"ballast-record-v1\0".to_vec();
+        by_hand.extend_from_slice(signable.as_bytes());
+        assert_eq!(hex::encode(Sha256::digest(&by_hand)), GOLDEN_HASH);
+        assert_eq!(hex::encode(r.hash), GOLDEN_HASH);
+        assert_eq!(hex::encode(r.sig), GOLDEN_SIG);
+        // The payload is the whole record in canonical form.
+        let payload = String::from_utf8(r.canonical_bytes().unwrap()).unwrap();
+        assert_eq!(payload, GOLDEN_PAYLOAD);
+        assert_eq!(r.check_seal(&KeyRing::single(signer().verifying_key()).unwrap()).unwrap(), r.hash);
+    }
+
+    #[test]
+    fn record_serde_round_trip_is_canonical() {
+        let r = golden();
+        let bytes = r.canonical_bytes().unwrap();
+        let back: Record = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(back.canonical_bytes().unwrap(), bytes);
+    }
+
+    #[test]
+    fn unknown_fields_and_kinds_are_refused() {
+        let mut v = serde_json::to_value(golden()).unwrap();
+        v["extra"] = json!(1);
+        assert!(serde_json::from_value::<Record>(v).is_err());
+        let mut v = serde_json::to_value(golden()).unwrap();
+        v["kind"] = json!("settlement_forged");
+        assert!(serde_json::from_value::<Record>(v).is_err());
+    }
+
+    #[test]
+    fn kinds_are_snake_case_on_the_wire() {
+        for kind in Kind::ALL {
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{}\"", kind.as_str()));
+            assert_eq!(serde_json::from_str::<Kind>(&format!("\"{kind}\"")).unwrap(), kind);
+        }
+        assert_eq!(Kind::IpsRegistered.as_str(), "ips_registered");
+        assert_eq!(Kind::KeyRotation.as_str(), "key_rotation");
+    }
+
+    #[test]
+    fn bodies_that_would_not_survive_canonicalization_are_refused() {
+        let s = signer();
+        let sign = |body: &Value| Record::sign(&s, 0, GENESIS_PREV, t0(), Kind::Decision, body);
+        assert!(matches!(sign(&json!([1, 2])), Err(Error::Body { .. })));
+        assert!(matches!(sign(&json!("x")), Err(Error::Body { .. })));
+        let err = sign(&json!({"a": {"b": [0, 9_007_199_254_740_992u64]}})).unwrap_err();
+        assert!(err.to_string().contains("/a/b/1"), "{err}");
+        assert!(sign(&json!({"n": -9_007_199_254_740_992i64})).is_err());
+        assert!(sign(&json!({"n": 9_007_199_254_740_991u64})).is_ok());
+        // A float that is an integer reads back as an integer, as from the log.
+        let r = sign(&json!({"x": 1.0, "z": -0.0})).unwrap();
+        assert_eq!(r.body, json!({"x": 1, "z": 0}));
+    }
+
+    #[test]
+    fn check_seal_names_the_failure() {
+        let ring = KeyRing::single(signer().verifying_key()).unwrap();
+        let good = golden();
+
+        let mut r = good.clone();
+        r.body["nonce"] = json!(8);
+        assert!(matches!(r.check_seal(&ring), Err(Error::HashMismatch { seq: 0, .. })));
+
+        let mut r = good.clone();
+        r.sig[0] ^= 1;
+        assert!(matches!(r.check_seal(&ring), Err(Error::BadSignature { seq: 0 })));
+
+        let mut r = good.clone();
+        r.version = 2;
+        assert!(matches!(r.check_seal(&ring), Err(Error::UnsupportedVersion { version: 2, .. })));
+
+        let other = KeyRing::single(Signer::from_seed(&[1; 32]).verifying_key()).unwrap();
+        assert!(matches!(good.check_seal(&other), Err(Error::UnknownKey { seq: 0, .. })));
+    }
+
+    #[test]
+    fn body_as_checks_the_kind() {
+        let r = golden();
+        let body: SettlementSubmitted = r.body_as().unwrap();
+        assert_eq!(body.nonce, 7);
+        assert!(matches!(r.body_as::<crate::body::Halt>(), Err(Error::WrongBody { .. })));
+    }
+
+    #[test]
+    fn merkle_leaf_is_the_rfc6962_leaf_of_the_record_hash() {
+        let r = golden();
+        let mut h = Sha256::new();
+        h.update([0u8]);
+        h.update(r.hash);
+        let expected: Hash = h.finalize().into();
+        assert_eq!(r.merkle_leaf(), expected);
+        assert_eq!(r.leaf_data(), &r.hash);
+    }
+
+    fn arb_body() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-(MAX_SAFE_INTEGER as i64)..=MAX_SAFE_INTEGER as i64).prop_map(|n| json!(n)),
+            any::<String>().prop_map(Value::String),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(any::<String>(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        proptest::collection::btree_map(any::<String>(), value, 0..4)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn signed_records_round_trip_and_verify(
+            seed in any::<[u8; 32]>(),
+            seq in 0..MAX_SAFE_INTEGER,
+            prev in any::<[u8; 32]>(),
+            nanos in 0i128..253_402_300_799_999_999_999i128,
+            kind in proptest::sample::select(Kind::ALL.to_vec()),
+            body in arb_body(),
+        ) {
+            let signer = Signer::from_seed(&seed);
+            let time = Timestamp::from_unix_nanos(nanos).unwrap();
+            let r = Record::sign(&signer, seq, prev, time, kind, &body).unwrap();
+            let bytes = r.canonical_bytes().unwrap();
+            let back: Record = serde_json::from_slice(&bytes).unwrap();
+            prop_assert_eq!(&back, &r);
+            prop_assert_eq!(back.canonical_bytes().unwrap(), bytes);
+            let ring = KeyRing::single(signer.verifying_key()).unwrap();
+            prop_assert_eq!(back.check_seal(&ring).unwrap(), r.hash);
+        }
+    }
+}

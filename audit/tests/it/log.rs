@@ -1,0 +1,325 @@
+//! The log file: create, reopen, append, torn-tail recovery, fsync policy,
+//! locking, and refusals.
+
+use std::{
+    fs,
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use ballast_audit::{
+    Error, KeyRing, Kind, Log, MerkleTree, Signer, SyncPolicy, Validity,
+    body::{KeyRotation, SettlementSubmitted},
+    frame, root_of, verify_records,
+};
+use serde_json::json;
+
+use crate::{append_fixture_records, body_of, ring_a, signer_a, signer_b, time_of};
+
+fn open(path: &Path, policy: SyncPolicy) -> (Log, ballast_audit::OpenReport) {
+    Log::open(path, signer_a(), policy, ring_a()).unwrap()
+}
+
+/// Frame start offsets of a log file, and its length last.
+fn frame_starts(bytes: &[u8]) -> Vec<usize> {
+    let mut starts = vec![0];
+    while *starts.last().unwrap() < bytes.len() {
+        let (_, end) = frame::read_frame(bytes, *starts.last().unwrap()).unwrap();
+        starts.push(end);
+    }
+    starts
+}
+
+/// A counting fsync for [`Log::with_fsync`] that still syncs.
+fn counting_fsync(counter: &Arc<AtomicU64>) -> impl FnMut(&fs::File) -> std::io::Result<()> + Send + 'static {
+    let counter = Arc::clone(counter);
+    move |f| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        f.sync_data()
+    }
+}
+
+#[test]
+fn a_new_log_is_created_and_reopened_with_its_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let (mut log, report) = open(&path, SyncPolicy::EveryRecord);
+    assert!(report.created);
+    assert_eq!((report.records, report.torn_tail), (0, None));
+    append_fixture_records(&mut log, 0, 10);
+    let head = log.head();
+    let hashes = log.record_hashes().to_vec();
+    drop(log);
+
+    let (mut log, report) = open(&path, SyncPolicy::EveryRecord);
+    assert!(!report.created);
+    assert_eq!(report.records, 10);
+    assert_eq!(log.head(), head);
+    assert_eq!(log.record_hashes(), &hashes[..]);
+    let next = log.append(Kind::Decision, &json!({"account": 1}), time_of(10)).unwrap();
+    assert_eq!(next.seq, 10);
+    assert_eq!(next.prev, hashes[9]);
+    drop(log);
+    let summary = verify_records(&fs::read(&path).unwrap(), &ring_a()).unwrap();
+    assert_eq!(summary.records(), 11);
+    assert_eq!(summary.valid_len, fs::metadata(&path).unwrap().len());
+}
+
+#[test]
+fn appended_records_read_back_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let (mut log, _) = open(&path, SyncPolicy::EveryRecord);
+    let body =
+        SettlementSubmitted { batch_id: [1; 32], tx_hash: [2; 32], nonce: 3, raw_tx: vec![4, 5], accounts: vec![6] };
+    let written = log.append_body(&body, time_of(0)).unwrap();
+    drop(log);
+    let bytes = fs::read(&path).unwrap();
+    let (payload, _) = frame::read_frame(&bytes, 0).unwrap();
+    let read: ballast_audit::Record = serde_json::from_slice(payload).unwrap();
+    assert_eq!(read, written);
+    assert_eq!(read.body_as::<SettlementSubmitted>().unwrap(), body);
+}
+
+#[test]
+fn a_torn_tail_is_cut_to_the_last_whole_record_and_appending_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let (mut log, _) = open(&path, SyncPolicy::EveryRecord);
+    append_fixture_records(&mut log, 0, 5);
+    let hashes = log.record_hashes().to_vec();
+    drop(log);
+    let bytes = fs::read(&path).unwrap();
+    let starts = frame_starts(&bytes);
+    let cut = starts[4] + 20; // inside the last frame's payload
+    fs::write(&path, &bytes[..cut]).unwrap();
+
+    let (mut log, report) = open(&path, SyncPolicy::EveryRecord);
+    assert_eq!(report.records, 4);
+    let torn = report.torn_tail.expect("a torn tail is reported");
+    assert_eq!((torn.offset, torn.dropped_bytes), (starts[4] as u64, 20));
+    assert_eq!(fs::metadata(&path).unwrap().len(), starts[4] as u64);
+    let copy = report.torn_copy.expect("the torn bytes are kept");
+    assert_eq!(fs::read(&copy).unwrap(), &bytes[starts[4]..cut]);
+    assert_eq!(log.record_hashes(), &hashes[..4]);
+
+    let (kind, body) = body_of(4);
+    let again = log.append(kind, &body, time_of(4)).unwrap();
+    assert_eq!(again.seq, 4);
+    assert_eq!(again.hash, hashes[4], "the same record, signed again, has the same hash");
+    drop(log);
+    assert_eq!(fs::read(&path).unwrap(), bytes, "the file is whole again");
+    let (_, report) = open(&path, SyncPolicy::EveryRecord);
+    assert_eq!((report.records, report.torn_tail), (5, None));
+}
+
+#[test]
+fn every_cut_inside_the_last_frame_recovers_the_records_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let (mut log, _) = open(&path, SyncPolicy::EveryN(100));
+    append_fixture_records(&mut log, 0, 3);
+    drop(log);
+    let bytes = fs::read(&path).unwrap();
+    let starts = frame_starts(&bytes);
+    for cut in starts[2] + 1..starts[3] {
+        fs::write(&path, &bytes[..cut]).unwrap();
+        let (log, report) = open(&path, SyncPolicy::EveryN(100));
+        assert_eq!(report.records, 2, "cut at {cut}");
+        assert_eq!(report.torn_tail.unwrap().dropped_bytes, (cut - starts[2]) as u64);
+        assert_eq!(log.len_bytes(), starts[2] as u64);
+        drop(log);
+        assert_eq!(fs::metadata(&path).unwrap().len(), starts[2] as u64);
+    }
+    // Every torn copy was kept, each under its own name.
+    let copies = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("audit.log.torn-"));
+    assert_eq!(copies.count(), starts[3] - starts[2] - 1);
+}
+
+#[test]
+fn a_zero_filled_tail_is_torn_but_a_valid_frame_after_damage_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let (mut log, _) = open(&path, SyncPolicy::EveryRecord);
+    append_fixture_records(&mut log, 0, 3);
+    drop(log);
+    let bytes = fs::read(&path).unwrap();
+    let starts = frame_starts(&bytes);
+
+    // A crash after the size grew but before the data landed leaves zeros.
+    let mut zeros = bytes.clone();
+    zeros.extend(std::iter::repeat_n(0u8, 4096));
+    fs::write(&path, &zeros).unwrap();
+    let (_, report) = open(&path, SyncPolicy::EveryRecord);
+    assert_eq!(report.records, 3);
+    assert_eq!(report.torn_tail.unwrap().dropped_bytes, 4096);
+
+    // Damage to record 1's checksum with record 2 intact after it: refused,
+    // and the file is left exactly as it was.
+    let mut damaged = bytes.clone();
+    damaged[starts[1] + 5] ^= 0x10;
+    fs::write(&path, &damaged).unwrap();
+    let err = Log::open(&path, signer_a(), SyncPolicy::EveryRecord, ring_a()).unwrap_err();
+    assert!(matches!(err, Error::BadChecksum { seq: 1, .. }), "{err}");
+    assert_eq!(fs::read(&path).unwrap(), damaged, "an integrity failure changes nothing on disk");
+}
+
+#[test]
+fn every_n_fsyncs_once_per_n_records_and_barrier_flushes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = Arc::new(AtomicU64::new(0));
+    let (log, _) = open(&dir.path().join("audit.log"), SyncPolicy::EveryN(3));
+    let mut log = log.with_fsync(counting_fsync(&counter));
+    append_fixture_records(&mut log, 0, 10);
+    assert_eq!(counter.load(Ordering::SeqCst), 3, "after records 3, 6 and 9");
+    assert_eq!(log.fsyncs(), 3);
+    assert_eq!(log.unsynced(), 1);
+    log.barrier().unwrap();
+    assert_eq!(counter.load(Ordering::SeqCst), 4);
+    assert_eq!(log.unsynced(), 0);
+    log.barrier().unwrap();
+    assert_eq!(counter.load(Ordering::SeqCst), 4, "nothing pending, no fsync");
+    append_fixture_records(&mut log, 10, 12);
+    drop(log);
+    assert_eq!(counter.load(Ordering::SeqCst), 5, "a clean close syncs what is pending");
+}
+
+#[test]
+fn every_record_and_every_millis_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (SyncPolicy::EveryRecord, 5, 5),
+        (SyncPolicy::EveryN(0), 5, 5),
+        (SyncPolicy::EveryMillis(0), 5, 5),
+        (SyncPolicy::EveryMillis(3_600_000), 5, 0),
+    ];
+    for (i, (policy, appends, expected)) in cases.into_iter().enumerate() {
+        let counter = Arc::new(AtomicU64::new(0));
+        let (log, _) = open(&dir.path().join(format!("audit-{i}.log")), policy);
+        let mut log = log.with_fsync(counting_fsync(&counter));
+        append_fixture_records(&mut log, 0, appends);
+        assert_eq!(counter.load(Ordering::SeqCst), expected, "{policy:?}");
+        log.barrier().unwrap();
+        assert_eq!(log.unsynced(), 0);
+        let after_barrier = if expected < appends { expected + 1 } else { expected };
+        assert_eq!(counter.load(Ordering::SeqCst), after_barrier, "{policy:?}");
+    }
+}
+
+#[test]
+fn a_failed_fsync_poisons_the_log_until_it_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let (log, _) = open(&path, SyncPolicy::EveryRecord);
+    let mut log = log.with_fsync(|_| Err(std::io::Error::other("EIO")));
+    let err = log.append(Kind::Decision, &json!({"a": 1}), time_of(0)).unwrap_err();
+    assert!(matches!(err, Error::Io { op: "fsync", .. }), "{err}");
+    assert!(matches!(log.append(Kind::Decision, &json!({"a": 2}), time_of(1)), Err(Error::Poisoned)));
+    assert!(matches!(log.barrier(), Err(Error::Poisoned)));
+    drop(log);
+    // Reopening reads back what is really there and verifies it.
+    let (log, report) = open(&path, SyncPolicy::EveryRecord);
+    assert_eq!(report.records, 1);
+    assert_eq!(log.len(), 1);
+}
+
+#[test]
+fn a_second_writer_is_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let (first, _) = open(&path, SyncPolicy::EveryRecord);
+    let err = Log::open(&path, signer_a(), SyncPolicy::EveryRecord, ring_a()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    drop(first);
+    assert!(Log::open(&path, signer_a(), SyncPolicy::EveryRecord, ring_a()).is_ok());
+}
+
+#[test]
+fn appends_that_would_not_verify_are_refused_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let window = Validity::new(Some(time_of(0)), Some(time_of(5)));
+    let mut ring = KeyRing::new();
+    ring.add(signer_a().verifying_key(), window).unwrap();
+    let (mut log, _) = Log::open(&path, signer_a(), SyncPolicy::EveryRecord, ring).unwrap();
+    append_fixture_records(&mut log, 0, 3);
+    let len = log.len_bytes();
+
+    let err = log.append(Kind::Decision, &json!({}), time_of(1)).unwrap_err();
+    assert!(matches!(err, Error::ClockBehind { .. }), "{err}");
+    let err = log.append(Kind::Decision, &json!({}), time_of(5)).unwrap_err();
+    assert!(matches!(err, Error::SignerNotValid { .. }), "{err}");
+    let err = log.append(Kind::Decision, &json!([1]), time_of(3)).unwrap_err();
+    assert!(matches!(err, Error::Body { .. }), "{err}");
+    assert_eq!((log.len(), log.len_bytes()), (3, len));
+    assert_eq!(fs::metadata(&path).unwrap().len(), len);
+    // The same time as the last record is fine.
+    log.append(Kind::Decision, &json!({}), time_of(2)).unwrap();
+}
+
+#[test]
+fn a_key_rotation_hands_over_at_valid_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let rotate_at = time_of(3);
+    let mut ring = KeyRing::new();
+    ring.add(signer_a().verifying_key(), Validity::new(None, Some(rotate_at))).unwrap();
+    ring.add(signer_b().verifying_key(), Validity::new(Some(rotate_at), None)).unwrap();
+
+    let (mut log, _) = Log::open(&path, signer_a(), SyncPolicy::EveryRecord, ring.clone()).unwrap();
+    append_fixture_records(&mut log, 0, 2);
+    let b = signer_b();
+    let rotation = KeyRotation {
+        old_key_id: signer_a().key_id().to_owned(),
+        new_key_id: b.key_id().to_owned(),
+        new_public_key: b.verifying_key().to_bytes(),
+        valid_from: rotate_at,
+    };
+    log.append_body(&rotation, time_of(2)).unwrap();
+    assert!(matches!(log.append(Kind::Halt, &json!({}), rotate_at), Err(Error::SignerNotValid { .. })));
+    drop(log);
+
+    let (mut log, report) = Log::open(&path, signer_b(), SyncPolicy::EveryRecord, ring.clone()).unwrap();
+    assert_eq!(report.records, 3);
+    append_fixture_records(&mut log, 3, 6);
+    drop(log);
+    let summary = verify_records(&fs::read(&path).unwrap(), &ring).unwrap();
+    assert_eq!(summary.records(), 6);
+    // The old key alone does not verify the records after the rotation.
+    let mut old_only = KeyRing::new();
+    old_only.add(signer_a().verifying_key(), Validity::new(None, Some(rotate_at))).unwrap();
+    let err = verify_records(&fs::read(&path).unwrap(), &old_only).unwrap_err();
+    assert!(matches!(err, Error::UnknownKey { seq: 3, .. }), "{err}");
+}
+
+#[test]
+fn record_hashes_are_the_merkle_leaf_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = open(&dir.path().join("audit.log"), SyncPolicy::EveryN(64));
+    let mut tree = MerkleTree::new();
+    for i in 0..20 {
+        let (kind, body) = body_of(i);
+        let record = log.append(kind, &body, time_of(i)).unwrap();
+        tree.push(record.merkle_leaf());
+    }
+    let leaves: Vec<_> = log.record_hashes().iter().map(|h| ballast_audit::leaf_hash(h)).collect();
+    assert_eq!(root_of(&leaves), tree.root());
+}
+
+#[test]
+fn opening_with_an_untrusted_key_ring_refuses_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let (mut log, _) = open(&path, SyncPolicy::EveryRecord);
+    append_fixture_records(&mut log, 0, 2);
+    drop(log);
+    let other = KeyRing::single(Signer::from_seed(&[3; 32]).verifying_key()).unwrap();
+    let err = Log::open(&path, signer_a(), SyncPolicy::EveryRecord, other).unwrap_err();
+    assert!(matches!(err, Error::UnknownKey { seq: 0, .. }), "{err}");
+    assert!(err.is_integrity());
+}
