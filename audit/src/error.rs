@@ -97,6 +97,14 @@ pub enum Error {
     #[error("checkpoint of size {size}: {reason}")]
     CheckpointSignature { size: u64, reason: String },
 
+    /// A record of an export bundle is not in the tree its proof names.
+    #[error("record {seq}: its inclusion proof does not lead to the root of the {size}-record checkpoint")]
+    NotIncluded { seq: u64, size: u64 },
+
+    /// An export bundle file that does not parse or does not add up.
+    #[error("bundle {file}, line {line}: {reason}")]
+    Bundle { file: String, line: usize, reason: String },
+
     // ---- I/O --------------------------------------------------------------
     #[error("{op} {}: {source}", path.display())]
     Io {
@@ -166,6 +174,7 @@ impl Error {
                     | Error::RootMismatch { .. }
                     | Error::MalformedCheckpoint { .. }
                     | Error::CheckpointSignature { .. }
+                    | Error::Bundle { .. }
             )
     }
 
@@ -184,10 +193,14 @@ impl Error {
             | Error::HashMismatch { seq, .. }
             | Error::UnknownKey { seq, .. }
             | Error::KeyNotValid { seq, .. }
-            | Error::BadSignature { seq } => Some(*seq),
+            | Error::BadSignature { seq }
+            | Error::NotIncluded { seq, .. } => Some(*seq),
             Error::SeqGap { expected, .. } => Some(*expected),
             Error::Truncated { found, .. } => Some(*found),
-            Error::RootMismatch { .. } | Error::MalformedCheckpoint { .. } | Error::CheckpointSignature { .. } => None,
+            Error::RootMismatch { .. }
+            | Error::MalformedCheckpoint { .. }
+            | Error::CheckpointSignature { .. }
+            | Error::Bundle { .. } => None,
             Error::Io { .. }
             | Error::Locked { .. }
             | Error::Poisoned

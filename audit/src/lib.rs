@@ -35,6 +35,8 @@ pub mod frame;
 pub mod verify;
 /// The append-only log file: open and recover, append, fsync policy and barrier.
 pub mod log;
+/// Reading and verifying a log file without writing to it.
+pub mod read;
 /// RFC 6962 / RFC 9162 Merkle tree hashing, inclusion and consistency proofs.
 pub mod merkle;
 /// Checkpoints as C2SP signed notes.
@@ -43,6 +45,8 @@ pub mod checkpoint;
 pub mod anchor;
 /// The sled index over the log: derived and rebuildable.
 pub mod index;
+/// The regulator's export bundle: records, inclusion proofs, keys, checkpoint.
+pub mod bundle;
 
 pub use error::{Error, Result};
 pub use keys::{KeyRing, Signer, Validity};

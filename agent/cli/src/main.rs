@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use eyre::{Context, Result};
 
+mod audit;
 mod plan;
 
 use ballast_chain::{
@@ -38,6 +39,11 @@ enum Command {
     /// `assets`, `models`, `ips`, `accounts`, `market`, `recent_trades`,
     /// `limits` and `now`; they are merged.
     Plan(Plan),
+    /// The audit trail: verify a log or an export bundle against the chain,
+    /// rebuild the index, show records, export a regulator's bundle, and
+    /// write compliance reports.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -166,6 +172,7 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::Devnet(DevnetCommand::Up(args)) => devnet_up(args).await,
+        Command::Audit(command) => audit::run(command).await,
         Command::Bench(BenchCommand::Gas(args)) => bench_gas(args).await,
         Command::Bench(BenchCommand::Engine(args)) => bench_engine(args),
         Command::Plan(args) => run_plan(args),

@@ -1,0 +1,303 @@
+//! The regulator's export bundle: a folder that proves, without the agent's
+//! database, that its records are in the log whose checkpoint is anchored
+//! on-chain.
+//!
+//! | file | what it holds |
+//! |---|---|
+//! | `manifest.json` | format, log origin, chain id and registry, the checkpoint (size, root) the proofs are against, the selection |
+//! | `records.jsonl` | the selected records, one JSON object a line, as the log holds them |
+//! | `proofs.jsonl` | per record: its seq and RFC 6962 inclusion path (hex), leaf side first |
+//! | `keys.json` | the public keys with their validity windows |
+//!
+//! A record's Merkle leaf is `SHA-256(0x00 || record hash)` and its leaf
+//! index is its seq, so a bundle checks with any RFC 6962 verifier once the
+//! record hash is recomputed from the record's canonical (RFC 8785) bytes.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, BufWriter, Write},
+    path::Path,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    keys::KeyRing,
+    merkle::{self, Hash, MerkleStore},
+    record::Record,
+    timestamp::Timestamp,
+    wire,
+};
+
+/// The bundle format this code writes and reads.
+pub const FORMAT: &str = "ballast-audit-bundle/1";
+
+/// What was selected for export.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Selection {
+    pub account: Option<u64>,
+    pub from: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleManifest {
+    pub format: String,
+    pub origin: String,
+    pub chain_id: Option<u64>,
+    /// The `AuditRegistry` address, `0x`-hex.
+    pub registry: Option<String>,
+    /// The tree size the inclusion proofs are against.
+    pub checkpoint_size: u64,
+    #[serde(with = "wire::hex32")]
+    pub checkpoint_root: Hash,
+    /// Whether that checkpoint was anchored on-chain when exported.
+    pub checkpoint_anchored: bool,
+    /// Records in the log when exported.
+    pub log_size: u64,
+    pub selection: Selection,
+    pub records: u64,
+}
+
+/// One line of `proofs.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proof {
+    pub seq: u64,
+    pub path: Vec<String>,
+}
+
+/// Where the bundle's checkpoint comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleCheckpoint {
+    pub size: u64,
+    pub anchored: bool,
+}
+
+/// Writes a bundle of `records` (from the log whose Merkle tree is `tree`)
+/// into the folder `dir`, with inclusion proofs against the tree of
+/// `checkpoint.size` records, which must cover every selected record.
+#[allow(clippy::too_many_arguments)]
+pub fn write(
+    dir: &Path,
+    records: &[Record],
+    tree: &MerkleStore,
+    checkpoint: BundleCheckpoint,
+    keyring: &KeyRing,
+    origin: &str,
+    chain: Option<(u64, String)>,
+    selection: Selection,
+) -> Result<BundleManifest> {
+    let root = tree.root_at(checkpoint.size).ok_or(Error::Truncated { expected: checkpoint.size, found: tree.size() })?;
+    fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    let mut lines = BufWriter::new(fs::File::create(dir.join("records.jsonl")).map_err(Error::io("creating", dir.join("records.jsonl")))?);
+    let mut proofs = BufWriter::new(fs::File::create(dir.join("proofs.jsonl")).map_err(Error::io("creating", dir.join("proofs.jsonl")))?);
+    for r in records {
+        let path = tree.inclusion_proof(r.seq, checkpoint.size).ok_or(Error::Truncated { expected: r.seq + 1, found: checkpoint.size })?;
+        let json = serde_json::to_string(r).map_err(|e| Error::Body { kind: r.kind.as_str(), reason: e.to_string() })?;
+        writeln!(lines, "{json}").map_err(Error::io("writing", dir.join("records.jsonl")))?;
+        let proof = Proof { seq: r.seq, path: path.iter().map(hex::encode).collect() };
+        let json = serde_json::to_string(&proof).map_err(|e| Error::Body { kind: "proof", reason: e.to_string() })?;
+        writeln!(proofs, "{json}").map_err(Error::io("writing", dir.join("proofs.jsonl")))?;
+    }
+    lines.flush().map_err(Error::io("writing", dir.join("records.jsonl")))?;
+    proofs.flush().map_err(Error::io("writing", dir.join("proofs.jsonl")))?;
+    let keys = serde_json::to_string_pretty(keyring).map_err(|e| Error::Body { kind: "keys", reason: e.to_string() })?;
+    fs::write(dir.join("keys.json"), keys + "\n").map_err(Error::io("writing", dir.join("keys.json")))?;
+    let (chain_id, registry) = chain.map_or((None, None), |(id, r)| (Some(id), Some(r)));
+    let manifest = BundleManifest {
+        format: FORMAT.into(),
+        origin: origin.into(),
+        chain_id,
+        registry,
+        checkpoint_size: checkpoint.size,
+        checkpoint_root: root,
+        checkpoint_anchored: checkpoint.anchored,
+        log_size: tree.size(),
+        selection,
+        records: records.len() as u64,
+    };
+    let json = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Body { kind: "manifest", reason: e.to_string() })?;
+    fs::write(dir.join("manifest.json"), json + "\n").map_err(Error::io("writing", dir.join("manifest.json")))?;
+    Ok(manifest)
+}
+
+/// A bundle read back and checked on its own.
+#[derive(Debug, Clone)]
+pub struct CheckedBundle {
+    pub manifest: BundleManifest,
+    pub keyring: KeyRing,
+    pub records: Vec<Record>,
+}
+
+/// Reads the bundle in `dir` and checks everything it can prove on its own:
+/// every record's hash and signature (keys within their windows), every
+/// inclusion proof against the manifest's checkpoint, the counts, and that
+/// the records are distinct and within the selection. Whether the
+/// checkpoint is the one anchored on-chain is the caller's to check (it
+/// needs the chain): `manifest.checkpoint_size` and `checkpoint_root`.
+pub fn check(dir: &Path) -> Result<CheckedBundle> {
+    let read = |name: &str| fs::read_to_string(dir.join(name)).map_err(Error::io("reading", dir.join(name)));
+    let bad = |name: &str, line: usize, reason: String| Error::Bundle { file: name.to_string(), line, reason };
+    let manifest: BundleManifest = serde_json::from_str(&read("manifest.json")?).map_err(|e| bad("manifest.json", e.line(), e.to_string()))?;
+    if manifest.format != FORMAT {
+        return Err(bad("manifest.json", 0, format!("format {:?}, expected {FORMAT:?}", manifest.format)));
+    }
+    let keyring: KeyRing = serde_json::from_str(&read("keys.json")?).map_err(|e| bad("keys.json", e.line(), e.to_string()))?;
+    let open = |name: &str| fs::File::open(dir.join(name)).map(BufReader::new).map_err(Error::io("reading", dir.join(name)));
+    let mut records = Vec::new();
+    for (i, line) in open("records.jsonl")?.lines().enumerate() {
+        let line = line.map_err(Error::io("reading", dir.join("records.jsonl")))?;
+        let record: Record = serde_json::from_str(&line).map_err(|e| bad("records.jsonl", i + 1, e.to_string()))?;
+        record.check_seal(&keyring)?;
+        records.push(record);
+    }
+    let mut proofs = Vec::new();
+    for (i, line) in open("proofs.jsonl")?.lines().enumerate() {
+        let line = line.map_err(Error::io("reading", dir.join("proofs.jsonl")))?;
+        let proof: Proof = serde_json::from_str(&line).map_err(|e| bad("proofs.jsonl", i + 1, e.to_string()))?;
+        proofs.push(proof);
+    }
+    if records.len() as u64 != manifest.records || proofs.len() != records.len() {
+        return Err(bad(
+            "manifest.json",
+            0,
+            format!("{} records and {} proofs, the manifest says {}", records.len(), proofs.len(), manifest.records),
+        ));
+    }
+    let mut last: Option<u64> = None;
+    for (i, (record, proof)) in records.iter().zip(&proofs).enumerate() {
+        if proof.seq != record.seq {
+            return Err(bad("proofs.jsonl", i + 1, format!("proof of record {} next to record {}", proof.seq, record.seq)));
+        }
+        if last.is_some_and(|l| record.seq <= l) {
+            return Err(bad("records.jsonl", i + 1, format!("record {} out of order or repeated", record.seq)));
+        }
+        last = Some(record.seq);
+        let path: Vec<Hash> = proof
+            .path
+            .iter()
+            .map(|h| hex::decode(h).ok().and_then(|b| b.try_into().ok()))
+            .collect::<Option<_>>()
+            .ok_or_else(|| bad("proofs.jsonl", i + 1, "a path entry is not 32 bytes of hex".into()))?;
+        if !merkle::verify_inclusion(&record.merkle_leaf(), record.seq, manifest.checkpoint_size, &path, &manifest.checkpoint_root) {
+            return Err(Error::NotIncluded { seq: record.seq, size: manifest.checkpoint_size });
+        }
+        let s = &manifest.selection;
+        let in_time = s.from.is_none_or(|f| record.time >= f) && s.until.is_none_or(|u| record.time < u);
+        let in_account = s.account.is_none_or(|a| crate::index::Keys::of(record).accounts.contains(&a));
+        if !in_time || !in_account {
+            return Err(bad("records.jsonl", i + 1, format!("record {} is outside the bundle's selection", record.seq)));
+        }
+    }
+    Ok(CheckedBundle { manifest, keyring, records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{keys::Signer, record::Kind};
+
+    fn log(n: u64) -> (Vec<Record>, MerkleStore, KeyRing) {
+        let signer = Signer::from_seed(&[3; 32]);
+        let mut prev = crate::record::GENESIS_PREV;
+        let t0 = Timestamp::parse("2026-12-01T09:00:00Z").unwrap().unix_nanos();
+        let mut tree = MerkleStore::new();
+        let records: Vec<Record> = (0..n)
+            .map(|seq| {
+                let time = Timestamp::from_unix_nanos(t0 + i128::from(seq) * 60_000_000_000).unwrap();
+                let body = serde_json::json!({"account": seq % 4, "ips": {"id": "ips-a", "version": 1}});
+                let r = Record::sign(&signer, seq, prev, time, Kind::Decision, &body).unwrap();
+                prev = r.hash;
+                tree.push(r.merkle_leaf());
+                r
+            })
+            .collect();
+        (records, tree, KeyRing::single(signer.verifying_key()).unwrap())
+    }
+
+    fn export(dir: &Path, account: u64) -> (Vec<Record>, BundleManifest) {
+        let (records, tree, ring) = log(50);
+        let picked: Vec<Record> = records.iter().filter(|r| r.seq % 4 == account && r.seq < 48).cloned().collect();
+        let selection = Selection { account: Some(account), ..Selection::default() };
+        let m = write(dir, &picked, &tree, BundleCheckpoint { size: 48, anchored: true }, &ring, "ballast.test/log", Some((31337, "0x00".into())), selection)
+            .unwrap();
+        (picked, m)
+    }
+
+    #[test]
+    fn an_exported_bundle_checks_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (picked, manifest) = export(dir.path(), 1);
+        let checked = check(dir.path()).unwrap();
+        // Records 1, 5, ..., 45 (the checkpoint of 48 covers them; 49 is left out).
+        assert_eq!(picked.len(), 12);
+        assert_eq!(checked.records, picked);
+        assert_eq!(checked.manifest, manifest);
+        assert_eq!(manifest.log_size, 50);
+    }
+
+    #[test]
+    fn a_checkpoint_that_does_not_cover_the_records_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, tree, ring) = log(10);
+        let err = write(dir.path(), &records, &tree, BundleCheckpoint { size: 5, anchored: true }, &ring, "o", None, Selection::default());
+        assert!(matches!(err, Err(Error::Truncated { expected: 6, found: 5 })));
+    }
+
+    #[test]
+    fn every_kind_of_tampering_with_a_bundle_is_caught() {
+        let tamper = |edit: &dyn Fn(&Path)| {
+            let dir = tempfile::tempdir().unwrap();
+            export(dir.path(), 2);
+            edit(dir.path());
+            check(dir.path()).err()
+        };
+        let rewrite = |name: &'static str, f: &'static dyn Fn(String) -> String| {
+            move |d: &Path| {
+                let text = fs::read_to_string(d.join(name)).unwrap();
+                fs::write(d.join(name), f(text)).unwrap();
+            }
+        };
+        // A body changed: the hash no longer matches.
+        assert!(matches!(tamper(&rewrite("records.jsonl", &|t| t.replacen("ips-a", "ips-b", 1))), Some(Error::HashMismatch { seq: 2, .. })));
+        // A record dropped: the count is off.
+        assert!(matches!(tamper(&rewrite("records.jsonl", &|t| t.lines().skip(1).map(|l| format!("{l}\n")).collect())), Some(Error::Bundle { .. })));
+        // A proof from another leaf.
+        assert!(matches!(
+            tamper(&rewrite("proofs.jsonl", &|t| {
+                let lines: Vec<&str> = t.lines().collect();
+                let swapped = lines[1].replacen("\"seq\":6", "\"seq\":2", 1);
+                format!("{}\n{}\n", swapped, lines[1..].join("\n"))
+            })),
+            Some(Error::NotIncluded { seq: 2, .. })
+        ));
+        // Another root in the manifest.
+        assert!(matches!(
+            tamper(&rewrite("manifest.json", &|t| {
+                let mut m: BundleManifest = serde_json::from_str(&t).unwrap();
+                m.checkpoint_root[0] ^= 1;
+                serde_json::to_string(&m).unwrap()
+            })),
+            Some(Error::NotIncluded { .. })
+        ));
+        // Another key.
+        assert!(matches!(
+            tamper(&|d: &Path| {
+                let other = KeyRing::single(Signer::from_seed(&[4; 32]).verifying_key()).unwrap();
+                fs::write(d.join("keys.json"), serde_json::to_string(&other).unwrap()).unwrap();
+            }),
+            Some(Error::UnknownKey { .. })
+        ));
+        // A record of another account slipped in.
+        assert!(matches!(
+            tamper(&rewrite("manifest.json", &|t| t.replace("\"account\": 2", "\"account\": 3"))),
+            Some(Error::Bundle { .. })
+        ));
+        assert!(matches!(tamper(&|d: &Path| fs::remove_file(d.join("proofs.jsonl")).unwrap()), Some(Error::Io { .. })));
+    }
+}
