@@ -157,6 +157,147 @@ pub struct KeyRotation {
 }
 record_body!(KeyRotation, KeyRotation);
 
+/// Decision-sized bodies for benchmarks: what the engine writes for one
+/// account, with made-up but deterministic numbers.
+pub mod synthetic {
+    use serde_json::{Value, json};
+
+    /// The assets of the synthetic book, one drift entry each.
+    const ASSETS: [&str; 8] = ["VTI", "VXUS", "BND", "BNDX", "VNQ", "VTIP", "SCHD", "IEMG"];
+
+    /// The pre-trade checks every decision carries.
+    const CHECKS: [(&str, &str); 10] = [
+        ("cash_floor", "cash above 2 % of value"),
+        ("max_trade", "no trade above 10 %"),
+        ("min_trade", "every trade over 250.00"),
+        ("wash_sale", "no loss sale rebought in 30 days"),
+        ("restricted", "no excluded asset"),
+        ("drift_band", "weights end in their bands"),
+        ("tax_budget", "short-term gains in budget"),
+        ("concentration", "no asset above 40 %"),
+        ("price_age", "prices under 15 min old"),
+        ("breaker", "no market move beyond 7 %"),
+    ];
+
+    /// SplitMix64: a fixed, well-mixed function of `x`.
+    fn mix(x: u64) -> u64 {
+        let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// `units` millionths as a decimal string with six places.
+    fn micros(units: i64) -> String {
+        let sign = if units < 0 { "-" } else { "" };
+        let abs = units.unsigned_abs();
+        format!("{sign}{}.{:06}", abs / 1_000_000, abs % 1_000_000)
+    }
+
+    /// `units` ten-thousandths as a decimal string with four places (weights).
+    fn weight(units: i64) -> String {
+        format!("{}.{:04}", units / 10_000, units % 10_000)
+    }
+
+    /// `units` hundredths as a decimal string with two places.
+    fn cents(units: i64) -> String {
+        let sign = if units < 0 { "-" } else { "" };
+        let abs = units.unsigned_abs();
+        format!("{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+
+    /// The decision body of record `seq`: an account, its IPS, drift of
+    /// eight assets, three trades (the sales with their lots), ten checks,
+    /// the tax summary and the input digest; 2 to 3 KB of canonical JSON.
+    /// The same `seq` gives the same body.
+    pub fn decision(seq: u64) -> Value {
+        let r = |salt: u64| mix(seq.wrapping_mul(64).wrapping_add(salt));
+        let hex = |salt: u64| (0..4).map(|i| format!("{:016x}", r(salt + i))).collect::<String>();
+        let account = 100_000 + r(0) % 900_000;
+        // In cents: 50,000.00 to 5,050,000.00.
+        let value = 5_000_000 + (r(1) % 500_000_000) as i64;
+        let drift: Vec<Value> = ASSETS
+            .iter()
+            .enumerate()
+            .map(|(i, asset)| {
+                let target = 1_250 + (i as i64 % 3 - 1) * 250;
+                let before = target + (r(10 + i as u64) % 600) as i64 - 300;
+                json!({
+                    "asset": asset,
+                    "target": weight(target),
+                    "before": weight(before),
+                    "after": weight(target + (before - target) / 8),
+                    "band": weight(200),
+                    "out_of_band": (before - target).abs() > 200,
+                })
+            })
+            .collect();
+        let trades: Vec<Value> = (0..3u64)
+            .map(|t| {
+                let asset = ASSETS[((r(20 + t) >> 8) % 8) as usize];
+                let sell = t != 2;
+                let quantity = 1_000_000 + (r(30 + t) % 80_000_000) as i64;
+                // In cents: 20.00 to 420.00.
+                let price = 2_000 + (r(40 + t) % 40_000) as i64;
+                let mut trade = json!({
+                    "asset": asset,
+                    "side": if sell { "sell" } else { "buy" },
+                    "quantity": micros(quantity),
+                    "price": cents(price),
+                    "value": cents(quantity * price / 1_000_000),
+                    "estimated_tax": cents(if sell { (r(50 + t) % 40_000) as i64 - 20_000 } else { 0 }),
+                    "reason": if sell { "rebalance" } else { "invest_inflow" },
+                    "rationale": format!("{asset} {} toward target", if sell { "sold" } else { "bought" }),
+                });
+                if sell {
+                    let lots: Vec<Value> = (0..2 - t)
+                        .map(|l| {
+                            let (year, month, day) = (18 + r(60 + t) % 7, 1 + r(61 + t) % 12, 1 + r(62 + t) % 28);
+                            json!({
+                                "lot": format!("{asset}-20{year:02}-{month:02}-{day:02}-{l}"),
+                                "quantity": micros(quantity / 2),
+                                "gain": cents((r(70 + 2 * t + l) % 200_000) as i64 - 100_000),
+                                "term": if l == 0 { "long" } else { "short" },
+                            })
+                        })
+                        .collect();
+                    trade["lots"] = Value::Array(lots);
+                }
+                trade
+            })
+            .collect();
+        let checks: Vec<Value> = CHECKS
+            .iter()
+            .enumerate()
+            .map(|(i, (name, detail))| json!({"name": name, "passed": r(80 + i as u64) % 50 != 0, "detail": detail}))
+            .collect();
+        json!({
+            "account": account,
+            "household": format!("hh-{:06}", account / 3),
+            "ips": {"id": format!("ips-{:06}", account), "version": 1 + r(2) % 9, "document_hash": hex(3)},
+            "model": "hybrid-60-40",
+            "status": "trade",
+            "triggers": [{"kind": "threshold", "detail": "VTI 0.8 points outside its band"}],
+            "acted_on": "threshold",
+            "value": cents(value),
+            "cash_before": cents(value / 40),
+            "cash_after": cents(value / 50),
+            "drift": drift,
+            "trades": trades,
+            "queued": [],
+            "checks": checks,
+            "halts": [],
+            "tax": {
+                "short_term_gain": cents((r(90) % 100_000) as i64),
+                "long_term_gain": cents((r(91) % 100_000) as i64),
+                "harvested_losses": cents(0),
+                "estimated_tax": cents((r(92) % 30_000) as i64),
+            },
+            "input_digest": hex(100),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +401,24 @@ mod tests {
         ) {
             round_trip(&KeyRotation { old_key_id, new_key_id, new_public_key, valid_from })?;
         }
+    }
+
+    #[test]
+    fn synthetic_decisions_are_decision_sized_and_repeatable() {
+        let signer = Signer::from_seed(&[9; 32]);
+        let time = Timestamp::parse("2025-01-01T00:00:00Z").unwrap();
+        for seq in (0..64).chain([99_999, 1 << 40]) {
+            let body = synthetic::decision(seq);
+            assert_eq!(body, synthetic::decision(seq));
+            let len = crate::record::canonical_json(&body).unwrap().len();
+            assert!((2000..3000).contains(&len), "body of {seq} is {len} bytes");
+            assert_eq!(body["drift"].as_array().map(Vec::len), Some(8));
+            assert_eq!(body["trades"].as_array().map(Vec::len), Some(3));
+            assert_eq!(body["checks"].as_array().map(Vec::len), Some(10));
+            let record = Record::sign(&signer, seq, GENESIS_PREV, time, Kind::Decision, &body).unwrap();
+            assert_eq!(record.body, body, "reads back unchanged from its canonical bytes");
+        }
+        assert_ne!(synthetic::decision(1), synthetic::decision(2));
     }
 
     #[test]

@@ -186,6 +186,7 @@ impl Verifier for StrictVerifier {
 mod tests {
     use super::*;
     use crate::keys::Validity;
+    use proptest::prelude::*;
 
     const ORIGIN: &str = "ballast.test/log";
 
@@ -277,5 +278,29 @@ mod tests {
 
     fn checkpoint_with_origin(origin: &str) -> Checkpoint {
         Checkpoint { origin: origin.into(), ..checkpoint() }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Sign, then verify and parse: the same checkpoint, for any valid
+        /// origin (printable, no space, no '+'), size, root and key.
+        #[test]
+        fn signed_checkpoints_round_trip(
+            origin in "[!-*,-~\u{e9}\u{20ac}\u{4e2d}]{1,40}",
+            size in any::<u64>(),
+            root in any::<[u8; 32]>(),
+            seed in any::<[u8; 32]>(),
+        ) {
+            let s = Signer::from_seed(&seed);
+            let ring = KeyRing::single(s.verifying_key()).expect("a ring");
+            let checkpoint = Checkpoint { origin: origin.clone(), size, root };
+            let note = checkpoint.sign(&s).expect("signs");
+            let verified = Checkpoint::verify(&note, &origin, &ring, now()).expect("verifies");
+            prop_assert_eq!(verified, checkpoint.clone());
+            prop_assert_eq!(parse_text(&checkpoint.text()).expect("parses"), checkpoint.clone());
+            let other_origin = format!("{origin}/other");
+            prop_assert!(Checkpoint::verify(&note, &other_origin, &ring, now()).is_err());
+        }
     }
 }

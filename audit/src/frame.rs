@@ -71,6 +71,15 @@ impl fmt::Display for FrameDefect {
 
 /// The frame at `bytes[at..]`: its payload and the offset just past it.
 pub fn read_frame(bytes: &[u8], at: usize) -> Result<(&[u8], usize), FrameDefect> {
+    let (payload, stored, end) = split_frame(bytes, at)?;
+    check_payload(payload, stored)?;
+    Ok((payload, end))
+}
+
+/// [`read_frame`] up to the checksum: the payload, its stored checksum and
+/// the offset just past it, for a reader that checks checksums elsewhere
+/// (with [`check_payload`]), such as in parallel.
+pub fn split_frame(bytes: &[u8], at: usize) -> Result<(&[u8], u32, usize), FrameDefect> {
     let rest = &bytes[at..];
     let Some((header, body)) = rest.split_first_chunk::<FRAME_HEADER_LEN>() else {
         return Err(FrameDefect::ShortHeader { have: rest.len() });
@@ -86,11 +95,16 @@ pub fn read_frame(bytes: &[u8], at: usize) -> Result<(&[u8], usize), FrameDefect
     let Some(payload) = body.get(..len as usize) else {
         return Err(FrameDefect::ShortPayload { len, have: body.len() });
     };
+    Ok((payload, stored, at + FRAME_HEADER_LEN + payload.len()))
+}
+
+/// Checks a frame's payload against its stored checksum.
+pub fn check_payload(payload: &[u8], stored: u32) -> Result<(), FrameDefect> {
     let computed = checksum(payload);
     if computed != stored {
         return Err(FrameDefect::Checksum { stored, computed });
     }
-    Ok((payload, at + FRAME_HEADER_LEN + payload.len()))
+    Ok(())
 }
 
 /// The first offset at or after `from` where a whole, checksummed frame

@@ -43,6 +43,9 @@ const CHECKPOINT: u8 = b'c';
 const META: u8 = b'm';
 const INDEXED: &[u8] = b"mindexed";
 
+/// How long [`Index::open`] waits for sled's folder lock.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What the index can say about a record without reading it: the keys a
 /// record is found under.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,9 +128,25 @@ pub struct Index {
 
 impl Index {
     /// Opens (or creates) the index in the directory `path`.
+    ///
+    /// sled locks the folder; the lock of a handle just dropped (its
+    /// flusher thread ends shortly after) or briefly held by a child process
+    /// being spawned is waited for, up to [`LOCK_WAIT`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let db = sled::open(path).map_err(|e| index_error(format!("opening {}", path.display()), e))?;
+        let started = std::time::Instant::now();
+        let db = loop {
+            match sled::open(path) {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
+                    if started.elapsed() >= LOCK_WAIT {
+                        return Err(index_error(format!("opening {} (locked by another process?)", path.display()), sled::Error::Io(e)));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(index_error(format!("opening {}", path.display()), e)),
+            }
+        };
         let tree = db.open_tree("ballast-index-v1").map_err(|e| index_error("opening the index tree".into(), e))?;
         Ok(Self { db, tree })
     }

@@ -118,11 +118,17 @@ impl KeyRing {
 
     /// Trusts `key` within `validity`, replacing the window if the key is
     /// already there; returns its id. Refuses keys of small order (they
-    /// verify forged signatures) and an id already taken by another key.
+    /// verify forged signatures), keys with a small-order component (no key
+    /// pair makes one, and with it batch verification could disagree with
+    /// `verify_strict`: see `verify::verify_signatures`) and an id already
+    /// taken by another key.
     pub fn add(&mut self, key: VerifyingKey, validity: Validity) -> Result<String> {
         let key_id = key_id_of(&key);
         if key.is_weak() {
             return Err(Error::Key { key_id, reason: "a point of small order".into() });
+        }
+        if !key.to_edwards().is_torsion_free() {
+            return Err(Error::Key { key_id, reason: "a point with a small-order component".into() });
         }
         if let Some(existing) = self.keys.get(&key_id)
             && existing.key != key
@@ -251,6 +257,18 @@ mod tests {
         identity[0] = 1;
         let weak = VerifyingKey::from_bytes(&identity).unwrap();
         assert!(matches!(KeyRing::new().add(weak, Validity::ALWAYS), Err(Error::Key { .. })));
+    }
+
+    #[test]
+    fn refuses_a_key_with_a_small_order_component() {
+        // A real public key plus a point of order 8: on the curve, not of
+        // small order, but not in the prime-order subgroup either.
+        let real = Signer::from_seed(&[1; 32]).verifying_key().to_edwards();
+        let mixed = real + curve25519_dalek::constants::EIGHT_TORSION[1];
+        let key = VerifyingKey::from_bytes(mixed.compress().as_bytes()).unwrap();
+        assert!(!key.is_weak());
+        let err = KeyRing::new().add(key, Validity::ALWAYS).unwrap_err();
+        assert!(err.to_string().contains("small-order component"), "{err}");
     }
 
     #[test]

@@ -86,7 +86,8 @@ impl Log {
     /// `keyring`, cuts a torn tail (saving its bytes beside the log) and
     /// fsyncs what it verified. `signer` signs the records appended from now
     /// on; `keyring` must trust it at the times it appends. On an integrity
-    /// error the file is left untouched and no `Log` is returned.
+    /// error the file is left untouched and no `Log` is returned; a file
+    /// another writer holds is [`Error::Locked`] after [`LOCK_WAIT`].
     pub fn open(
         path: impl AsRef<Path>,
         signer: Signer,
@@ -95,11 +96,7 @@ impl Log {
     ) -> Result<(Log, OpenReport)> {
         let path = path.as_ref().to_path_buf();
         let (mut file, created) = open_or_create(&path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path }),
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &path)(e)),
-        }
+        lock(&file, &path)?;
         if created {
             sync_parent_dir(&path)?;
         }
@@ -156,9 +153,8 @@ impl Log {
         if self.keyring.key_at(self.signer.key_id(), time).is_err() {
             return Err(Error::SignerNotValid { key_id: self.signer.key_id().to_owned(), time });
         }
-        let record = Record::sign(&self.signer, self.head.next_seq, self.head.prev, time, kind, body)?;
-        let payload =
-            record.canonical_bytes().map_err(|e| Error::Body { kind: kind.as_str(), reason: e.to_string() })?;
+        let (record, payload) =
+            Record::sign_with_payload(&self.signer, self.head.next_seq, self.head.prev, time, kind, body)?;
         let frame = frame::encode(&payload)?;
         self.write(&frame)?;
         self.len_bytes += frame.len() as u64;
@@ -287,6 +283,30 @@ impl Drop for Log {
         // cannot be reported here; the next open verifies what is on disk.
         if !self.poisoned && self.unsynced > 0 {
             let _ = (self.fsync)(&self.file);
+        }
+    }
+}
+
+/// How long [`Log::open`] waits for the file lock before it reports
+/// [`Error::Locked`]. A process that any thread spawns holds a copy of every
+/// open file, a log's locked one included, from its fork until its exec
+/// closes them; a log closed and reopened in that window finds its own old
+/// lock. A second writer holds the lock for good and is still refused.
+pub const LOCK_WAIT: Duration = Duration::from_millis(500);
+
+/// Takes the exclusive lock on the log file, waiting up to [`LOCK_WAIT`].
+fn lock(file: &File, path: &Path) -> Result<()> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(25));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: path.to_path_buf() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", path)(e)),
         }
     }
 }

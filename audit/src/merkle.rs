@@ -338,6 +338,7 @@ mod reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// The leaves of the RFC 6962 reference implementation's tests.
     fn reference_leaves() -> Vec<Vec<u8>> {
@@ -498,5 +499,39 @@ mod tests {
         assert_eq!(store.inclusion_proof(0, 1001), None);
         assert_eq!(store.consistency_proof(5, 4), None);
         assert_eq!(store.root_at(1001), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Beyond the exhaustive small trees above: proofs from trees of
+        /// random sizes equal the recursive definitions and verify, and the
+        /// incremental roots agree.
+        #[test]
+        fn proofs_of_random_sized_trees_verify(
+            leaf_count in 1usize..3000,
+            salt in any::<u64>(),
+            picks in any::<(usize, usize, usize)>(),
+        ) {
+            let leaves: Vec<Hash> =
+                (0..leaf_count as u64).map(|i| leaf_hash(&[salt.to_be_bytes(), i.to_be_bytes()].concat())).collect();
+            let store = store_of(&leaves);
+            let mut tree = MerkleTree::new();
+            leaves.iter().for_each(|l| tree.push(*l));
+            prop_assert_eq!(store.root(), tree.root());
+            prop_assert_eq!(store.root(), root_of(&leaves));
+
+            let size = 1 + picks.0 % leaf_count;
+            let index = picks.1 % size;
+            let old = picks.2 % (size + 1);
+            let root = store.root_at(size as u64).expect("in range");
+            let proof = store.inclusion_proof(index as u64, size as u64).expect("in range");
+            prop_assert_eq!(&proof, &reference::path(index, &leaves[..size]));
+            prop_assert!(verify_inclusion(&leaves[index], index as u64, size as u64, &proof, &root));
+            let old_root = store.root_at(old as u64).expect("in range");
+            let consistency = store.consistency_proof(old as u64, size as u64).expect("in range");
+            prop_assert_eq!(&consistency, &reference::proof(old, &leaves[..size]));
+            prop_assert!(verify_consistency(old as u64, size as u64, &old_root, &root, &consistency));
+        }
     }
 }

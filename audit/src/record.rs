@@ -12,6 +12,9 @@
 //! engine's types; [`crate::body`] has typed bodies for the kinds whose
 //! fields this crate knows.
 
+use std::fmt::Write as _;
+
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -24,6 +27,10 @@ use crate::{
     timestamp::Timestamp,
     wire,
 };
+
+/// Recognising canonical JSON in one pass, so that the JCS crate's slower
+/// canonicalization is only needed for unusual records.
+mod canonical;
 
 /// The envelope version this crate writes and reads.
 pub const RECORD_VERSION: u32 = 1;
@@ -171,7 +178,22 @@ impl Record {
         kind: Kind,
         body: &B,
     ) -> Result<Record> {
-        let body = canonical_body(kind, body)?;
+        Ok(Self::sign_with_payload(signer, seq, prev, time, kind, body)?.0)
+    }
+
+    /// [`Record::sign`], and the record's canonical bytes (a log frame's
+    /// payload), serializing the body once where [`canonical`] recognises
+    /// its text as canonical.
+    pub(crate) fn sign_with_payload<B: Serialize + ?Sized>(
+        signer: &Signer,
+        seq: u64,
+        prev: Hash,
+        time: Timestamp,
+        kind: Kind,
+        body: &B,
+    ) -> Result<(Record, Vec<u8>)> {
+        let refuse = |e: serde_json::Error| Error::Body { kind: kind.as_str(), reason: e.to_string() };
+        let (body, canonical_text) = canonical_body(kind, body)?;
         let mut record = Record {
             version: RECORD_VERSION,
             seq,
@@ -183,9 +205,24 @@ impl Record {
             hash: [0; 32],
             sig: [0; 64],
         };
-        record.hash = record.compute_hash().map_err(|e| Error::Body { kind: kind.as_str(), reason: e.to_string() })?;
+        let signable = match &canonical_text {
+            Some(text) => Some(record.sorted_json_around(text, false).map_err(refuse)?)
+                .filter(|signable| canonical::members(signable).is_some()),
+            None => None,
+        };
+        let Some(signable) = signable else {
+            record.hash = record.compute_hash().map_err(refuse)?;
+            record.sig = signer.sign_hash(&record.hash);
+            let payload = record.canonical_bytes().map_err(refuse)?;
+            return Ok((record, payload));
+        };
+        record.hash = domain_hash(&signable);
         record.sig = signer.sign_hash(&record.hash);
-        Ok(record)
+        // The signable members are canonical, and so are `hash` and `sig`
+        // (lower-case hex strings) in their sorted places among them.
+        let text = canonical_text.expect("a signable text was made from it");
+        let payload = record.sorted_json_around(&text, true).map_err(refuse)?;
+        Ok((record, payload))
     }
 
     /// Builds and signs a record from a typed body.
@@ -201,6 +238,15 @@ impl Record {
 
     /// The canonical bytes the hash covers (without the domain prefix).
     pub fn signable_bytes(&self) -> serde_json::Result<Vec<u8>> {
+        let sorted = self.sorted_json(false)?;
+        if canonical::members(&sorted).is_some() {
+            return Ok(sorted);
+        }
+        self.signable_bytes_by_crate()
+    }
+
+    /// [`Record::signable_bytes`] by the JCS crate alone: the definition.
+    pub(crate) fn signable_bytes_by_crate(&self) -> serde_json::Result<Vec<u8>> {
         canonical_json(&Signable {
             version: self.version,
             seq: self.seq,
@@ -219,7 +265,54 @@ impl Record {
 
     /// The canonical bytes of the whole record: a log frame's payload.
     pub fn canonical_bytes(&self) -> serde_json::Result<Vec<u8>> {
+        let sorted = self.sorted_json(true)?;
+        if canonical::members(&sorted).is_some() {
+            return Ok(sorted);
+        }
+        self.canonical_bytes_by_crate()
+    }
+
+    /// [`Record::canonical_bytes`] by the JCS crate alone: the definition.
+    pub(crate) fn canonical_bytes_by_crate(&self) -> serde_json::Result<Vec<u8>> {
         canonical_json(self)
+    }
+
+    /// The record as JSON with its members in RFC 8785 order, each value
+    /// written by serde_json (as the JCS crate writes strings), with `hash`
+    /// and `sig` if `sealed`. When [`canonical::members`] recognises the
+    /// result it is the canonical form, found without the crate's
+    /// buffering and sorting of every object.
+    fn sorted_json(&self, sealed: bool) -> serde_json::Result<Vec<u8>> {
+        self.sorted_json_around(&serde_json::to_vec(&self.body)?, sealed)
+    }
+
+    /// [`Record::sorted_json`] with the body's text given.
+    fn sorted_json_around(&self, body_text: &[u8], sealed: bool) -> serde_json::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(body_text.len() + 512);
+        out.extend_from_slice(br#"{"body":"#);
+        out.extend_from_slice(body_text);
+        if sealed {
+            out.extend_from_slice(br#","hash":"#);
+            wire::hex32::serialize(&self.hash, &mut serde_json::Serializer::new(&mut out))?;
+        }
+        out.extend_from_slice(br#","key_id":"#);
+        serde_json::to_writer(&mut out, &self.key_id)?;
+        out.extend_from_slice(br#","kind":"#);
+        serde_json::to_writer(&mut out, &self.kind)?;
+        out.extend_from_slice(br#","prev":"#);
+        wire::hex32::serialize(&self.prev, &mut serde_json::Serializer::new(&mut out))?;
+        out.extend_from_slice(br#","seq":"#);
+        serde_json::to_writer(&mut out, &self.seq)?;
+        if sealed {
+            out.extend_from_slice(br#","sig":"#);
+            wire::hex64::serialize(&self.sig, &mut serde_json::Serializer::new(&mut out))?;
+        }
+        out.extend_from_slice(br#","time":"#);
+        serde_json::to_writer(&mut out, &self.time)?;
+        out.extend_from_slice(br#","version":"#);
+        serde_json::to_writer(&mut out, &self.version)?;
+        out.push(b'}');
+        Ok(out)
     }
 
     /// The record's Merkle leaf data: its 32-byte hash. The hash already
@@ -241,6 +334,25 @@ impl Record {
     /// Returns the hash. Chain position (seq, prev, time order) is
     /// [`crate::verify`]'s business.
     pub fn check_seal(&self, keyring: &KeyRing) -> Result<Hash> {
+        self.check_seal_but_signature(keyring, Record::compute_hash)?.verify_strict()?;
+        Ok(self.hash)
+    }
+
+    /// [`Record::check_seal`] with the hash recomputed by the JCS crate
+    /// alone: the definition.
+    pub(crate) fn check_seal_by_crate(&self, keyring: &KeyRing) -> Result<Hash> {
+        let by_crate = |r: &Record| Ok(domain_hash(&r.signable_bytes_by_crate()?));
+        self.check_seal_but_signature(keyring, by_crate)?.verify_strict()?;
+        Ok(self.hash)
+    }
+
+    /// [`Record::check_seal`] up to the signature, which it returns to be
+    /// checked (alone or in a batch); `hash_of` recomputes the hash.
+    pub(crate) fn check_seal_but_signature<'k>(
+        &self,
+        keyring: &'k KeyRing,
+        hash_of: impl FnOnce(&Record) -> serde_json::Result<Hash>,
+    ) -> Result<SignatureClaim<'k>> {
         let seq = self.seq;
         if self.version != RECORD_VERSION {
             return Err(Error::UnsupportedVersion { seq, version: self.version });
@@ -248,11 +360,8 @@ impl Record {
         if !self.body.is_object() {
             return Err(Error::Decode { seq, offset: 0, reason: "body is not a JSON object".into() });
         }
-        let expected = self.compute_hash().map_err(|e| Error::Decode {
-            seq,
-            offset: 0,
-            reason: format!("cannot canonicalize: {e}"),
-        })?;
+        let expected =
+            hash_of(self).map_err(|e| Error::Decode { seq, offset: 0, reason: format!("cannot canonicalize: {e}") })?;
         if expected != self.hash {
             return Err(Error::HashMismatch { seq, expected, actual: self.hash });
         }
@@ -260,9 +369,12 @@ impl Record {
             KeyRefusal::Unknown => Error::UnknownKey { seq, key_id: self.key_id.clone() },
             KeyRefusal::OutsideWindow => Error::KeyNotValid { seq, key_id: self.key_id.clone(), time: self.time },
         })?;
-        let sig = ed25519_dalek::Signature::from_bytes(&self.sig);
-        key.verify_strict(&self.hash, &sig).map_err(|_| Error::BadSignature { seq })?;
-        Ok(self.hash)
+        Ok(SignatureClaim { seq, key, hash: self.hash, sig: self.sig })
+    }
+
+    /// What the chain checks need of the record.
+    pub(crate) fn link(&self) -> Link {
+        Link { version: self.version, seq: self.seq, prev: self.prev, time: self.time, hash: self.hash }
     }
 
     /// The body as `B`, if the record is of `B`'s kind.
@@ -275,17 +387,148 @@ impl Record {
     }
 }
 
+/// A record's position in the chain and its hash: what the chain checks
+/// ([`crate::verify`]) need of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Link {
+    pub(crate) version: u32,
+    pub(crate) seq: u64,
+    pub(crate) prev: Hash,
+    pub(crate) time: Timestamp,
+    /// The stored hash, which the seal found to match the contents.
+    pub(crate) hash: Hash,
+}
+
+/// A record whose seal holds except, maybe, its signature: what is left to
+/// check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SignatureClaim<'k> {
+    pub(crate) seq: u64,
+    pub(crate) key: &'k VerifyingKey,
+    pub(crate) hash: Hash,
+    pub(crate) sig: [u8; 64],
+}
+
+impl SignatureClaim<'_> {
+    /// The signature by `verify_strict`, the definition of a good one here.
+    pub(crate) fn verify_strict(&self) -> Result<()> {
+        let sig = ed25519_dalek::Signature::from_bytes(&self.sig);
+        self.key.verify_strict(&self.hash, &sig).map_err(|_| Error::BadSignature { seq: self.seq })
+    }
+}
+
+/// A record's members, in canonical (sorted) order.
+const FIELDS: [&[u8]; 9] = [b"body", b"hash", b"key_id", b"kind", b"prev", b"seq", b"sig", b"time", b"version"];
+
+/// Decodes and seals a log frame's payload up to the signature without
+/// building the body's JSON tree, when the payload is a record in the
+/// canonical subset [`canonical`] recognises whose version, body, hash and
+/// key all hold. `None` leaves the payload to the full path (decode, then
+/// [`Record::check_seal_but_signature`]), which then finds the same record
+/// or names what is wrong: this is only ever a faster way to the same answer.
+///
+/// Why it is the same answer: recognised text is the canonical form of the
+/// JSON it spells. Its members here are exactly the record's fields, each
+/// read as serde reads it for [`Record`] (strings without escapes, so their
+/// text is their value: hex of the right length in lower case, the one
+/// canonical spelling of the time, a kind's name; integers that fit), so
+/// serde would read the same record, and re-serialized it spells the same
+/// JSON: the full path's canonical-form check holds. And the canonical
+/// object minus its `hash` and `sig` members is the canonical form of the
+/// rest, which is what the hash covers.
+pub(crate) fn seal_payload<'k>(payload: &[u8], keyring: &'k KeyRing) -> Option<(Link, SignatureClaim<'k>)> {
+    let members = canonical::members(payload)?;
+    if members.len() != FIELDS.len() || members.iter().zip(FIELDS).any(|((key, _), field)| *key != field) {
+        return None;
+    }
+    // A member is `"key":value`.
+    let values: [&[u8]; 9] = std::array::from_fn(|i| {
+        let (key, member) = &members[i];
+        &payload[member.start + key.len() + 3..member.end]
+    });
+    let [body, hash, key_id, kind, prev, seq, sig, time, version] = values;
+    let version = u32::try_from(unsigned(version)?).ok()?;
+    if version != RECORD_VERSION || !body.starts_with(b"{") {
+        return None;
+    }
+    let hash: Hash = bare_hex(plain_string(hash)?)?;
+    let key_id = std::str::from_utf8(plain_string(key_id)?).ok()?;
+    let kind = plain_string(kind)?;
+    Kind::ALL.iter().find(|k| k.as_str().as_bytes() == kind)?;
+    let prev: Hash = bare_hex(plain_string(prev)?)?;
+    let seq = unsigned(seq)?;
+    let sig: [u8; 64] = bare_hex(plain_string(sig)?)?;
+    let time = Timestamp::parse(std::str::from_utf8(plain_string(time)?).ok()?).ok()?;
+
+    let mut hasher = Sha256::new();
+    hasher.update(HASH_DOMAIN);
+    hasher.update(b"{");
+    let signed = members.iter().filter(|(key, _)| !matches!(*key, b"hash" | b"sig"));
+    for (i, (_, member)) in signed.enumerate() {
+        if i > 0 {
+            hasher.update(b",");
+        }
+        hasher.update(&payload[member.clone()]);
+    }
+    hasher.update(b"}");
+    let computed: Hash = hasher.finalize().into();
+    if computed != hash {
+        return None;
+    }
+    let key = keyring.key_at(key_id, time).ok()?;
+    Some((Link { version, seq, prev, time, hash }, SignatureClaim { seq, key, hash, sig }))
+}
+
+/// The text of a JSON string value without escapes.
+fn plain_string(value: &[u8]) -> Option<&[u8]> {
+    let text = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    (!text.contains(&b'\\')).then_some(text)
+}
+
+/// A JSON integer value without a sign.
+fn unsigned(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// `N` bytes from exactly `2N` lower-case hex digits, as [`wire`] reads
+/// hashes and signatures.
+fn bare_hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
+    let nibble = |d: u8| match d {
+        b'0'..=b'9' => Some(d - b'0'),
+        b'a'..=b'f' => Some(d - b'a' + 10),
+        _ => None,
+    };
+    if digits.len() != 2 * N {
+        return None;
+    }
+    let mut out = [0; N];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
 /// `body` as a JSON object that reads back unchanged from its canonical
-/// bytes.
-fn canonical_body<B: Serialize + ?Sized>(kind: Kind, body: &B) -> Result<Value> {
+/// bytes, and those bytes if [`canonical`] recognised them on the way.
+fn canonical_body<B: Serialize + ?Sized>(kind: Kind, body: &B) -> Result<(Value, Option<Vec<u8>>)> {
     let refuse = |reason: String| Error::Body { kind: kind.as_str(), reason };
     let value = serde_json::to_value(body).map_err(|e| refuse(e.to_string()))?;
     if !value.is_object() {
         return Err(refuse("the body must be a JSON object".into()));
     }
     check_integers(&value, &mut String::new()).map_err(refuse)?;
+    // serde_json's text of the value, when already canonical, reads back as
+    // the value itself (it has no floats to round), so the crate's
+    // canonicalize-and-parse round trip can be skipped.
+    let plain = serde_json::to_vec(&value).map_err(|e| refuse(e.to_string()))?;
+    if canonical::members(&plain).is_some() {
+        return Ok((value, Some(plain)));
+    }
     let bytes = canonical_json(&value).map_err(|e| refuse(e.to_string()))?;
-    serde_json::from_slice(&bytes).map_err(|e| refuse(e.to_string()))
+    Ok((serde_json::from_slice(&bytes).map_err(|e| refuse(e.to_string()))?, None))
 }
 
 /// Refuses integers a double cannot hold exactly, naming where they are.
@@ -305,7 +548,7 @@ fn check_integers(value: &Value, path: &mut String) -> Result<(), String> {
         }
         Value::Array(items) => items.iter().enumerate().try_for_each(|(i, item)| {
             let len = path.len();
-            path.push_str(&format!("/{i}"));
+            let _ = write!(path, "/{i}");
             let r = check_integers(item, path);
             path.truncate(len);
             r
@@ -396,6 +639,31 @@ mod tests {
         let payload = String::from_utf8(r.canonical_bytes().unwrap()).unwrap();
         assert_eq!(payload, GOLDEN_PAYLOAD);
         assert_eq!(r.check_seal(&KeyRing::single(signer().verifying_key()).unwrap()).unwrap(), r.hash);
+    }
+
+    #[test]
+    fn common_records_take_the_fast_paths() {
+        let ring = KeyRing::single(signer().verifying_key()).unwrap();
+        let decision = crate::body::synthetic::decision(7);
+        let (signed, payload) =
+            Record::sign_with_payload(&signer(), 3, [9; 32], t0(), Kind::Decision, &decision).unwrap();
+        assert_eq!(payload, signed.canonical_bytes_by_crate().unwrap());
+        for r in [golden(), signed] {
+            let sorted = r.sorted_json(true).unwrap();
+            assert!(canonical::members(&sorted).is_some(), "{}", String::from_utf8_lossy(&sorted));
+            assert_eq!(sorted, r.canonical_bytes_by_crate().unwrap());
+            assert_eq!(r.sorted_json(false).unwrap(), r.signable_bytes_by_crate().unwrap());
+            let (link, claim) = seal_payload(&sorted, &ring).expect("the fast path");
+            assert_eq!(link, r.link());
+            assert_eq!((claim.seq, claim.hash, claim.sig), (r.seq, r.hash, r.sig));
+            claim.verify_strict().unwrap();
+        }
+        // A float in the body is left to the crate, with the same result.
+        let r = Record::sign(&signer(), 0, GENESIS_PREV, t0(), Kind::Decision, &json!({"x": 1.5})).unwrap();
+        let bytes = r.canonical_bytes().unwrap();
+        assert!(seal_payload(&bytes, &ring).is_none());
+        assert_eq!(bytes, r.canonical_bytes_by_crate().unwrap());
+        assert_eq!(r.check_seal(&ring).unwrap(), r.check_seal_by_crate(&ring).unwrap());
     }
 
     #[test]
@@ -521,6 +789,44 @@ mod tests {
             prop_assert_eq!(back.canonical_bytes().unwrap(), bytes);
             let ring = KeyRing::single(signer.verifying_key()).unwrap();
             prop_assert_eq!(back.check_seal(&ring).unwrap(), r.hash);
+            // The fast paths give the crate's bytes, and the crate's seal.
+            let bytes = r.canonical_bytes().unwrap();
+            prop_assert_eq!(&bytes, &r.canonical_bytes_by_crate().unwrap());
+            let (signed, payload) = Record::sign_with_payload(&signer, seq, prev, time, kind, &body).unwrap();
+            prop_assert_eq!(&signed, &r);
+            prop_assert_eq!(&payload, &bytes);
+            prop_assert_eq!(r.signable_bytes().unwrap(), r.signable_bytes_by_crate().unwrap());
+            prop_assert_eq!(back.check_seal_by_crate(&ring).unwrap(), r.hash);
+            if let Some((link, claim)) = seal_payload(&bytes, &ring) {
+                prop_assert_eq!(link, r.link());
+                prop_assert_eq!((claim.hash, claim.sig), (r.hash, r.sig));
+            }
+        }
+
+        /// A changed byte never gets a payload through the fast path unless
+        /// the full path reads the same record from it and finds its seal
+        /// holding but for the signature.
+        #[test]
+        fn the_fast_path_agrees_with_decoding(
+            seed in any::<[u8; 32]>(),
+            body in arb_body(),
+            at in any::<proptest::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let signer = Signer::from_seed(&seed);
+            let ring = KeyRing::single(signer.verifying_key()).unwrap();
+            let r = Record::sign(&signer, 5, [1; 32], t0(), Kind::Halt, &body).unwrap();
+            let mut bytes = r.canonical_bytes().unwrap();
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+            if let Some((link, claim)) = seal_payload(&bytes, &ring) {
+                let read: Record = serde_json::from_slice(&bytes).unwrap();
+                prop_assert_eq!(read.canonical_bytes_by_crate().unwrap(), bytes);
+                prop_assert_eq!(link, read.link());
+                let by_crate = |r: &Record| Ok(domain_hash(&r.signable_bytes_by_crate()?));
+                let full = read.check_seal_but_signature(&ring, by_crate).unwrap();
+                prop_assert_eq!((full.seq, full.hash, full.sig), (claim.seq, claim.hash, claim.sig));
+            }
         }
     }
 }

@@ -2,3 +2,4 @@
 //! 127.0.0.1 (a free port) and stopped when the test ends.
 
 mod settlement;
+mod submit;

@@ -21,6 +21,8 @@ pub mod deploy;
 pub mod manifest;
 /// Building, cutting and submitting settlement batches.
 pub mod settle;
+/// Settlement signed before it is sent, broadcast, and resolved from the chain after a crash.
+pub mod submit;
 /// Read-only access to the audit registry's anchors and keys, for verifiers.
 pub mod registry;
 /// The gas benchmark: batched settlement against per-leg venue swaps.

@@ -105,6 +105,33 @@ enum BenchCommand {
     /// Gas per account of batched settlement (3 legs per account) against one
     /// router swap per leg on the same Uniswap V2 pools.
     Gas(BenchGas),
+    /// Audit-log throughput on decision-sized records: append (sign, fsync
+    /// every 64 records, sled index) and full verification on 1 thread and
+    /// on every core.
+    Audit(BenchAudit),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchAudit {
+    /// Records to append, then verify.
+    #[arg(long, default_value_t = 100_000)]
+    records: u64,
+    /// Verification repetitions; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Where the log and its index are written, in a new directory that is
+    /// removed afterwards (default: the system's temporary directory). Put
+    /// it on the disk whose fsync you mean to measure.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Also time the one-record-at-a-time reference verifier (the JCS crate
+    /// and `verify_strict` for every record), once.
+    #[arg(long)]
+    reference: bool,
+    /// Also write the figures into this Markdown file, between
+    /// `<!-- audit-table:begin -->` and `<!-- audit-table:end -->`.
+    #[arg(long)]
+    write: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -175,6 +202,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Audit(command) => audit::run(command).await,
         Command::Bench(BenchCommand::Gas(args)) => bench_gas(args).await,
         Command::Bench(BenchCommand::Engine(args)) => bench_engine(args),
+        Command::Bench(BenchCommand::Audit(args)) => bench_audit(args),
         Command::Plan(args) => run_plan(args),
     }
 }
@@ -278,6 +306,102 @@ fn bench_engine(args: BenchEngine) -> Result<()> {
         let doc = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
         let updated = gas::replace_section(&doc, "engine-table", &table)
             .ok_or_else(|| eyre::eyre!("{} has no <!-- engine-table:begin/end --> markers", path.display()))?;
+        std::fs::write(&path, updated).wrap_err_with(|| format!("writing {}", path.display()))?;
+        eprintln!("table written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn bench_audit(args: BenchAudit) -> Result<()> {
+    use ballast_audit::{Index, KeyRing, Kind, Log, Signer, SyncPolicy, Timestamp, body::synthetic, verify};
+    const GROUP: usize = 64;
+    if args.records == 0 || args.runs == 0 {
+        eyre::bail!("--records and --runs must be positive");
+    }
+    let parent = args.dir.unwrap_or_else(std::env::temp_dir);
+    let dir = parent.join(format!("ballast-bench-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).wrap_err_with(|| format!("creating {}", dir.display()))?;
+    let signer = || Signer::from_seed(&[0x5e; 32]);
+    let ring = KeyRing::single(signer().verifying_key())?;
+    let start = Timestamp::parse("2026-11-21T15:00:00Z")?.unix_nanos();
+    let time_of = |seq: u64| Timestamp::from_unix_nanos(start + i128::from(seq) * 1_000_000);
+
+    // Append: bodies are made outside the timed part, a group at a time.
+    eprintln!("bench audit: appending {} records to {}", args.records, dir.display());
+    let log_path = dir.join("audit.log");
+    let (mut log, _) = Log::open(&log_path, signer(), SyncPolicy::EveryN(GROUP as u32), ring.clone())?;
+    let index = Index::open(dir.join("index"))?;
+    let mut append_time = std::time::Duration::ZERO;
+    let mut body_bytes = 0usize;
+    let mut seq = 0;
+    while seq < args.records {
+        let end = (seq + GROUP as u64).min(args.records);
+        let bodies: Vec<_> = (seq..end).map(synthetic::decision).collect();
+        let started = std::time::Instant::now();
+        let mut group = Vec::with_capacity(GROUP);
+        for body in &bodies {
+            group.push(log.append(Kind::Decision, body, time_of(seq)?)?);
+            seq += 1;
+        }
+        index.apply_all(&group)?;
+        append_time += started.elapsed();
+        body_bytes += group.iter().map(|r| serde_json::to_vec(&r.body).map_or(0, |b| b.len())).sum::<usize>();
+    }
+    let started = std::time::Instant::now();
+    log.barrier()?;
+    index.flush()?;
+    append_time += started.elapsed();
+    let (fsyncs, log_bytes) = (log.fsyncs(), log.len_bytes());
+    drop(log);
+    drop(index);
+
+    let bytes = std::fs::read(&log_path).wrap_err_with(|| format!("reading {}", log_path.display()))?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut verify_rows = Vec::new();
+    for threads in if cores > 1 { vec![1, cores] } else { vec![1] } {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let mut best = f64::MAX;
+        for run in 1..=args.runs {
+            let started = std::time::Instant::now();
+            let summary = pool.install(|| verify::verify_records(&bytes, &ring))?;
+            let secs = started.elapsed().as_secs_f64();
+            eyre::ensure!(summary.records() == args.records, "verified {} records", summary.records());
+            eprintln!("bench audit: verification, {threads} thread(s), run {run}/{}: {secs:.3} s", args.runs);
+            best = best.min(secs);
+        }
+        verify_rows.push(("full verification", threads, args.runs, best));
+    }
+    if args.reference {
+        let started = std::time::Instant::now();
+        verify::verify_records_sequential(&bytes, &ring)?;
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!("bench audit: reference verification: {secs:.3} s");
+        verify_rows.push(("reference verification (one record at a time)", 1, 1, secs));
+    }
+    std::fs::remove_dir_all(&dir).wrap_err_with(|| format!("removing {}", dir.display()))?;
+
+    let n = args.records;
+    let mut table = String::from("| step | records | threads | best of runs | seconds | records / s |\n");
+    table.push_str("|---|---:|---:|---:|---:|---:|\n");
+    let append_secs = append_time.as_secs_f64();
+    table.push_str(&format!(
+        "| append + sign + fsync every {GROUP} + sled index | {n} | 1 | 1 | {append_secs:.3} | {:.0} |\n",
+        n as f64 / append_secs
+    ));
+    for (step, threads, runs, secs) in &verify_rows {
+        table.push_str(&format!("| {step} | {n} | {threads} | {runs} | {secs:.3} | {:.0} |\n", n as f64 / secs));
+    }
+    table.push_str(&format!(
+        "\nDecision bodies of {:.0} bytes on average, frames of {:.0} bytes; {fsyncs} fsyncs; log {:.1} MiB.\n",
+        body_bytes as f64 / n as f64,
+        log_bytes as f64 / n as f64,
+        log_bytes as f64 / (1024.0 * 1024.0)
+    ));
+    print!("{table}");
+    if let Some(path) = args.write {
+        let doc = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
+        let updated = gas::replace_section(&doc, "audit-table", &table)
+            .ok_or_else(|| eyre::eyre!("{} has no <!-- audit-table:begin/end --> markers", path.display()))?;
         std::fs::write(&path, updated).wrap_err_with(|| format!("writing {}", path.display()))?;
         eprintln!("table written to {}", path.display());
     }

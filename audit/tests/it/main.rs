@@ -1,7 +1,10 @@
 //! Integration tests of `ballast-audit`: one binary, one module per area.
 
+mod crash;
+mod differential;
 mod jcs;
 mod log;
+mod regressions;
 mod tamper;
 
 use std::sync::OnceLock;

@@ -1,0 +1,166 @@
+//! The durable settlement protocol's chain side (RELIABILITY.md, "Settle"):
+//! a settlement transaction is signed with an explicit nonce *before* it
+//! is sent, so that its raw bytes and hash can be recorded (and fsync'd) in
+//! the audit log first; then those same bytes are broadcast. Recovery reads
+//! the chain to tell what became of a recorded submission.
+
+use alloy::{
+    eips::{BlockNumberOrTag, Encodable2718},
+    network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder},
+    primitives::{Address, B256, Bytes, TxHash},
+    providers::{DynProvider, Provider},
+    rpc::types::TransactionRequest,
+    signers::local::PrivateKeySigner,
+    sol_types::SolCall,
+};
+
+use crate::{
+    Error, Result,
+    bindings::PortfolioLedger,
+    error::CallContext,
+    settle::Batch,
+};
+
+/// Gas limit = estimate × this / 100: room for state that moves between
+/// the estimate and the block.
+const GAS_HEADROOM_PERCENT: u64 = 125;
+
+/// A signed `settleBatch` transaction: what the "submitted" record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedSettlement {
+    pub batch_id: B256,
+    pub tx_hash: TxHash,
+    pub nonce: u64,
+    pub raw: Bytes,
+    /// The settler's address (the transaction's sender).
+    pub from: Address,
+}
+
+/// What became of a submission, read from the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Our transaction settled the batch in `block`.
+    Settled { block: u64, block_hash: B256, gas_used: u64 },
+    /// The batch is settled, by another transaction (an earlier attempt).
+    SettledElsewhere,
+    /// Our transaction was mined and reverted; the batch is not settled.
+    Reverted { block: u64 },
+    /// Not mined, and the nonce is still ours: broadcast the same bytes again.
+    Pending,
+    /// Not mined, and the nonce was used by another transaction: sign the
+    /// same batch again with a new nonce (the batch id stays, so the ledger
+    /// still settles it at most once).
+    NonceTaken,
+}
+
+/// Signs `batch` for `ledger` with `nonce`, without sending it.
+pub async fn sign_settlement(
+    provider: &DynProvider,
+    signer: &PrivateKeySigner,
+    ledger: Address,
+    batch: &Batch,
+    nonce: u64,
+) -> Result<SignedSettlement> {
+    let call = PortfolioLedger::settleBatchCall { header: batch.header.clone(), orders: batch.orders.clone(), assets: batch.assets.clone() };
+    let from = signer.address();
+    let chain_id = provider.get_chain_id().await?;
+    let mut tx = TransactionRequest::default().with_from(from).with_to(ledger).with_input(call.abi_encode()).with_nonce(nonce).with_chain_id(chain_id);
+    let estimate = provider.estimate_gas(tx.clone()).await?;
+    let fees = provider.estimate_eip1559_fees().await?;
+    tx = tx
+        .with_gas_limit(estimate * GAS_HEADROOM_PERCENT / 100)
+        .with_max_fee_per_gas(fees.max_fee_per_gas)
+        .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+    let wallet = EthereumWallet::from(signer.clone());
+    let envelope = tx.build(&wallet).await.map_err(|e| Error::Invalid(format!("signing settleBatch: {e}")))?;
+    Ok(SignedSettlement { batch_id: batch.batch_id(), tx_hash: *envelope.tx_hash(), nonce, raw: envelope.encoded_2718().into(), from })
+}
+
+/// Broadcasts the recorded bytes. A node that already has them, or has
+/// mined them, is not an error: what happened is read by [`resolve`].
+pub async fn broadcast(provider: &DynProvider, signed: &SignedSettlement) -> Result<()> {
+    match provider.send_raw_transaction(&signed.raw).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = e.to_string().to_lowercase();
+            if text.contains("already known") || text.contains("nonce too low") || text.contains("already imported") {
+                Ok(())
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// How long [`resolve`] waits for the receipt of a transaction whose batch
+/// the ledger already shows settled (a node may index receipts a moment
+/// after the state changes).
+const RECEIPT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads what became of a submission. The sender's mined nonce is read
+/// first, so that the receipt and the ledger, read after it, are at least
+/// as new: a nonce used by our own transaction always shows its receipt.
+pub async fn resolve(provider: &DynProvider, ledger: Address, signed: &SignedSettlement) -> Result<Outcome> {
+    let contract = PortfolioLedger::new(ledger, provider.clone());
+    let mined_nonce = provider.get_transaction_count(signed.from).block_id(BlockNumberOrTag::Latest.into()).await?;
+    if let Some(receipt) = receipt_within(provider, signed.tx_hash, std::time::Duration::ZERO).await? {
+        return match outcome_of(receipt) {
+            Outcome::Reverted { block } => {
+                let settled = contract.settled(signed.batch_id).call().await.call_ctx("settled")?;
+                Ok(if settled { Outcome::SettledElsewhere } else { Outcome::Reverted { block } })
+            }
+            settled => Ok(settled),
+        };
+    }
+    let settled = contract.settled(signed.batch_id).call().await.call_ctx("settled")?;
+    if settled || mined_nonce > signed.nonce {
+        // Mined by us (a node may index the receipt a moment after the
+        // state changes), or by someone else.
+        if let Some(receipt) = receipt_within(provider, signed.tx_hash, RECEIPT_WAIT).await? {
+            return Ok(outcome_of(receipt));
+        }
+        return Ok(if settled { Outcome::SettledElsewhere } else { Outcome::NonceTaken });
+    }
+    Ok(Outcome::Pending)
+}
+
+fn outcome_of(receipt: alloy::rpc::types::TransactionReceipt) -> Outcome {
+    let block = receipt.block_number.unwrap_or_default();
+    if receipt.status() {
+        Outcome::Settled { block, block_hash: receipt.block_hash.unwrap_or_default(), gas_used: receipt.gas_used }
+    } else {
+        Outcome::Reverted { block }
+    }
+}
+
+/// The receipt of `tx`, polling for up to `wait`.
+async fn receipt_within(provider: &DynProvider, tx: TxHash, wait: std::time::Duration) -> Result<Option<alloy::rpc::types::TransactionReceipt>> {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(r) = provider.get_transaction_receipt(tx).await? {
+            return Ok(Some(r));
+        }
+        if started.elapsed() >= wait {
+            return Ok(None);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The settler's next nonce, counting transactions still pending.
+pub async fn next_nonce(provider: &DynProvider, from: Address) -> Result<u64> {
+    Ok(provider.get_transaction_count(from).block_id(BlockNumberOrTag::Pending.into()).await?)
+}
+
+/// Resolves a broadcast submission, waiting up to `timeout` while it is
+/// still pending.
+pub async fn await_outcome(provider: &DynProvider, ledger: Address, signed: &SignedSettlement, timeout: std::time::Duration) -> Result<Outcome> {
+    let started = std::time::Instant::now();
+    loop {
+        let outcome = resolve(provider, ledger, signed).await?;
+        if outcome != Outcome::Pending || started.elapsed() >= timeout {
+            return Ok(outcome);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
