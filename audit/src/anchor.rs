@@ -1,8 +1,8 @@
 //! Checking a log against the checkpoints anchored on-chain.
 //!
 //! The chain is read through [`AnchorSource`], so the alloy reader of the
-//! `AuditRegistry` contract (in `ballast-chain`) plugs in, and an in-memory
-//! map serves tests and export bundles. Every anchored (size, root) must be
+//! `AuditRegistry` contract (in `ballast-chain`) plugs in; an in-memory
+//! map holds what the CLI read from the registry, and serves tests. Every anchored (size, root) must be
 //! the root of the log's first `size` records: a log rewritten and
 //! re-chained by someone holding it but not the chain fails here, and so
 //! does a log cut shorter than an anchored size.
@@ -44,14 +44,25 @@ pub struct AnchorReport {
 pub fn check_anchors(tree: &MerkleStore, source: &dyn AnchorSource) -> Result<AnchorReport> {
     let anchors = source.anchors()?;
     for (size, root) in &anchors {
-        let Some(actual) = tree.root_at(*size) else {
-            return Err(Error::Truncated { expected: *size, found: tree.size() });
-        };
-        if actual != *root {
-            return Err(Error::RootMismatch { size: *size, expected: *root, actual });
-        }
+        let found = tree.size().min(*size);
+        let actual = tree.root_at(found).expect("a size within the tree");
+        check_root(tree.size(), actual, *size, root)?;
     }
     Ok(AnchorReport { checked: anchors.len(), latest: anchors.iter().map(|(s, _)| *s).max() })
+}
+
+/// The one rule every checkpoint check applies: a log of `log_size`
+/// records whose first `size` (or all, if fewer) have the root `actual`
+/// matches the checkpoint (`size`, `root`) only if it holds at least `size`
+/// records and the roots are equal.
+pub(crate) fn check_root(log_size: u64, actual: Hash, size: u64, root: &Hash) -> Result<()> {
+    if log_size < size {
+        return Err(Error::Truncated { expected: size, found: log_size });
+    }
+    if actual != *root {
+        return Err(Error::RootMismatch { size, expected: *root, actual });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -42,6 +42,16 @@ pub struct Selection {
     pub until: Option<Timestamp>,
 }
 
+impl Selection {
+    /// Whether `record` is in the selection: within `[from, until)` and, when
+    /// an account is named, about that account.
+    pub fn contains(&self, record: &Record) -> bool {
+        self.from.is_none_or(|f| record.time >= f)
+            && self.until.is_none_or(|u| record.time < u)
+            && self.account.is_none_or(|a| crate::index::Keys::of(record).accounts.contains(&a))
+    }
+}
+
 /// `manifest.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,10 +197,7 @@ pub fn check(dir: &Path) -> Result<CheckedBundle> {
         if !merkle::verify_inclusion(&record.merkle_leaf(), record.seq, manifest.checkpoint_size, &path, &manifest.checkpoint_root) {
             return Err(Error::NotIncluded { seq: record.seq, size: manifest.checkpoint_size });
         }
-        let s = &manifest.selection;
-        let in_time = s.from.is_none_or(|f| record.time >= f) && s.until.is_none_or(|u| record.time < u);
-        let in_account = s.account.is_none_or(|a| crate::index::Keys::of(record).accounts.contains(&a));
-        if !in_time || !in_account {
+        if !manifest.selection.contains(record) {
             return Err(bad("records.jsonl", i + 1, format!("record {} is outside the bundle's selection", record.seq)));
         }
     }

@@ -258,11 +258,9 @@ impl Index {
         let lo = [prefix.as_slice(), &from.map_or([0; 16], time_key)].concat();
         let hi = match until {
             Some(t) => [prefix.as_slice(), &time_key(t)].concat(),
-            None => key(ACCOUNT, &[&(account.wrapping_add(1)).to_be_bytes()]),
+            // Past every key of the prefix (time and seq are 24 bytes).
+            None => [prefix.as_slice(), &[0xff; 25]].concat(),
         };
-        if until.is_none() && account == u64::MAX {
-            return self.seqs_with_prefix(&prefix);
-        }
         self.seqs_in(lo, hi)
     }
 

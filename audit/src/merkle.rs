@@ -227,12 +227,7 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
         }
         if fnode & 1 == 1 || fnode == snode {
             r = node_hash(p, &r);
-            if fnode & 1 == 0 {
-                while fnode & 1 == 0 && fnode != 0 {
-                    fnode >>= 1;
-                    snode >>= 1;
-                }
-            }
+            climb_right_edge(&mut fnode, &mut snode);
         } else {
             r = node_hash(&r, p);
         }
@@ -240,6 +235,15 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
         snode >>= 1;
     }
     snode == 0 && r == *root
+}
+
+/// RFC 9162's "right-shift fn and sn equally until either LSB(fn) is set
+/// or fn is 0": up the right edge of a subtree, where no sibling is hashed.
+fn climb_right_edge(fnode: &mut u64, snode: &mut u64) {
+    while *fnode & 1 == 0 && *fnode != 0 {
+        *fnode >>= 1;
+        *snode >>= 1;
+    }
 }
 
 /// Checks that the tree of `new_size` leaves with root `new_root` extends
@@ -275,12 +279,7 @@ pub fn verify_consistency(old_size: u64, new_size: u64, old_root: &Hash, new_roo
         if fnode & 1 == 1 || fnode == snode {
             fr = node_hash(c, &fr);
             sr = node_hash(c, &sr);
-            if fnode & 1 == 0 {
-                while fnode & 1 == 0 && fnode != 0 {
-                    fnode >>= 1;
-                    snode >>= 1;
-                }
-            }
+            climb_right_edge(&mut fnode, &mut snode);
         } else {
             sr = node_hash(&sr, c);
         }

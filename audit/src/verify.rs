@@ -138,19 +138,11 @@ impl Summary {
 
 /// [`Summary::check_checkpoint`] over record hashes from the start of a log.
 pub fn check_checkpoint(hashes: &[Hash], size: u64, root: &Hash) -> Result<()> {
-    let found = hashes.len() as u64;
-    if found < size {
-        return Err(Error::Truncated { expected: size, found });
-    }
     let mut tree = MerkleTree::new();
-    for hash in &hashes[..size as usize] {
+    for hash in hashes.iter().take(usize::try_from(size).unwrap_or(usize::MAX)) {
         tree.push(merkle::leaf_hash(hash));
     }
-    let actual = tree.root();
-    if &actual != root {
-        return Err(Error::RootMismatch { size, expected: *root, actual });
-    }
-    Ok(())
+    crate::anchor::check_root(tree.size(), tree.root(), size, root)
 }
 
 /// Verifies a whole log file's bytes.

@@ -99,6 +99,26 @@ impl ChainArgs {
     }
 }
 
+/// Which records: one account's (default: every account's), within a time range.
+#[derive(Debug, Args)]
+pub struct Filter {
+    /// Only this account's records, oldest first.
+    #[arg(long)]
+    account: Option<u64>,
+    /// Only records at or after this time (RFC 3339).
+    #[arg(long, value_parser = parse_timestamp)]
+    from: Option<Timestamp>,
+    /// Only records before this time (RFC 3339).
+    #[arg(long, value_parser = parse_timestamp)]
+    until: Option<Timestamp>,
+}
+
+impl From<&Filter> for Selection {
+    fn from(f: &Filter) -> Self {
+        Selection { account: f.account, from: f.from, until: f.until }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct Verify {
     #[command(flatten)]
@@ -130,15 +150,8 @@ pub struct Show {
     /// The record with this sequence number.
     #[arg(long, conflicts_with = "account", required_unless_present = "account")]
     seq: Option<u64>,
-    /// Every record of this account, oldest first.
-    #[arg(long)]
-    account: Option<u64>,
-    /// Only records at or after this time (RFC 3339).
-    #[arg(long, value_parser = parse_timestamp)]
-    from: Option<Timestamp>,
-    /// Only records before this time (RFC 3339).
-    #[arg(long, value_parser = parse_timestamp)]
-    until: Option<Timestamp>,
+    #[command(flatten)]
+    filter: Filter,
     /// Print the records as JSON lines instead of a summary.
     #[arg(long)]
     json: bool,
@@ -151,15 +164,8 @@ pub struct Export {
     /// Public keys (default: `keys.json` in the data folder).
     #[arg(long)]
     keys: Option<PathBuf>,
-    /// The account whose records to export (default: every account).
-    #[arg(long)]
-    account: Option<u64>,
-    /// Only records at or after this time (RFC 3339).
-    #[arg(long, value_parser = parse_timestamp)]
-    from: Option<Timestamp>,
-    /// Only records before this time (RFC 3339).
-    #[arg(long, value_parser = parse_timestamp)]
-    until: Option<Timestamp>,
+    #[command(flatten)]
+    filter: Filter,
     /// The folder to write the bundle into.
     #[arg(long)]
     out: PathBuf,
@@ -174,15 +180,8 @@ pub struct Export {
 pub struct Report {
     #[command(flatten)]
     data: DataDir,
-    /// Only this account's decisions.
-    #[arg(long)]
-    account: Option<u64>,
-    /// Only decisions at or after this time (RFC 3339).
-    #[arg(long, value_parser = parse_timestamp)]
-    from: Option<Timestamp>,
-    /// Only decisions before this time (RFC 3339).
-    #[arg(long, value_parser = parse_timestamp)]
-    until: Option<Timestamp>,
+    #[command(flatten)]
+    filter: Filter,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
     format: ReportFormat,
@@ -327,12 +326,12 @@ fn open_index(data: &DataDir) -> Result<Index> {
     Ok(Index::open(&path)?)
 }
 
-fn selected(index: &Index, account: Option<u64>, from: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<Record>> {
-    let seqs = match account {
-        Some(a) => index.by_account(a, from, until)?,
+fn selected(index: &Index, filter: &Filter) -> Result<Vec<Record>> {
+    let seqs = match filter.account {
+        Some(a) => index.by_account(a, filter.from, filter.until)?,
         None => {
-            let lo = from.unwrap_or(Timestamp::from_unix_nanos(0)?);
-            let hi = until.unwrap_or(Timestamp::from_unix_nanos(i128::from(i64::MAX))?);
+            let lo = filter.from.unwrap_or(Timestamp::from_unix_nanos(0)?);
+            let hi = filter.until.unwrap_or(Timestamp::from_unix_nanos(i128::from(i64::MAX))?);
             index.by_time(lo, hi)?
         }
     };
@@ -343,7 +342,7 @@ fn show(args: &Show) -> Result<()> {
     let index = open_index(&args.data)?;
     let records = match args.seq {
         Some(seq) => vec![index.get(seq)?.ok_or_else(|| eyre!("no record {seq} in the index ({} indexed)", index.indexed().unwrap_or(0)))?],
-        None => selected(&index, args.account, args.from, args.until)?,
+        None => selected(&index, &args.filter)?,
     };
     for r in &records {
         if args.json {
@@ -380,12 +379,11 @@ async fn export(args: Export) -> Result<()> {
     let keyring = keys_for(&args.data, &args.keys)?;
     let verified = read_log(&args.data.log(), &keyring).wrap_err("the log failed verification; not exporting from it")?;
     let reader = args.chain.connect().await?;
-    let selection = Selection { account: args.account, from: args.from, until: args.until };
+    let selection = Selection::from(&args.filter);
     let picked: Vec<Record> = verified
         .records
         .iter()
-        .filter(|r| selection.from.is_none_or(|f| r.time >= f) && selection.until.is_none_or(|u| r.time < u))
-        .filter(|r| selection.account.is_none_or(|a| ballast_audit::index::Keys::of(r).accounts.contains(&a)))
+        .filter(|r| selection.contains(r))
         .cloned()
         .collect();
     let last = picked.last().map_or(0, |r| r.seq + 1);
@@ -445,7 +443,7 @@ struct ReportRow {
 
 fn report(args: &Report) -> Result<()> {
     let index = open_index(&args.data)?;
-    let rows: Vec<ReportRow> = selected(&index, args.account, args.from, args.until)?
+    let rows: Vec<ReportRow> = selected(&index, &args.filter)?
         .iter()
         .filter(|r| r.kind == ballast_audit::Kind::Decision)
         .flat_map(report_rows)
