@@ -20,6 +20,28 @@ use crate::{
 /// Share of the block gas limit one batch may use.
 const BLOCK_GAS_SHARE_PERCENT: u64 = 90;
 
+/// Gas limit = estimate × this / 100. The estimate is exact for the state
+/// it ran on, and that state moves before the block: a Uniswap pair, for
+/// one, writes its price accumulators only when the block's timestamp has
+/// moved since its last trade, so an estimate made in the same second as
+/// that trade comes out ~40,000 gas a pair short.
+const GAS_HEADROOM_PERCENT: u64 = 125;
+
+/// The gas limit to send a settlement with: the estimate plus headroom, never
+/// over the block's own limit.
+pub(crate) fn gas_limit(estimate: u64, block_gas_limit: u64) -> u64 {
+    (estimate.saturating_mul(GAS_HEADROOM_PERCENT) / 100).min(block_gas_limit).max(estimate)
+}
+
+pub(crate) async fn block_gas_limit(provider: &DynProvider) -> Result<u64> {
+    Ok(provider
+        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+        .await?
+        .ok_or_else(|| Error::Invalid("the node has no latest block".into()))?
+        .header
+        .gas_limit)
+}
+
 /// One trade an account's decision record orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LegIntent {
@@ -158,13 +180,7 @@ pub async fn plan_batches(
     deadline: u64,
     max_slippage_bps: u16,
 ) -> Result<Vec<Batch>> {
-    let block_gas_limit = settler
-        .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
-        .await?
-        .ok_or_else(|| Error::Invalid("the node has no latest block".into()))?
-        .header
-        .gas_limit;
-    let budget = block_gas_limit / 100 * BLOCK_GAS_SHARE_PERCENT;
+    let budget = block_gas_limit(settler).await? / 100 * BLOCK_GAS_SHARE_PERCENT;
     let contract = PortfolioLedger::new(ledger, settler.clone());
     let mut pending = vec![Batch::build(legs, checkpoint, deadline, max_slippage_bps)?];
     let mut ready = Vec::new();
@@ -207,11 +223,9 @@ pub fn is_already_settled(err: &Error) -> bool {
 /// Sends one batch from the settler and waits for its receipt.
 pub async fn submit(settler: &DynProvider, ledger: Address, batch: &Batch) -> Result<Settled> {
     let contract = PortfolioLedger::new(ledger, settler.clone());
-    let receipt = send(
-        contract.settleBatch(batch.header.clone(), batch.orders.clone(), batch.assets.clone()),
-        "settleBatch",
-    )
-    .await?;
+    let call = contract.settleBatch(batch.header.clone(), batch.orders.clone(), batch.assets.clone());
+    let estimate = call.estimate_gas().await.call_ctx("estimate settleBatch")?;
+    let receipt = send(call.gas(gas_limit(estimate, block_gas_limit(settler).await?)), "settleBatch").await?;
     tracing::info!(
         target: "ballast::settle",
         batch_id = %batch.batch_id(),
@@ -239,6 +253,13 @@ mod tests {
     }
 
     const CP: Checkpoint = Checkpoint { size: 7, root: B256::ZERO };
+
+    #[test]
+    fn gas_limit_adds_headroom_up_to_the_block_limit() {
+        assert_eq!(gas_limit(1_000_000, 30_000_000), 1_250_000);
+        assert_eq!(gas_limit(27_000_000, 30_000_000), 30_000_000, "capped at the block");
+        assert_eq!(gas_limit(31_000_000, 30_000_000), 31_000_000, "never under the estimate");
+    }
 
     #[test]
     fn groups_legs_per_account_and_declares_totals() {

@@ -18,12 +18,8 @@ use crate::{
     Error, Result,
     bindings::PortfolioLedger,
     error::CallContext,
-    settle::Batch,
+    settle::{self, Batch},
 };
-
-/// Gas limit = estimate × this / 100: room for state that moves between
-/// the estimate and the block.
-const GAS_HEADROOM_PERCENT: u64 = 125;
 
 /// A signed `settleBatch` transaction: what the "submitted" record holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +64,7 @@ pub async fn sign_settlement(
     let estimate = provider.estimate_gas(tx.clone()).await?;
     let fees = provider.estimate_eip1559_fees().await?;
     tx = tx
-        .with_gas_limit(estimate * GAS_HEADROOM_PERCENT / 100)
+        .with_gas_limit(settle::gas_limit(estimate, settle::block_gas_limit(provider).await?))
         .with_max_fee_per_gas(fees.max_fee_per_gas)
         .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
     let wallet = EthereumWallet::from(signer.clone());
