@@ -911,6 +911,29 @@ fn finish<'a>(
             None => kept.push(t),
         }
     }
+    // A purchase paid for by a sale that now waits for a person waits too:
+    // the largest purchases go first until the rest are funded.
+    let funded = |trades: &[Trade]| {
+        trades.iter().fold(account.cash, |c, t| if t.side == Side::Buy { c - t.value } else { c + t.value }) >= Decimal::ZERO
+    };
+    while !funded(&kept) {
+        let Some(largest) = kept
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.side == Side::Buy)
+            .max_by(|a, b| a.1.value.cmp(&b.1.value))
+            .map(|(i, _)| i)
+        else {
+            break;
+        };
+        let t = kept.remove(largest);
+        checks.push(Check {
+            name: format!("approval:{}", t.asset),
+            passed: false,
+            detail: "paid for by a sale that waits for approval".into(),
+        });
+        queued.push(t);
+    }
     let mut trades = kept;
     let sleeve_of = |asset: &str| {
         sleeves.iter().find(|s| {

@@ -256,6 +256,19 @@ fn trades_above_the_approval_limit_and_illiquid_assets_are_queued() {
 }
 
 #[test]
+fn a_purchase_paid_for_by_a_queued_sale_waits_with_it() {
+    // The GEQ sale (illiquid) funds the BND purchase, and 5,000 of cash cannot.
+    let mut inputs = fixture();
+    inputs.assets.iter_mut().find(|a| a.id == "GEQ").unwrap().liquid = false;
+    let d = one(&inputs, 1);
+    assert!(d.trades.is_empty(), "nothing left to settle: {:?}", trades(&d));
+    assert_eq!(d.queued.iter().map(|t| t.asset.as_str()).collect::<Vec<_>>(), vec!["GEQ", "BND"]);
+    let check = d.checks.iter().find(|c| c.name == "approval:BND").unwrap();
+    assert_eq!(check.detail, "paid for by a sale that waits for approval");
+    assert!(d.cash_after >= dec!(0));
+}
+
+#[test]
 fn a_turnover_cap_scales_every_trade_alike() {
     let mut inputs = fixture();
     inputs.limits.max_turnover = Some(dec!(0.10));
