@@ -73,6 +73,9 @@ impl<'a> Context<'a> {
         }
 
         let limits = &inputs.limits;
+        if let Some(m) = limits.price_margin.filter(|m| *m < Decimal::ZERO || *m >= Decimal::ONE) {
+            return Err(Error::Invalid { what: "limits".into(), field: "price_margin", value: m.to_string() });
+        }
         let mut prices = BTreeMap::new();
         let mut pause = None;
         for (id, q) in &inputs.market.quotes {
@@ -760,9 +763,13 @@ pub(crate) fn decide_traced<'a>(
     // No overdraft: buys may spend only the cash there is after sales (keeping
     // withdrawals aside). A harvest's replacement is paid by its own sale, so
     // the other buys give way first.
-    let sells: Decimal = trades.iter().filter(|t| t.side == Side::Sell).map(|t| t.value).sum();
-    let buys: Decimal = trades.iter().filter(|t| t.side == Side::Buy).map(|t| t.value).sum();
-    let harvest_buys: Decimal = trades.iter().filter(|t| t.reason == Reason::HarvestReplace).map(|t| t.value).sum();
+    // Fills may come out worse than the estimate by the price margin: buys are
+    // counted dearer and sales cheaper by it.
+    let margin = ctx.inputs.limits.price_margin.unwrap_or_default();
+    let sells: Decimal = trades.iter().filter(|t| t.side == Side::Sell).map(|t| t.value).sum::<Decimal>() * (Decimal::ONE - margin);
+    let buys: Decimal = trades.iter().filter(|t| t.side == Side::Buy).map(|t| t.value).sum::<Decimal>() * (Decimal::ONE + margin);
+    let harvest_buys: Decimal =
+        trades.iter().filter(|t| t.reason == Reason::HarvestReplace).map(|t| t.value).sum::<Decimal>() * (Decimal::ONE + margin);
     let spendable = (account.cash + sells - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
     if buys > spendable {
         let (factor, which): (Decimal, fn(&Trade) -> bool) = if spendable >= harvest_buys {

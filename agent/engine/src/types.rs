@@ -365,6 +365,11 @@ pub struct Limits {
     /// Per cycle, at most this much money may trade in one account.
     #[serde(default)]
     pub max_notional: Option<Decimal>,
+    /// Fills may be worse than the estimated price by this fraction (the
+    /// venue's slippage): purchases are funded as if they cost this much
+    /// more, and sales as if they fetched this much less.
+    #[serde(default)]
+    pub price_margin: Option<Decimal>,
 }
 
 impl Default for Limits {
@@ -376,6 +381,7 @@ impl Default for Limits {
             volatility_threshold: None,
             max_turnover: None,
             max_notional: None,
+            price_margin: None,
         }
     }
 }

@@ -269,6 +269,27 @@ fn a_purchase_paid_for_by_a_queued_sale_waits_with_it() {
 }
 
 #[test]
+fn a_price_margin_keeps_cash_for_a_worse_fill() {
+    // Account 1 buys 10,000 of BND with a 10,000 GEQ sale and keeps its 5,000
+    // of cash. Take the cash away: with a 5 % margin the sale counts as
+    // 9,500, and the purchase, counted 5 % dearer, shrinks to fit.
+    let mut inputs = fixture();
+    inputs.accounts.iter_mut().find(|a| a.id == 1).unwrap().cash = dec!(0);
+    inputs.models[0].cash_target = dec!(0);
+    *inputs.models[0].targets.get_mut("BND").unwrap() = dec!(0.35);
+    let without = one(&inputs, 1);
+    let buys = |d: &Decision| d.trades.iter().filter(|t| t.side == Side::Buy).map(|t| t.value).sum::<Decimal>();
+    let sells = |d: &Decision| d.trades.iter().filter(|t| t.side == Side::Sell).map(|t| t.value).sum::<Decimal>();
+    inputs.limits.price_margin = Some(dec!(0.05));
+    let with = one(&inputs, 1);
+    assert!(buys(&with) < buys(&without), "{} vs {}", buys(&with), buys(&without));
+    assert!(buys(&with) * dec!(1.05) <= sells(&with) * dec!(0.95) - inputs.ips[0].cash_buffer, "funded at the margin");
+
+    inputs.limits.price_margin = Some(dec!(1));
+    assert!(decide(&inputs).is_err(), "a margin of 100 % is refused");
+}
+
+#[test]
 fn a_turnover_cap_scales_every_trade_alike() {
     let mut inputs = fixture();
     inputs.limits.max_turnover = Some(dec!(0.10));
