@@ -48,6 +48,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         nonce: 7,
         raw_tx: vec![0x02, 0xf8, 0x6c, 0x01],
         accounts: vec![17, 18],
+        decisions: vec![],
     };
     let halt = Halt { cause: HaltCause::Operator, detail: "maintenance".into() };
 

@@ -76,6 +76,10 @@ pub struct SettlementSubmitted {
     pub raw_tx: Vec<u8>,
     /// Ledger ids of the accounts the batch settles.
     pub accounts: Vec<u64>,
+    /// Sequence numbers of the decision records whose trades the batch
+    /// settles (each leg on-chain carries its record's hash).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decisions: Vec<u64>,
 }
 record_body!(SettlementSubmitted, SettlementSubmitted);
 
@@ -91,9 +95,29 @@ pub struct SettlementConfirmed {
     pub block: u64,
     #[serde(with = "wire::evm32")]
     pub block_hash: [u8; 32],
+    /// The block's time, unix seconds: the trades' date.
+    pub block_time: u64,
     pub gas_used: u64,
+    /// What each asset of the batch filled at, from the ledger's events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fills: Vec<Fill>,
 }
 record_body!(SettlementConfirmed, SettlementConfirmed);
+
+/// One asset's fill in a settled batch: every buyer paid `buy_price` and
+/// every seller got `sell_price` (the ledger's fair allocation). Quantities
+/// in whole units, prices per whole unit in cash, as decimal strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fill {
+    pub asset: String,
+    /// Crossed between the batch's own buyers and sellers at the feed price.
+    pub crossed: String,
+    /// Net bought (positive) or sold (negative) on the venue.
+    pub venue: String,
+    pub buy_price: String,
+    pub sell_price: String,
+}
 
 /// `settlement_failed`: the batch's transaction reverted or was abandoned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -358,7 +382,7 @@ mod tests {
             raw_tx in proptest::collection::vec(any::<u8>(), 0..300),
             accounts in proptest::collection::vec(safe_u64(), 0..20),
         ) {
-            round_trip(&SettlementSubmitted { batch_id, tx_hash, nonce, raw_tx, accounts })?;
+            round_trip(&SettlementSubmitted { batch_id, tx_hash, nonce, raw_tx, accounts: accounts.clone(), decisions: accounts })?;
         }
 
         #[test]
@@ -370,7 +394,9 @@ mod tests {
             gas_used in safe_u64(),
             reason in ".*",
         ) {
-            round_trip(&SettlementConfirmed { batch_id, tx_hash, block, block_hash, gas_used })?;
+            round_trip(&SettlementConfirmed { batch_id, tx_hash, block, block_hash, block_time: block, gas_used, fills: vec![] })?;
+            let fill = Fill { asset: "GEQ".into(), crossed: "3.5".into(), venue: "-2".into(), buy_price: "100.25".into(), sell_price: "99.75".into() };
+            round_trip(&SettlementConfirmed { batch_id, tx_hash, block, block_hash, block_time: block, gas_used, fills: vec![fill] })?;
             round_trip(&SettlementFailed { batch_id, tx_hash, reason })?;
         }
 

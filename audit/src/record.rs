@@ -588,6 +588,7 @@ mod tests {
             nonce: 7,
             raw_tx: vec![0x02, 0xf8, 0x6c, 0x01],
             accounts: vec![1, 2, 3],
+            decisions: vec![],
         };
         Record::sign_body(&signer(), 0, GENESIS_PREV, t0(), &body).unwrap()
     }

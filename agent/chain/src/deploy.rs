@@ -101,10 +101,19 @@ impl Signers {
     }
 }
 
+/// How often a receipt is polled for on a node of this machine.
+pub const LOCAL_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// A provider that signs with `signer` and fills nonce, gas and chain id.
 pub fn provider(rpc_url: &str, signer: PrivateKeySigner) -> Result<DynProvider> {
     let url = rpc_url.parse().map_err(|e| Error::Invalid(format!("rpc url {rpc_url}: {e}")))?;
-    Ok(ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased())
+    let p = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
+    if p.client().is_local() {
+        // A node on this machine answers in a millisecond; alloy's default
+        // 250 ms between receipt polls would dominate every transaction.
+        p.client().set_poll_interval(LOCAL_POLL_INTERVAL);
+    }
+    Ok(p)
 }
 
 /// A deployment and providers for its roles.

@@ -21,7 +21,7 @@ pub enum Error {
     #[error("rpc request failed")]
     Rpc(#[source] Box<alloy::transports::TransportError>),
     /// A contract call reverted or could not be sent.
-    #[error("contract call {call} failed")]
+    #[error("contract call {call} failed{}", refusal(source))]
     Contract { call: &'static str, source: Box<alloy::contract::Error> },
     #[error("waiting for the receipt of {call}")]
     Receipt { call: &'static str, source: Box<alloy::providers::PendingTransactionError> },
@@ -40,6 +40,19 @@ impl From<alloy::transports::TransportError> for Error {
     fn from(e: alloy::transports::TransportError) -> Self {
         Error::Rpc(Box::new(e))
     }
+}
+
+/// The ledger's or registry's custom error behind a failed call, decoded:
+/// `SlippageExceeded { asset: 2, .. }` says more than its selector.
+fn refusal(source: &alloy::contract::Error) -> String {
+    use crate::bindings::{AuditRegistry::AuditRegistryErrors, PortfolioLedger::PortfolioLedgerErrors};
+    if let Some(e) = source.as_decoded_interface_error::<PortfolioLedgerErrors>() {
+        return format!(": the ledger refuses: {e:?}");
+    }
+    if let Some(e) = source.as_decoded_interface_error::<AuditRegistryErrors>() {
+        return format!(": the registry refuses: {e:?}");
+    }
+    String::new()
 }
 
 /// Result with the crate's [`Error`].

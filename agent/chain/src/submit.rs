@@ -160,3 +160,34 @@ pub async fn await_outcome(provider: &DynProvider, ledger: Address, signed: &Sig
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// What a mined settlement did: its block's time and the ledger's
+/// `AssetSettled` event of every asset it traded.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub block_time: u64,
+    pub assets: Vec<PortfolioLedger::AssetSettled>,
+}
+
+/// Reads the [`Execution`] of the settlement transaction `tx` on `ledger`.
+pub async fn execution(provider: &DynProvider, ledger: Address, tx: TxHash) -> Result<Execution> {
+    let receipt = provider
+        .get_transaction_receipt(tx)
+        .await?
+        .ok_or_else(|| Error::Invalid(format!("no receipt for settlement {tx}")))?;
+    let block = receipt.block_number.ok_or_else(|| Error::Invalid(format!("settlement {tx} has no block")))?;
+    let block_time = provider
+        .get_block_by_number(block.into())
+        .await?
+        .ok_or_else(|| Error::Invalid(format!("no block {block}")))?
+        .header
+        .timestamp;
+    let assets = receipt
+        .inner
+        .logs()
+        .iter()
+        .filter(|log| log.address() == ledger)
+        .filter_map(|log| log.log_decode::<PortfolioLedger::AssetSettled>().ok().map(|l| l.inner.data))
+        .collect();
+    Ok(Execution { block_time, assets })
+}

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use eyre::{Context, Result};
 
 mod audit;
+mod demo;
 mod plan;
 
 use ballast_chain::{
@@ -30,6 +31,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the agent: every cycle, ingest prices and positions from the
+    /// chain, decide every account, record the decisions (signed, fsync'd),
+    /// settle netted batches, anchor checkpoints and index. Ctrl-C or
+    /// SIGTERM finishes the cycle in progress, anchors the rest of the log
+    /// and stops.
+    Run(RunArgs),
+    /// The whole system on an embedded Anvil devnet: deploy, onboard client
+    /// accounts across households, run the agent through a scripted market
+    /// (calm days, a 20 % equity drop, a recovery), print a report, and
+    /// verify the whole log against the chain.
+    Demo(DemoArgs),
     /// A local Anvil devnet with every contract deployed.
     #[command(subcommand)]
     Devnet(DevnetCommand),
@@ -47,6 +59,32 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The agent's configuration (TOML): chain, keys, data folder, book, cycle and anchoring.
+    #[arg(long, default_value = "ballast.toml", env = "BALLAST_CONFIG")]
+    config: PathBuf,
+    /// Run this many cycles, then stop (default: until Ctrl-C or SIGTERM).
+    #[arg(long)]
+    cycles: Option<u64>,
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Client accounts to onboard.
+    #[arg(long, default_value_t = 1_000)]
+    accounts: usize,
+    /// Folder for the demo's configuration, keys, book and data (default: a new temporary folder, kept).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Largest venue slippage a batch accepts, in basis points.
+    #[arg(long, default_value_t = 200)]
+    max_slippage_bps: u16,
+    /// Print the report as JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -199,6 +237,8 @@ fn main() -> std::process::ExitCode {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::Devnet(DevnetCommand::Up(args)) => devnet_up(args).await,
+        Command::Run(args) => run_agent(args).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::Audit(command) => audit::run(command).await,
         Command::Bench(BenchCommand::Gas(args)) => bench_gas(args).await,
         Command::Bench(BenchCommand::Engine(args)) => bench_engine(args),
@@ -409,6 +449,28 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM, so that the node is stopped either way.
+async fn run_agent(args: RunArgs) -> Result<()> {
+    let config = ballast_agent::Config::load(&args.config)?;
+    let mut agent = ballast_agent::Agent::open(config).await.wrap_err("starting the agent")?;
+    match args.cycles {
+        Some(n) => {
+            for _ in 0..n {
+                agent.cycle().await?;
+            }
+            agent.anchor_rest().await?;
+        }
+        None => {
+            let shutdown = async {
+                if let Err(e) = shutdown_signal().await {
+                    tracing::error!(error = %e, "signal handler");
+                }
+            };
+            agent.run(shutdown).await?;
+        }
+    }
+    Ok(())
+}
+
 async fn shutdown_signal() -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).wrap_err("installing the SIGTERM handler")?;

@@ -1098,6 +1098,7 @@ pub(crate) fn decide_pooled<'a>(
 
     let mut sales: Vec<&Trade> = combined.trades.iter().filter(|t| t.side == Side::Sell).collect();
     sales.sort_by(|a, b| a.asset.cmp(&b.asset));
+    let margin = ctx.inputs.limits.price_margin.unwrap_or_default();
     for t in sales {
         let quantum = ctx.assets[t.asset.as_str()].quantum;
         // An account paying out a withdrawal sells first, as much as it needs;
@@ -1116,7 +1117,7 @@ pub(crate) fn decide_pooled<'a>(
             if q > Decimal::ZERO {
                 own[i].push(split(t, q));
                 *held[i].get_mut(t.asset.as_str()).expect("held") -= q;
-                cash[i] += q * t.price;
+                cash[i] += q * t.price * (Decimal::ONE - margin);
                 left -= q;
             }
         }
@@ -1196,15 +1197,17 @@ pub(crate) fn decide_pooled<'a>(
         order.sort_by_key(|&i| (rank(accounts[i].kind, inefficient(&t.asset)), accounts[i].id));
         let quantum = ctx.assets[t.asset.as_str()].quantum;
         let mut left = t.quantity;
+        // Each account pays for its share at the price margin (see `decide_traced`).
+        let cost = t.price * (Decimal::ONE + margin);
         for i in order {
-            let q = left.min(round_down(cash[i].max(Decimal::ZERO) / t.price, quantum));
+            let q = left.min(round_down(cash[i].max(Decimal::ZERO) / cost, quantum));
             // Each account's share is a trade of its own: the IPS minimum applies to it.
             if q * t.price < ctx.ips[accounts[i].ips.as_str()].min_trade_value {
                 continue;
             }
             if q > Decimal::ZERO {
                 own[i].push(split(t, q));
-                cash[i] -= q * t.price;
+                cash[i] -= q * cost;
                 left -= q;
             }
         }

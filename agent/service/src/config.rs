@@ -70,6 +70,9 @@ pub struct KeysConfig {
 pub struct AgentConfig {
     /// Audit log, index and key ring live here.
     pub data_dir: PathBuf,
+    /// The opening book (JSON or TOML): assets, models, IPS, and accounts
+    /// with their tax lots as of onboarding.
+    pub book: PathBuf,
     /// Seconds between the starts of two cycles.
     pub cycle_interval_s: u64,
     /// Anchor a checkpoint at least every this many records…
@@ -88,6 +91,7 @@ impl Default for AgentConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("ballast-data"),
+            book: PathBuf::from("book.json"),
             cycle_interval_s: 60,
             anchor_every_records: 10_000,
             anchor_every_s: 300,
@@ -184,6 +188,7 @@ impl Config {
         };
         rebase(&mut config.chain.manifest);
         rebase(&mut config.agent.data_dir);
+        rebase(&mut config.agent.book);
         for source in [&mut config.keys.settler, &mut config.keys.audit] {
             if let KeySource::File(p) = source {
                 rebase(p);
@@ -235,13 +240,16 @@ impl Config {
         Ok(())
     }
 
-    /// The engine's circuit-breaker limits from `[market]`.
+    /// The engine's circuit-breaker limits from `[market]`, and the price
+    /// margin from `agent.max_slippage_bps`.
     pub fn limits(&self) -> ballast_engine::types::Limits {
         ballast_engine::types::Limits {
             max_price_age_s: self.market.max_price_age_s,
             source_tolerance: self.market.source_tolerance,
             max_daily_move: self.market.max_daily_move,
             volatility_threshold: self.market.volatility_threshold,
+            // A venue fill may be this much worse than the feed price.
+            price_margin: Some(Decimal::new(i64::from(self.agent.max_slippage_bps), 4)),
             ..ballast_engine::types::Limits::default()
         }
     }
@@ -278,10 +286,11 @@ audit = "file:keys/audit.key"
         assert_eq!(c.agent.data_dir, PathBuf::from("/etc/ballast/ballast-data"));
         assert_eq!(c.keys.audit, KeySource::File(PathBuf::from("/etc/ballast/keys/audit.key")));
         assert_eq!(c.keys.settler, KeySource::Env("BALLAST_SETTLER_KEY".into()));
-        assert_eq!(c.agent, AgentConfig { data_dir: c.agent.data_dir.clone(), ..AgentConfig::default() });
+        assert_eq!(c.agent.book, PathBuf::from("/etc/ballast/book.json"));
+        assert_eq!(c.agent, AgentConfig { data_dir: c.agent.data_dir.clone(), book: c.agent.book.clone(), ..AgentConfig::default() });
         assert_eq!(c.api.listen, "127.0.0.1:9464".parse().unwrap());
         assert_eq!(c.chain.confirmations, 1);
-        assert_eq!(c.limits(), ballast_engine::types::Limits::default());
+        assert_eq!(c.limits(), ballast_engine::types::Limits { price_margin: Some(Decimal::new(1, 2)), ..Default::default() });
         assert_eq!(sync_policy(&c.agent.fsync), Some(ballast_audit::SyncPolicy::EveryN(256)));
     }
 

@@ -116,6 +116,31 @@ pub async fn position(provider: &DynProvider, manifest: &Manifest, account: u64)
     Ok(Position { cash, units })
 }
 
+/// Position reads in flight at once.
+const POSITION_READS_IN_FLIGHT: usize = 32;
+
+/// The ledger's books of `accounts`, read concurrently.
+pub async fn positions(provider: &DynProvider, manifest: &Manifest, accounts: &[u64]) -> Result<BTreeMap<u64, Position>> {
+    let mut out = BTreeMap::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut next = accounts.iter().copied();
+    loop {
+        while tasks.len() < POSITION_READS_IN_FLIGHT {
+            let Some(id) = next.next() else { break };
+            let (p, m) = (provider.clone(), manifest.clone());
+            tasks.spawn(async move { (id, position(&p, &m, id).await) });
+        }
+        match tasks.join_next().await {
+            None => break,
+            Some(joined) => {
+                let (id, position) = joined.map_err(|e| Error::Chain(format!("position read task: {e}")))?;
+                out.insert(id, position?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

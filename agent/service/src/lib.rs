@@ -9,7 +9,16 @@ pub mod config;
 pub mod keys;
 /// Prices (feeds and venue) and positions (the ledger's books), read from the chain.
 pub mod ingest;
+/// The book the chain does not hold (tax lots, IPS, households, recent trades): the opening book plus the log.
+pub mod book;
+/// The agent: start-up recovery and the cycle (ingest, decide, record, settle, anchor, index).
+pub mod agent;
+/// RELIABILITY.md's invariants I1–I7, checked from the data folder and the chain.
+pub mod invariants;
+/// `ballast demo`: the agent on an embedded devnet through a scripted market.
+pub mod demo;
 mod error;
 
+pub use agent::{Agent, CycleReport};
 pub use config::Config;
 pub use error::{Error, Result};

@@ -74,7 +74,7 @@ fn appended_records_read_back_identical() {
     let path = dir.path().join("audit.log");
     let (mut log, _) = open(&path, SyncPolicy::EveryRecord);
     let body =
-        SettlementSubmitted { batch_id: [1; 32], tx_hash: [2; 32], nonce: 3, raw_tx: vec![4, 5], accounts: vec![6] };
+        SettlementSubmitted { batch_id: [1; 32], tx_hash: [2; 32], nonce: 3, raw_tx: vec![4, 5], accounts: vec![6], decisions: vec![] };
     let written = log.append_body(&body, time_of(0)).unwrap();
     drop(log);
     let bytes = fs::read(&path).unwrap();

@@ -66,6 +66,7 @@ pub fn body_of(i: u64) -> (Kind, serde_json::Value) {
                 nonce: i,
                 raw_tx: vec![0x02, 0xf8, n, 0x01, 0x80],
                 accounts: vec![i, i + 1],
+                decisions: vec![],
             })
             .unwrap(),
         ),
@@ -76,7 +77,9 @@ pub fn body_of(i: u64) -> (Kind, serde_json::Value) {
                 tx_hash: [n ^ 0xff; 32],
                 block: 1000 + i,
                 block_hash: [n.wrapping_mul(3); 32],
+                block_time: 1_700_000_000 + i,
                 gas_used: 21_000 + i,
+                fills: vec![],
             })
             .unwrap(),
         ),

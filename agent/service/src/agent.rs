@@ -1,0 +1,707 @@
+//! The agent: opens its log, index and book, recovers what a crash left
+//! open, and runs cycles. One cycle, in order (RELIABILITY.md):
+//!
+//! 1. **ingest** prices (feed + venue) and every account's position;
+//! 2. **decide** with the engine;
+//! 3. **record** every decision, then fsync (the barrier): nothing goes
+//!    on-chain that is not first a signed, durable record;
+//! 4. **settle**: batches that fit the block gas limit, each carrying the
+//!    checkpoint that covers its decisions; each transaction is signed with
+//!    an explicit nonce and recorded (fsync) *before* it is broadcast; its
+//!    outcome is read from the chain and recorded;
+//! 5. **anchor** a checkpoint every N records or T seconds;
+//! 6. **index** the new records.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use alloy::{
+    primitives::{Address, B256, I256},
+    providers::{DynProvider, Provider},
+    signers::local::PrivateKeySigner,
+};
+use ballast_audit::{
+    Index, KeyRing, Kind, Log, MerkleStore, Record, Signer, Timestamp, Validity,
+    body::{CheckpointAnchored, Fill, Halt, HaltCause, IpsRegistered, SettlementConfirmed, SettlementFailed, SettlementSubmitted},
+};
+use ballast_chain::{
+    bindings::{AuditRegistry, PortfolioLedger},
+    deploy,
+    manifest::Manifest,
+    registry::RegistryReader,
+    settle::{self, Batch, Checkpoint, LegIntent},
+    submit::{self, Outcome, SignedSettlement},
+};
+use ballast_engine::{Decision, Status, types::Side};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::{
+    book::{Book, OpeningBook},
+    config::{self, Config},
+    error::{Error, Result},
+    ingest,
+};
+
+/// How long a broadcast settlement may stay unmined before the cycle moves
+/// on (it is resolved at the next start or cycle).
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CycleReport {
+    pub cycle: u64,
+    /// Accounts in the book.
+    pub accounts: usize,
+    /// Accounts left out because their lots do not match the ledger.
+    pub unreconciled: usize,
+    pub decided: usize,
+    /// Decisions with trades to settle now.
+    pub trading: usize,
+    /// Decisions with trades waiting for approval or review.
+    pub queued: usize,
+    /// Decisions paused by a market circuit breaker.
+    pub paused: usize,
+    /// Decisions with at least one halted asset.
+    pub halted: usize,
+    pub trades: usize,
+    pub batches: usize,
+    pub failed_batches: usize,
+    pub legs: usize,
+    pub gas_used: u64,
+    /// Cash value crossed between accounts at the feed price.
+    pub crossed_value: Decimal,
+    /// Cash value traded on the venue.
+    pub venue_value: Decimal,
+    /// Size of the checkpoint anchored this cycle (by a batch or on its own).
+    pub anchored: Option<u64>,
+    /// Records in the log after the cycle.
+    pub records: u64,
+    pub skipped: Option<String>,
+    pub elapsed_ms: u64,
+}
+
+/// Files in the data folder.
+pub fn log_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit.log")
+}
+
+pub fn index_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("index")
+}
+
+pub fn keys_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("keys.json")
+}
+
+/// A running agent.
+pub struct Agent {
+    config: Config,
+    manifest: Manifest,
+    settler: PrivateKeySigner,
+    provider: DynProvider,
+    log: Log,
+    tree: MerkleStore,
+    index: Index,
+    book: Book,
+    /// Size of the newest checkpoint known to be on-chain.
+    anchored_size: u64,
+    last_anchor: Instant,
+    cycles: u64,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent").field("records", &self.log.len()).field("cycles", &self.cycles).finish_non_exhaustive()
+    }
+}
+
+fn unix_seconds(t: Timestamp) -> u64 {
+    (t.unix_nanos() / 1_000_000_000) as u64
+}
+
+fn secs_to_timestamp(s: u64) -> Result<Timestamp> {
+    Timestamp::from_unix_nanos(i128::from(s) * 1_000_000_000).map_err(|e| Error::Chain(format!("time {s}: {e}")))
+}
+
+impl Agent {
+    /// Opens everything and recovers: reads the keys, checks the audit key
+    /// is registered on-chain, verifies and replays the log into the book,
+    /// catches the index up, resolves open submissions from the chain.
+    pub async fn open(config: Config) -> Result<Self> {
+        let manifest = Manifest::read(&config.chain.manifest)?;
+        let rpc_url = config.chain.rpc_url.clone().unwrap_or_else(|| manifest.rpc_url.clone());
+        let settler = config.keys.settler.evm_signer(manifest.chain_id)?;
+        let audit = config.keys.audit.audit_signer()?;
+        let provider = deploy::provider(&rpc_url, settler.clone())?;
+        let chain_id = provider.get_chain_id().await.map_err(|e| Error::Chain(format!("{rpc_url}: {e}")))?;
+        if chain_id != manifest.chain_id {
+            return Err(Error::NotReady(format!("{rpc_url} is chain {chain_id}, the manifest says {}", manifest.chain_id)));
+        }
+        let keyring = registered_keys(&rpc_url, &manifest, &audit).await?;
+        let data_dir = config.agent.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| Error::Io { op: "creating", path: data_dir.clone(), source })?;
+        write_keys(&keys_path(&data_dir), &keyring)?;
+
+        let policy = config::sync_policy(&config.agent.fsync).expect("validated");
+        let (log, report) = Log::open(log_path(&data_dir), audit, policy, keyring.clone())?;
+        if let Some(copy) = &report.torn_copy {
+            tracing::warn!(target: "ballast::recover", saved = %copy.display(), "cut a torn record off the log's tail");
+        }
+        let verified = ballast_audit::read::read_log(&log_path(&data_dir), &keyring)?;
+        let opening = OpeningBook::load(&config.agent.book)?;
+        let mut book = Book::new(opening);
+        for record in &verified.records {
+            book.apply(record)?;
+        }
+        let index = Index::open(index_path(&data_dir))?;
+        let indexed = index.indexed()?;
+        if indexed > verified.records.len() as u64 {
+            return Err(Error::NotReady(format!(
+                "the index holds {indexed} records, the log {}: rebuild it with `ballast audit reindex`",
+                verified.records.len()
+            )));
+        }
+        index.apply_all(&verified.records[indexed as usize..])?;
+        index.flush()?;
+        let reader = RegistryReader::connect(&rpc_url, manifest.chain_id, manifest.contracts.audit_registry).await?;
+        let anchored_size = reader.anchors().await?.last().map(|(size, _)| *size).unwrap_or(0);
+        tracing::info!(
+            target: "ballast::recover",
+            records = verified.records.len(),
+            accounts = book.accounts().count(),
+            open_submissions = book.open_submissions().len(),
+            anchored = anchored_size,
+            "opened"
+        );
+        let mut agent = Agent {
+            config,
+            manifest,
+            settler,
+            provider,
+            log,
+            tree: verified.tree,
+            index,
+            book,
+            anchored_size,
+            last_anchor: Instant::now(),
+            cycles: 0,
+        };
+        agent.register_ips()?;
+        agent.recover().await?;
+        agent.commit()?;
+        Ok(agent)
+    }
+
+    pub fn book(&self) -> &Book {
+        &self.book
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.config.agent.data_dir
+    }
+
+    pub fn records(&self) -> u64 {
+        self.log.len()
+    }
+
+    /// Appends one record, and applies it to the book and the Merkle tree.
+    fn append<B: Serialize + ?Sized>(&mut self, kind: Kind, body: &B) -> Result<Record> {
+        let record = self.log.append(kind, body, Timestamp::now())?;
+        self.tree.push(record.merkle_leaf());
+        self.book.apply(&record)?;
+        Ok(record)
+    }
+
+    /// Makes what was appended durable and indexes it.
+    fn commit(&mut self) -> Result<()> {
+        self.log.barrier()?;
+        let indexed = self.index.indexed()?;
+        if indexed < self.log.len() {
+            let path = log_path(&self.config.agent.data_dir);
+            let fresh = read_tail(&path, indexed)?;
+            self.index.apply_all(&fresh)?;
+        }
+        Ok(())
+    }
+
+    /// An `ips_registered` record for every account's IPS version not yet in the log.
+    fn register_ips(&mut self) -> Result<()> {
+        let mut missing = Vec::new();
+        for a in self.book.accounts() {
+            let ips = self.book.ips(&a.setup.ips).expect("the book checks its references");
+            if !self.book.is_registered(a.setup.id, ips) {
+                let hash = hex::decode(&ips.document_hash)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| Error::Log(format!("IPS {} document_hash is not 32 bytes of hex", ips.id)))?;
+                missing.push(IpsRegistered {
+                    account: a.setup.id,
+                    ips_id: ips.id.clone(),
+                    version: ips.version,
+                    document_hash: hash,
+                    effective: Timestamp::now(),
+                });
+            }
+        }
+        for body in &missing {
+            self.append(Kind::IpsRegistered, body)?;
+        }
+        Ok(())
+    }
+
+    /// Resolves every open submission from the chain: settled → confirmed;
+    /// still pending with its nonce free → the same bytes again; nonce taken
+    /// by another transaction → the same batch signed again; reverted → failed.
+    pub async fn recover(&mut self) -> Result<()> {
+        let open: Vec<([u8; 32], SettlementSubmitted)> = self
+            .book
+            .open_submissions()
+            .iter()
+            .filter_map(|(id, o)| o.attempts.last().map(|a| (*id, a.clone())))
+            .collect();
+        for (batch_id, last) in open {
+            tracing::info!(target: "ballast::recover", batch_id = %B256::from(batch_id), nonce = last.nonce, "resolving an open submission");
+            let signed = self.signed_of(&last);
+            submit::broadcast(&self.provider, &signed).await?;
+            self.finish(&signed, SETTLE_TIMEOUT).await?;
+        }
+        Ok(())
+    }
+
+    fn signed_of(&self, s: &SettlementSubmitted) -> SignedSettlement {
+        SignedSettlement {
+            batch_id: B256::from(s.batch_id),
+            tx_hash: B256::from(s.tx_hash),
+            nonce: s.nonce,
+            raw: s.raw_tx.clone().into(),
+            from: self.settler.address(),
+        }
+    }
+
+    /// Waits for a broadcast settlement and records what became of it.
+    /// Returns the execution of a settled batch.
+    async fn finish(&mut self, signed: &SignedSettlement, timeout: Duration) -> Result<Option<(SettlementConfirmed, submit::Execution)>> {
+        let ledger = self.manifest.contracts.portfolio_ledger;
+        match submit::await_outcome(&self.provider, ledger, signed, timeout).await? {
+            Outcome::Settled { block, block_hash, gas_used } => {
+                let execution = submit::execution(&self.provider, ledger, signed.tx_hash).await?;
+                let body = SettlementConfirmed {
+                    batch_id: signed.batch_id.0,
+                    tx_hash: signed.tx_hash.0,
+                    block,
+                    block_hash: block_hash.0,
+                    block_time: execution.block_time,
+                    gas_used,
+                    fills: self.fills(&execution)?,
+                };
+                self.append(Kind::SettlementConfirmed, &body)?;
+                Ok(Some((body, execution)))
+            }
+            Outcome::SettledElsewhere => {
+                // An earlier attempt of the same batch settled it: record that one.
+                let attempts = self.book.open_submissions().get(&signed.batch_id.0).map(|o| o.attempts.clone()).unwrap_or_default();
+                for attempt in attempts.iter().rev().filter(|a| a.tx_hash != signed.tx_hash.0) {
+                    let earlier = self.signed_of(attempt);
+                    if let Outcome::Settled { .. } = submit::resolve(&self.provider, ledger, &earlier).await? {
+                        return Box::pin(self.finish(&earlier, timeout)).await;
+                    }
+                }
+                Err(Error::Log(format!("batch {} is settled on-chain by a transaction this log does not hold", signed.batch_id)))
+            }
+            Outcome::Reverted { block } => {
+                let reason = format!("reverted in block {block}");
+                self.append(Kind::SettlementFailed, &SettlementFailed { batch_id: signed.batch_id.0, tx_hash: signed.tx_hash.0, reason })?;
+                Ok(None)
+            }
+            Outcome::NonceTaken => {
+                // Same batch (same id: the ledger settles it at most once), new nonce.
+                let last = self
+                    .book
+                    .open_submissions()
+                    .get(&signed.batch_id.0)
+                    .and_then(|o| o.attempts.last().cloned())
+                    .ok_or_else(|| Error::Log(format!("no submission of batch {}", signed.batch_id)))?;
+                let batch = batch_from_raw(&last.raw_tx)?;
+                let nonce = submit::next_nonce(&self.provider, self.settler.address()).await?;
+                let again = submit::sign_settlement(&self.provider, &self.settler, ledger, &batch, nonce).await?;
+                self.append(
+                    Kind::SettlementSubmitted,
+                    &SettlementSubmitted { nonce, tx_hash: again.tx_hash.0, raw_tx: again.raw.to_vec(), ..last },
+                )?;
+                self.log.barrier()?;
+                submit::broadcast(&self.provider, &again).await?;
+                Box::pin(self.finish(&again, timeout)).await
+            }
+            Outcome::Pending => {
+                tracing::warn!(target: "ballast::settle", tx = %signed.tx_hash, "not mined in time; resolved at the next cycle");
+                Ok(None)
+            }
+        }
+    }
+
+    fn fills(&self, execution: &submit::Execution) -> Result<Vec<Fill>> {
+        let m = &self.manifest;
+        execution
+            .assets
+            .iter()
+            .map(|e| {
+                let asset = m
+                    .assets
+                    .get(usize::from(e.asset))
+                    .ok_or_else(|| Error::Chain(format!("fill of unknown asset {}", e.asset)))?;
+                let venue_abs = ingest::to_decimal(e.venueQuantity.unsigned_abs(), asset.decimals)?;
+                let venue = if e.venueQuantity < I256::ZERO { -venue_abs } else { venue_abs };
+                Ok(Fill {
+                    asset: asset.symbol.clone(),
+                    crossed: ingest::to_decimal(e.crossedQuantity, asset.decimals)?.to_string(),
+                    venue: venue.to_string(),
+                    buy_price: ingest::to_decimal(e.buyAveragePrice, asset.feed_decimals)?.to_string(),
+                    sell_price: ingest::to_decimal(e.sellAveragePrice, asset.feed_decimals)?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// One cycle: ingest, decide, record, settle, anchor, index.
+    pub async fn cycle(&mut self) -> Result<CycleReport> {
+        let started = Instant::now();
+        self.cycles += 1;
+        let mut report = CycleReport { cycle: self.cycles, accounts: self.book.accounts().count(), ..CycleReport::default() };
+        // Anything a previous cycle left unresolved first.
+        self.recover().await?;
+        let ledger = PortfolioLedger::new(self.manifest.contracts.portfolio_ledger, self.provider.clone());
+        if ledger.paused().call().await.map_err(|e| Error::Chain(format!("ledger paused(): {e}")))? {
+            let detail = "the ledger is paused by its guardian: no decisions, no settlement".to_string();
+            tracing::warn!(target: "ballast::cycle", "{detail}");
+            self.append(Kind::Halt, &Halt { cause: HaltCause::CircuitBreaker, detail: detail.clone() })?;
+            self.commit()?;
+            report.skipped = Some(detail);
+            report.records = self.log.len();
+            report.elapsed_ms = started.elapsed().as_millis() as u64;
+            return Ok(report);
+        }
+
+        // Ingest.
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| Error::Chain(format!("latest block: {e}")))?
+            .ok_or_else(|| Error::Chain("no latest block".into()))?;
+        let now = time::OffsetDateTime::from_unix_timestamp(block.header.timestamp as i64)
+            .map_err(|e| Error::Chain(format!("block time: {e}")))?;
+        let market = ingest::market(&self.provider, &self.manifest).await?;
+        let ids: Vec<u64> = self.book.accounts().map(|a| a.setup.id).collect();
+        let positions = ingest::positions(&self.provider, &self.manifest, &ids).await?;
+        let (inputs, unreconciled) = self.book.inputs(&positions, market, self.config.limits(), now);
+        for (account, why) in &unreconciled {
+            tracing::warn!(target: "ballast::cycle", account, why, "left out: lots and ledger disagree");
+        }
+        report.unreconciled = unreconciled.len();
+
+        // Decide (CPU work, off the async threads).
+        let (inputs, decided) = tokio::task::spawn_blocking(move || {
+            let decided = ballast_engine::decide(&inputs);
+            (inputs, decided)
+        })
+        .await
+        .map_err(|e| Error::Log(format!("the engine task failed: {e}")))?;
+        let decisions = match decided {
+            Ok(d) => d,
+            Err(e) => {
+                // Keep what the engine was given, so the failure can be replayed with `ballast plan`.
+                let path = self.config.agent.data_dir.join(format!("engine-inputs-cycle-{}.json", self.cycles));
+                let saved = serde_json::to_vec_pretty(&inputs).ok().and_then(|b| std::fs::write(&path, b).ok());
+                tracing::error!(target: "ballast::cycle", error = %e, inputs = %path.display(), saved = saved.is_some(), "the engine refused the inputs");
+                return Err(e.into());
+            }
+        };
+
+        // Record, then the barrier.
+        let mut legs = Vec::new();
+        let mut decision_of: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut pause_detail = None;
+        for d in &decisions {
+            let record = self.append(Kind::Decision, d)?;
+            report.decided += 1;
+            if d.status == Status::Paused {
+                report.paused += 1;
+                pause_detail.get_or_insert_with(|| pause_reason(d));
+            }
+            report.trading += usize::from(!d.trades.is_empty());
+            report.queued += usize::from(!d.queued.is_empty());
+            report.halted += usize::from(!d.halts.is_empty());
+            if !d.trades.is_empty() {
+                decision_of.insert(d.account, record.seq);
+                legs.extend(self.legs_of(d, B256::from(record.hash))?);
+                report.trades += d.trades.len();
+            }
+        }
+        if let Some(detail) = pause_detail {
+            self.append(Kind::Halt, &Halt { cause: HaltCause::CircuitBreaker, detail })?;
+        }
+        self.log.barrier()?;
+
+        // Settle.
+        if !legs.is_empty() {
+            self.settle(&legs, &decision_of, block.header.timestamp, &mut report).await?;
+        }
+
+        // Anchor.
+        let due = self.log.len() - self.anchored_size >= self.config.agent.anchor_every_records
+            || self.last_anchor.elapsed() >= Duration::from_secs(self.config.agent.anchor_every_s);
+        if due && self.log.len() > self.anchored_size {
+            report.anchored = Some(self.anchor().await?);
+        }
+
+        // Index.
+        self.commit()?;
+        report.records = self.log.len();
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        tracing::info!(
+            target: "ballast::cycle",
+            cycle = report.cycle,
+            decided = report.decided,
+            trading = report.trading,
+            paused = report.paused,
+            batches = report.batches,
+            gas = report.gas_used,
+            records = report.records,
+            ms = report.elapsed_ms,
+            "cycle done"
+        );
+        Ok(report)
+    }
+
+    /// The legs of a decision's trades, in ledger quanta.
+    fn legs_of(&self, d: &Decision, record_hash: B256) -> Result<Vec<LegIntent>> {
+        d.trades
+            .iter()
+            .map(|t| {
+                let asset = self
+                    .manifest
+                    .asset(&t.asset)
+                    .ok_or_else(|| Error::Log(format!("account {} trades {}, which the ledger does not list", d.account, t.asset)))?;
+                let per_unit = Decimal::from_i128_with_scale(10i128.pow(u32::from(asset.decimals)), 0)
+                    / Decimal::from_i128_with_scale(asset.quantum as i128, 0);
+                let quanta = t.quantity * per_unit;
+                if quanta.fract() != Decimal::ZERO {
+                    return Err(Error::Log(format!("{} {} is not a whole number of ledger quanta", t.quantity, t.asset)));
+                }
+                let quanta = i64::try_from(quanta).map_err(|_| Error::Log(format!("{} {} is out of range", t.quantity, t.asset)))?;
+                let quanta = if t.side == Side::Sell { -quanta } else { quanta };
+                Ok(LegIntent { account: d.account, asset: asset.index, quanta, record_hash })
+            })
+            .collect()
+    }
+
+    async fn settle(&mut self, legs: &[LegIntent], decision_of: &BTreeMap<u64, u64>, chain_now: u64, report: &mut CycleReport) -> Result<()> {
+        let ledger = self.manifest.contracts.portfolio_ledger;
+        let checkpoint = Checkpoint { size: self.tree.size(), root: B256::from(self.tree.root()) };
+        let deadline = chain_now + self.config.agent.batch_deadline_s;
+        let batches =
+            settle::plan_batches(&self.provider, ledger, legs, checkpoint, deadline, self.config.agent.max_slippage_bps).await?;
+        // Sign every batch with consecutive nonces, record them all (one
+        // fsync), then broadcast: the node mines them one after another.
+        let mut nonce = submit::next_nonce(&self.provider, self.settler.address()).await?;
+        let mut signed = Vec::with_capacity(batches.len());
+        for batch in &batches {
+            let s = submit::sign_settlement(&self.provider, &self.settler, ledger, batch, nonce).await?;
+            nonce += 1;
+            let mut accounts: Vec<u64> = batch.orders.iter().map(|o| o.account).collect();
+            accounts.dedup();
+            let decisions = accounts.iter().filter_map(|a| decision_of.get(a).copied()).collect();
+            self.append(
+                Kind::SettlementSubmitted,
+                &SettlementSubmitted { batch_id: s.batch_id.0, tx_hash: s.tx_hash.0, nonce: s.nonce, raw_tx: s.raw.to_vec(), accounts, decisions },
+            )?;
+            report.legs += batch.leg_count();
+            signed.push(s);
+        }
+        self.log.barrier()?;
+        for s in &signed {
+            submit::broadcast(&self.provider, s).await?;
+        }
+        for s in &signed {
+            match self.finish(s, SETTLE_TIMEOUT).await? {
+                Some((confirmed, execution)) => {
+                    report.batches += 1;
+                    report.gas_used += confirmed.gas_used;
+                    self.anchored_size = self.anchored_size.max(checkpoint.size);
+                    report.anchored = Some(checkpoint.size);
+                    for e in &execution.assets {
+                        let asset = &self.manifest.assets[usize::from(e.asset)];
+                        let crossed = ingest::to_decimal(e.crossedQuantity, asset.decimals)?;
+                        let price = ingest::to_decimal(e.feedPrice, asset.feed_decimals)?;
+                        report.crossed_value += (crossed * price).round_dp(2);
+                        report.venue_value += ingest::to_decimal(e.venueCash, self.manifest.cash.decimals)?;
+                    }
+                }
+                None => report.failed_batches += 1,
+            }
+        }
+        Ok(())
+    }
+
+    /// Anchors the checkpoint over the whole log and records it.
+    async fn anchor(&mut self) -> Result<u64> {
+        let size = self.log.len();
+        let root = self.tree.root_at(size).expect("the tree holds every record");
+        let registry = AuditRegistry::new(self.manifest.contracts.audit_registry, self.provider.clone());
+        let receipt = registry
+            .anchor(size, B256::from(root))
+            .send()
+            .await
+            .map_err(|e| Error::Chain(format!("anchor({size}): {e}")))?
+            .get_receipt()
+            .await
+            .map_err(|e| Error::Chain(format!("anchor({size}) receipt: {e}")))?;
+        if !receipt.status() {
+            return Err(Error::Chain(format!("anchor({size}) reverted in {}", receipt.transaction_hash)));
+        }
+        self.append(
+            Kind::CheckpointAnchored,
+            &CheckpointAnchored { size, root, tx_hash: receipt.transaction_hash.0, block: receipt.block_number.unwrap_or_default() },
+        )?;
+        self.anchored_size = size;
+        self.last_anchor = Instant::now();
+        tracing::info!(target: "ballast::anchor", size, tx = %receipt.transaction_hash, "anchored");
+        Ok(size)
+    }
+
+    /// Anchors whatever is not yet anchored (at shutdown).
+    pub async fn anchor_rest(&mut self) -> Result<Option<u64>> {
+        if self.log.len() > self.anchored_size {
+            let size = self.anchor().await?;
+            self.commit()?;
+            return Ok(Some(size));
+        }
+        Ok(None)
+    }
+
+    /// Runs cycles every `agent.cycle_interval_s` until `shutdown` resolves;
+    /// a cycle in progress finishes first. Failures that a retry may cure
+    /// (RPC, a reverted transaction) are logged and the next cycle tries
+    /// again; integrity failures stop the agent.
+    pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(Duration::from_secs(self.config.agent.cycle_interval_s));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tick.tick() => {}
+            }
+            match self.cycle().await {
+                Ok(_) => {}
+                Err(e) if !e.is_fatal() => tracing::error!(target: "ballast::cycle", error = %e, "cycle failed; retrying next cycle"),
+                Err(e) => return Err(e),
+            }
+        }
+        tracing::info!(target: "ballast::cycle", "shutting down");
+        self.anchor_rest().await?;
+        Ok(())
+    }
+}
+
+fn pause_reason(d: &Decision) -> String {
+    d.checks
+        .iter()
+        .find(|c| !c.passed && c.name.contains("breaker"))
+        .or_else(|| d.checks.iter().find(|c| !c.passed))
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .unwrap_or_else(|| "automatic trading paused".into())
+}
+
+/// The batch a recorded settlement transaction carries.
+fn batch_from_raw(raw: &[u8]) -> Result<Batch> {
+    use alloy::{consensus::TxEnvelope, eips::Decodable2718, sol_types::SolCall};
+    let envelope = TxEnvelope::decode_2718(&mut &raw[..]).map_err(|e| Error::Log(format!("recorded transaction: {e}")))?;
+    let input = alloy::consensus::Transaction::input(&envelope);
+    let call = PortfolioLedger::settleBatchCall::abi_decode(input).map_err(|e| Error::Log(format!("recorded settleBatch: {e}")))?;
+    Ok(Batch { header: call.header, orders: call.orders, assets: call.assets })
+}
+
+/// Records from `from` to the end of the log at `path`, decoded without
+/// verifying again (the log was verified when opened, and written by us).
+fn read_tail(path: &Path, from: u64) -> Result<Vec<Record>> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { op: "reading", path: path.into(), source })?;
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    let mut seq = 0u64;
+    while at < bytes.len() {
+        let (payload, next) = ballast_audit::frame::read_frame(&bytes, at)
+            .map_err(|defect| Error::Log(format!("frame at {at}: {defect:?}")))?;
+        if seq >= from {
+            out.push(serde_json::from_slice(payload).map_err(|e| Error::Log(format!("record {seq}: {e}")))?);
+        }
+        seq += 1;
+        at = next;
+    }
+    Ok(out)
+}
+
+/// The keys the registry trusts, as a key ring; the agent's own key must be
+/// among them and valid now.
+async fn registered_keys(rpc_url: &str, manifest: &Manifest, audit: &Signer) -> Result<KeyRing> {
+    let reader = RegistryReader::connect(rpc_url, manifest.chain_id, manifest.contracts.audit_registry).await?;
+    let mut ring = KeyRing::new();
+    let now = Timestamp::now();
+    let mine = audit.verifying_key().to_bytes();
+    let mut valid_now = false;
+    for k in reader.keys().await? {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&k.public_key)
+            .map_err(|e| Error::NotReady(format!("registered key {} is not Ed25519: {e}", hex::encode(k.public_key))))?;
+        let validity = Validity::new(Some(secs_to_timestamp(k.valid_from_s)?), Some(secs_to_timestamp(k.valid_until_s)?));
+        if k.public_key == mine && validity.contains(now) {
+            valid_now = true;
+        }
+        ring.add(key, validity)?;
+    }
+    if !valid_now {
+        return Err(Error::NotReady(format!(
+            "the audit key {} ({}) is not registered in the AuditRegistry at {} with a window covering now ({}s): \
+             a key admin registers it with registerAgentKey",
+            audit.key_id(),
+            hex::encode(mine),
+            manifest.contracts.audit_registry,
+            unix_seconds(now)
+        )));
+    }
+    Ok(ring)
+}
+
+fn write_keys(path: &Path, ring: &KeyRing) -> Result<()> {
+    let text = serde_json::to_string_pretty(ring).map_err(|e| Error::Log(format!("keys: {e}")))?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).map_err(|source| Error::Io { op: "writing", path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, path).map_err(|source| Error::Io { op: "renaming", path: path.into(), source })
+}
+
+/// Registers `signer`'s key in the registry, valid from an hour ago for a
+/// year: what a key admin does before an agent first starts (the demo and
+/// tests do it with the devnet's admin).
+pub async fn register_audit_key(admin: &DynProvider, registry: Address, signer: &Signer) -> Result<()> {
+    let now = unix_seconds(Timestamp::now());
+    let r = AuditRegistry::new(registry, admin.clone());
+    let receipt = r
+        .registerAgentKey(B256::from(signer.verifying_key().to_bytes()), now - 3_600, now + 366 * 86_400)
+        .send()
+        .await
+        .map_err(|e| Error::Chain(format!("registerAgentKey: {e}")))?
+        .get_receipt()
+        .await
+        .map_err(|e| Error::Chain(format!("registerAgentKey receipt: {e}")))?;
+    if !receipt.status() {
+        return Err(Error::Chain("registerAgentKey reverted".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! The invariants of RELIABILITY.md, checked from the outside: the data
+//! folder on one side, the chain's state and events on the other. The demo
+//! ends with them; the end-to-end and crash tests run them after every
+//! scenario. The agent must not be running (the index is opened).
+//!
+//! | id | checked here as |
+//! |---|---|
+//! | I1 | no batch id in two `BatchSettled` events |
+//! | I3 | every account's cash and units on the ledger equal its deposits and withdrawals plus its settled legs; the ledger holds exactly the tokens its books add up to |
+//! | I4 | the log verifies (hash chain, signatures, key windows from the registry, contiguous seqs) |
+//! | I5 | the index equals a rebuild from the log |
+//! | I6 | every anchored checkpoint equals the log's root at its size |
+//! | I7 | confirmed settlements in the log and `BatchSettled` events on-chain are the same set; every leg's record hash is a decision record of the log |
+//! | I2 | no submission left open |
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+use alloy::{
+    primitives::{Address, B256, I256, U256},
+    providers::{Provider, ProviderBuilder},
+    rpc::types::Filter,
+};
+use ballast_audit::{Index, KeyRing, Kind, MemoryAnchors, Timestamp, Validity, body::SettlementConfirmed};
+use ballast_chain::{
+    bindings::{AssetToken, PortfolioLedger},
+    manifest::Manifest,
+    registry::RegistryReader,
+};
+use serde::Serialize;
+
+use crate::{
+    agent::{index_path, log_path},
+    error::{Error, Result},
+};
+
+/// What [`check`] looked at.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    pub records: u64,
+    /// Checkpoints anchored on-chain, all matching the log.
+    pub anchors: usize,
+    /// Newest records not covered by an anchored checkpoint.
+    pub unanchored: u64,
+    pub settled_batches: usize,
+    pub legs: usize,
+    /// Accounts whose ledger balances were reconciled against their events.
+    pub accounts: usize,
+}
+
+fn violated(id: &str, what: String) -> Error {
+    Error::NotReady(format!("invariant {id} violated: {what}"))
+}
+
+/// Checks I1 and I3–I7 (and the no-open-submission part of I2).
+pub async fn check(data_dir: &Path, manifest: &Manifest) -> Result<Checked> {
+    let reader = RegistryReader::connect(&manifest.rpc_url, manifest.chain_id, manifest.contracts.audit_registry).await?;
+    let mut ring = KeyRing::new();
+    for k in reader.keys().await? {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&k.public_key).map_err(|e| violated("I4", format!("registered key: {e}")))?;
+        let at = |s: u64| Timestamp::from_unix_nanos(i128::from(s) * 1_000_000_000).map_err(|e| Error::Chain(e.to_string()));
+        ring.add(key, Validity::new(Some(at(k.valid_from_s)?), Some(at(k.valid_until_s)?)))?;
+    }
+    // I4.
+    let verified = ballast_audit::read::read_log(&log_path(data_dir), &ring).map_err(|e| violated("I4", e.to_string()))?;
+    let mut checked = Checked { records: verified.records.len() as u64, ..Checked::default() };
+
+    // I6.
+    let anchors = MemoryAnchors(reader.anchors().await?.into_iter().collect());
+    let report = ballast_audit::check_anchors(&verified.tree, &anchors).map_err(|e| violated("I6", e.to_string()))?;
+    checked.anchors = report.checked;
+    checked.unanchored = verified.tree.size() - report.latest.unwrap_or(0);
+
+    // I5.
+    let index = Index::open(index_path(data_dir))?;
+    let rebuilt = Index::temporary()?;
+    rebuilt.apply_all(&verified.records)?;
+    if index.dump()? != rebuilt.dump()? {
+        return Err(violated("I5", "the index differs from a rebuild of the log".into()));
+    }
+
+    // The log's side of settlement.
+    let mut confirmed = BTreeSet::new();
+    let mut submitted = BTreeSet::new();
+    let mut decisions = BTreeSet::new();
+    for r in &verified.records {
+        match r.kind {
+            Kind::Decision => {
+                decisions.insert(B256::from(r.hash));
+            }
+            Kind::SettlementSubmitted => {
+                let b: ballast_audit::body::SettlementSubmitted = r.body_as()?;
+                submitted.insert(B256::from(b.batch_id));
+            }
+            Kind::SettlementConfirmed => {
+                let b: SettlementConfirmed = r.body_as()?;
+                if !confirmed.insert(B256::from(b.batch_id)) {
+                    return Err(violated("I1", format!("batch {} confirmed twice in the log", B256::from(b.batch_id))));
+                }
+            }
+            Kind::SettlementFailed => {
+                let b: ballast_audit::body::SettlementFailed = r.body_as()?;
+                submitted.remove(&B256::from(b.batch_id));
+            }
+            _ => {}
+        }
+    }
+    if let Some(open) = submitted.iter().find(|b| !confirmed.contains(*b)) {
+        return Err(violated("I2", format!("batch {open} was submitted and never resolved")));
+    }
+
+    // The chain's side: every event of the ledger.
+    let provider = ProviderBuilder::new()
+        .connect_http(manifest.rpc_url.parse().map_err(|e| Error::Chain(format!("{}: {e}", manifest.rpc_url)))?)
+        .erased();
+    let ledger = manifest.contracts.portfolio_ledger;
+    let logs = provider
+        .get_logs(&Filter::new().address(ledger).from_block(0))
+        .await
+        .map_err(|e| Error::Chain(format!("ledger events: {e}")))?;
+    let mut on_chain = BTreeSet::new();
+    let token_index: BTreeMap<Address, Option<usize>> = std::iter::once((manifest.contracts.cash_token, None))
+        .chain(manifest.assets.iter().map(|a| (a.token, Some(usize::from(a.index)))))
+        .collect();
+    // Expected (cash, units per asset) of every account, in base units.
+    let mut expected: BTreeMap<u64, (I256, Vec<I256>)> = BTreeMap::new();
+    let n = manifest.assets.len();
+    fn entry(expected: &mut BTreeMap<u64, (I256, Vec<I256>)>, account: u64, n: usize) -> &mut (I256, Vec<I256>) {
+        expected.entry(account).or_insert_with(|| (I256::ZERO, vec![I256::ZERO; n]))
+    }
+    let signed = |v: U256| I256::try_from(v).map_err(|_| violated("I3", format!("amount {v} out of range")));
+    for log in &logs {
+        if let Ok(e) = log.log_decode::<PortfolioLedger::BatchSettled>() {
+            let id = e.inner.data.batchId;
+            if !on_chain.insert(id) {
+                return Err(violated("I1", format!("batch {id} settled twice on-chain")));
+            }
+            let dust = signed(e.inner.data.dust)?;
+            entry(&mut expected, manifest.dust_account, n).0 += dust;
+            checked.settled_batches += 1;
+        } else if let Ok(e) = log.log_decode::<PortfolioLedger::LegSettled>() {
+            let leg = e.inner.data;
+            if !decisions.contains(&leg.recordHash) {
+                return Err(violated("I7", format!("a leg of account {} carries {}, not a decision record of the log", leg.account, leg.recordHash)));
+            }
+            let asset = &manifest.assets[usize::from(leg.asset)];
+            let quantum = I256::try_from(asset.quantum).map_err(|_| violated("I3", "quantum out of range".into()))?;
+            let cash = signed(leg.cashAmount)?;
+            let account = entry(&mut expected, leg.account, n);
+            account.1[usize::from(leg.asset)] += leg.quanta * quantum;
+            account.0 += if leg.quanta < I256::ZERO { cash } else { -cash };
+            checked.legs += 1;
+        } else if let Ok(e) = log.log_decode::<PortfolioLedger::Deposited>() {
+            let d = e.inner.data;
+            let amount = signed(d.amount)?;
+            match token_index.get(&d.token) {
+                Some(None) => entry(&mut expected, d.account, n).0 += amount,
+                Some(Some(i)) => entry(&mut expected, d.account, n).1[*i] += amount,
+                None => {}
+            }
+        } else if let Ok(e) = log.log_decode::<PortfolioLedger::Withdrawn>() {
+            let w = e.inner.data;
+            let amount = signed(w.amount)?;
+            match token_index.get(&w.token) {
+                Some(None) => entry(&mut expected, w.account, n).0 -= amount,
+                Some(Some(i)) => entry(&mut expected, w.account, n).1[*i] -= amount,
+                None => {}
+            }
+        }
+    }
+    if on_chain != confirmed {
+        let missing: Vec<_> = on_chain.symmetric_difference(&confirmed).take(3).collect();
+        return Err(violated("I7", format!("settled on-chain and confirmed in the log differ, e.g. {missing:?}")));
+    }
+
+    // I3: each account's books, and the ledger's tokens.
+    let contract = PortfolioLedger::new(ledger, provider.clone());
+    let mut totals = (U256::ZERO, vec![U256::ZERO; n]);
+    for (account, (cash, units)) in &expected {
+        let p = contract.positionsOf(*account).call().await.map_err(|e| Error::Chain(format!("positionsOf({account}): {e}")))?;
+        if signed(p.cash)? != *cash {
+            return Err(violated("I3", format!("account {account} holds {} cash, its events add up to {cash}", p.cash)));
+        }
+        for (i, want) in units.iter().enumerate() {
+            if signed(p.units[i])? != *want {
+                return Err(violated("I3", format!("account {account} holds {} of asset {i}, its events add up to {want}", p.units[i])));
+            }
+            totals.1[i] += p.units[i];
+        }
+        totals.0 += p.cash;
+        checked.accounts += 1;
+    }
+    let balance = |token: Address| {
+        let t = AssetToken::new(token, provider.clone());
+        async move { t.balanceOf(ledger).call().await.map_err(|e| Error::Chain(format!("balanceOf: {e}"))) }
+    };
+    if balance(manifest.contracts.cash_token).await? != totals.0 {
+        return Err(violated("I3", "the ledger's cash tokens differ from the sum of its books".into()));
+    }
+    for a in &manifest.assets {
+        if balance(a.token).await? != totals.1[usize::from(a.index)] {
+            return Err(violated("I3", format!("the ledger's {} tokens differ from the sum of its books", a.symbol)));
+        }
+    }
+    Ok(checked)
+}
