@@ -42,6 +42,7 @@ use serde::Serialize;
 use crate::{
     book::{Book, OpeningBook},
     config::{self, Config},
+    crash,
     error::{Error, Result},
     ingest,
 };
@@ -132,6 +133,7 @@ impl Agent {
     /// is registered on-chain, verifies and replays the log into the book,
     /// catches the index up, resolves open submissions from the chain.
     pub async fn open(config: Config) -> Result<Self> {
+        crash::check_env().map_err(Error::NotReady)?;
         let manifest = Manifest::read(&config.chain.manifest)?;
         let rpc_url = config.chain.rpc_url.clone().unwrap_or_else(|| manifest.rpc_url.clone());
         let settler = config.keys.settler.evm_signer(manifest.chain_id)?;
@@ -228,6 +230,9 @@ impl Agent {
             let path = log_path(&self.config.agent.data_dir);
             let fresh = read_tail(&path, indexed)?;
             self.index.apply_all(&fresh)?;
+            crash::point("index_applied");
+            self.index.flush()?;
+            crash::point("index_flushed");
         }
         Ok(())
     }
@@ -261,18 +266,23 @@ impl Agent {
     /// still pending with its nonce free → the same bytes again; nonce taken
     /// by another transaction → the same batch signed again; reverted → failed.
     pub async fn recover(&mut self) -> Result<()> {
-        let open: Vec<([u8; 32], SettlementSubmitted)> = self
-            .book
-            .open_submissions()
-            .iter()
-            .filter_map(|(id, o)| o.attempts.last().map(|a| (*id, a.clone())))
-            .collect();
-        for (batch_id, last) in open {
-            tracing::info!(target: "ballast::recover", batch_id = %B256::from(batch_id), nonce = last.nonce, "resolving an open submission");
-            let signed = self.signed_of(&last);
-            submit::broadcast(&self.provider, &signed).await?;
-            self.finish(&signed, SETTLE_TIMEOUT).await?;
+        let mut open: Vec<SignedSettlement> =
+            self.book.open_submissions().values().filter_map(|o| o.attempts.last()).map(|a| self.signed_of(a)).collect();
+        if open.is_empty() {
+            return Ok(());
         }
+        // In nonce order, all sent before any is awaited: a node holds a
+        // later nonce until the earlier one arrives.
+        open.sort_by_key(|s| s.nonce);
+        for signed in &open {
+            tracing::info!(target: "ballast::recover", batch_id = %signed.batch_id, nonce = signed.nonce, "resolving an open submission");
+            submit::broadcast(&self.provider, signed).await?;
+        }
+        crash::point("recovery");
+        for signed in &open {
+            self.finish(signed, SETTLE_TIMEOUT).await?;
+        }
+        self.log.barrier()?;
         Ok(())
     }
 
@@ -292,6 +302,7 @@ impl Agent {
         let ledger = self.manifest.contracts.portfolio_ledger;
         match submit::await_outcome(&self.provider, ledger, signed, timeout).await? {
             Outcome::Settled { block, block_hash, gas_used } => {
+                crash::point("receipt_seen");
                 let execution = submit::execution(&self.provider, ledger, signed.tx_hash).await?;
                 let body = SettlementConfirmed {
                     batch_id: signed.batch_id.0,
@@ -303,6 +314,7 @@ impl Agent {
                     fills: self.fills(&execution)?,
                 };
                 self.append(Kind::SettlementConfirmed, &body)?;
+                crash::point("confirmation_recorded");
                 Ok(Some((body, execution)))
             }
             Outcome::SettledElsewhere => {
@@ -448,7 +460,9 @@ impl Agent {
         if let Some(detail) = pause_detail {
             self.append(Kind::Halt, &Halt { cause: HaltCause::CircuitBreaker, detail })?;
         }
+        crash::point("decisions_appended");
         self.log.barrier()?;
+        crash::point("decisions_synced");
 
         // Settle.
         if !legs.is_empty() {
@@ -515,6 +529,7 @@ impl Agent {
         let mut signed = Vec::with_capacity(batches.len());
         for batch in &batches {
             let s = submit::sign_settlement(&self.provider, &self.settler, ledger, batch, nonce).await?;
+            crash::point("transaction_signed");
             nonce += 1;
             let mut accounts: Vec<u64> = batch.orders.iter().map(|o| o.account).collect();
             accounts.dedup();
@@ -527,9 +542,11 @@ impl Agent {
             signed.push(s);
         }
         self.log.barrier()?;
+        crash::point("submission_recorded");
         for s in &signed {
             submit::broadcast(&self.provider, s).await?;
         }
+        crash::point("broadcast_sent");
         for s in &signed {
             match self.finish(s, SETTLE_TIMEOUT).await? {
                 Some((confirmed, execution)) => {
@@ -553,8 +570,13 @@ impl Agent {
 
     /// Anchors the checkpoint over the whole log and records it.
     async fn anchor(&mut self) -> Result<u64> {
+        // Only durable records are anchored: a checkpoint on-chain over
+        // records a power cut could take back would make the log disagree
+        // with the chain forever.
+        self.log.barrier()?;
         let size = self.log.len();
         let root = self.tree.root_at(size).expect("the tree holds every record");
+        crash::point("checkpoint_computed");
         let registry = AuditRegistry::new(self.manifest.contracts.audit_registry, self.provider.clone());
         let receipt = registry
             .anchor(size, B256::from(root))
@@ -567,10 +589,12 @@ impl Agent {
         if !receipt.status() {
             return Err(Error::Chain(format!("anchor({size}) reverted in {}", receipt.transaction_hash)));
         }
+        crash::point("anchor_sent");
         self.append(
             Kind::CheckpointAnchored,
             &CheckpointAnchored { size, root, tx_hash: receipt.transaction_hash.0, block: receipt.block_number.unwrap_or_default() },
         )?;
+        crash::point("anchor_recorded");
         self.anchored_size = size;
         self.last_anchor = Instant::now();
         tracing::info!(target: "ballast::anchor", size, tx = %receipt.transaction_hash, "anchored");

@@ -11,6 +11,8 @@ pub mod keys;
 pub mod ingest;
 /// The book the chain does not hold (tax lots, IPS, households, recent trades): the opening book plus the log.
 pub mod book;
+/// Named crash points where tests make the agent die (`BALLAST_CRASH_AT`).
+pub mod crash;
 /// The agent: start-up recovery and the cycle (ingest, decide, record, settle, anchor, index).
 pub mod agent;
 /// RELIABILITY.md's invariants I1–I7, checked from the data folder and the chain.
