@@ -41,7 +41,10 @@ record_body!(IpsRegistered, IpsRegistered);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalGranted {
-    /// Hash of the decision record.
+    /// The decision's account.
+    pub account: u64,
+    /// Sequence number and hash of the decision record.
+    pub decision_seq: u64,
     #[serde(with = "wire::hex32")]
     pub decision: Hash,
     pub approver: String,
@@ -52,7 +55,10 @@ record_body!(ApprovalGranted, ApprovalGranted);
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRejected {
-    /// Hash of the decision record.
+    /// The decision's account.
+    pub account: u64,
+    /// Sequence number and hash of the decision record.
+    pub decision_seq: u64,
     #[serde(with = "wire::hex32")]
     pub decision: Hash,
     pub approver: String,
@@ -370,8 +376,8 @@ mod tests {
 
         #[test]
         fn approvals(decision in any::<[u8; 32]>(), approver in ".*", reason in ".*") {
-            round_trip(&ApprovalGranted { decision, approver: approver.clone() })?;
-            round_trip(&ApprovalRejected { decision, approver, reason })?;
+            round_trip(&ApprovalGranted { account: 7, decision_seq: 9, decision, approver: approver.clone() })?;
+            round_trip(&ApprovalRejected { account: 7, decision_seq: 9, decision, approver, reason })?;
         }
 
         #[test]

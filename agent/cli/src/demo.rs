@@ -10,7 +10,7 @@ pub async fn run(args: super::DemoArgs) -> Result<()> {
         None => tempfile::Builder::new().prefix("ballast-demo-").tempdir().wrap_err("creating the demo folder")?.keep(),
     };
     eprintln!("ballast demo: {} accounts, files in {}", args.accounts, dir.display());
-    let options = DemoOptions { accounts: args.accounts, dir: dir.clone(), max_slippage_bps: args.max_slippage_bps, anchor_every_records: 5_000 };
+    let options = DemoOptions { accounts: args.accounts, dir: dir.clone(), max_slippage_bps: args.max_slippage_bps, anchor_every_records: 5_000, approval_limit: rust_decimal::Decimal::from(40_000) };
     let started = std::time::Instant::now();
     let report = demo::run(&options, &mut |line| eprintln!("[{:>6.1} s] {line}", started.elapsed().as_secs_f64()))
         .await

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use eyre::{Context, Result};
 
+mod approvals;
 mod audit;
 mod demo;
 mod plan;
@@ -42,6 +43,9 @@ enum Command {
     /// (calm days, a 20 % equity drop, a recovery), print a report, and
     /// verify the whole log against the chain.
     Demo(DemoArgs),
+    /// Trades queued for an advisor's review: list them, approve or reject.
+    #[command(subcommand)]
+    Approvals(approvals::ApprovalsCommand),
     /// A local Anvil devnet with every contract deployed.
     #[command(subcommand)]
     Devnet(DevnetCommand),
@@ -239,6 +243,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Devnet(DevnetCommand::Up(args)) => devnet_up(args).await,
         Command::Run(args) => run_agent(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Approvals(command) => approvals::run(command),
         Command::Audit(command) => audit::run(command).await,
         Command::Bench(BenchCommand::Gas(args)) => bench_gas(args).await,
         Command::Bench(BenchCommand::Engine(args)) => bench_engine(args),

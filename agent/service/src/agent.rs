@@ -25,7 +25,7 @@ use alloy::{
 };
 use ballast_audit::{
     Index, KeyRing, Kind, Log, MerkleStore, Record, Signer, Timestamp, Validity,
-    body::{CheckpointAnchored, Fill, Halt, HaltCause, IpsRegistered, SettlementConfirmed, SettlementFailed, SettlementSubmitted},
+    body::{ApprovalGranted, ApprovalRejected, CheckpointAnchored, Fill, Halt, HaltCause, IpsRegistered, SettlementConfirmed, SettlementFailed, SettlementSubmitted},
 };
 use ballast_chain::{
     bindings::{AuditRegistry, PortfolioLedger},
@@ -40,6 +40,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::{
+    approvals,
     book::{Book, OpeningBook},
     config::{self, Config},
     crash,
@@ -81,6 +82,9 @@ pub struct CycleReport {
     pub anchored: Option<u64>,
     /// Records in the log after the cycle.
     pub records: u64,
+    /// Advisors' verdicts recorded this cycle.
+    pub approved: usize,
+    pub rejected: usize,
     pub skipped: Option<String>,
     pub elapsed_ms: u64,
 }
@@ -401,6 +405,15 @@ impl Agent {
             return Ok(report);
         }
 
+        // Advisors' verdicts, then the approved trades, before deciding again.
+        let block = self
+            .provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+            .await
+            .map_err(|e| Error::Chain(format!("latest block: {e}")))?
+            .ok_or_else(|| Error::Chain("no latest block".into()))?;
+        self.take_verdicts(block.header.timestamp, &mut report).await?;
+
         // Ingest.
         let block = self
             .provider
@@ -493,6 +506,61 @@ impl Agent {
             "cycle done"
         );
         Ok(report)
+    }
+
+    /// Records the advisors' verdicts waiting in the inbox and settles the
+    /// approved trades, in batches of their own (a stale approval that the
+    /// ledger refuses fails only its own batch).
+    async fn take_verdicts(&mut self, chain_now: u64, report: &mut CycleReport) -> Result<()> {
+        let data_dir = self.config.agent.data_dir.clone();
+        let mut taken = Vec::new();
+        let mut legs = Vec::new();
+        let mut order_of = BTreeMap::new();
+        for (path, verdict) in approvals::waiting(&data_dir)? {
+            if let Err(reason) = approvals::check(&self.book, &verdict) {
+                approvals::refuse(&path, &reason)?;
+                continue;
+            }
+            let decision = self.book.awaiting()[&verdict.account].clone();
+            let record = if verdict.approve {
+                report.approved += 1;
+                self.append(
+                    Kind::ApprovalGranted,
+                    &ApprovalGranted { account: verdict.account, decision_seq: decision.seq, decision: decision.hash, approver: verdict.approver.clone() },
+                )?
+            } else {
+                report.rejected += 1;
+                self.append(
+                    Kind::ApprovalRejected,
+                    &ApprovalRejected {
+                        account: verdict.account,
+                        decision_seq: decision.seq,
+                        decision: decision.hash,
+                        approver: verdict.approver.clone(),
+                        reason: verdict.reason.clone(),
+                    },
+                )?
+            };
+            tracing::info!(target: "ballast::approvals", account = verdict.account, decision = decision.seq, approve = verdict.approve, approver = %verdict.approver, "verdict recorded");
+            if verdict.approve && !decision.decision.queued.is_empty() {
+                let approved = Decision { trades: decision.decision.queued.clone(), ..decision.decision.clone() };
+                legs.extend(self.legs_of(&approved, B256::from(record.hash))?);
+                order_of.insert(verdict.account, record.seq);
+                report.trades += approved.trades.len();
+            }
+            taken.push(path);
+        }
+        if taken.is_empty() {
+            return Ok(());
+        }
+        self.log.barrier()?;
+        for path in taken {
+            std::fs::remove_file(&path).map_err(|source| Error::Io { op: "removing", path, source })?;
+        }
+        if !legs.is_empty() {
+            self.settle(&legs, &order_of, chain_now, report).await?;
+        }
+        Ok(())
     }
 
     /// The legs of a decision's trades, in ledger quanta.

@@ -112,6 +112,16 @@ pub struct OpenSubmission {
     pub attempts: Vec<SettlementSubmitted>,
 }
 
+/// A decision whose queued trades wait for an advisor: the account's latest
+/// decision, with no approval or rejection yet. A newer decision of the
+/// account replaces it (its queue is decided afresh).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Awaiting {
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub decision: Decision,
+}
+
 /// Counts of what the book has seen, for reports.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Tally {
@@ -129,8 +139,11 @@ pub struct Book {
     models: Vec<Model>,
     ips: Vec<Ips>,
     accounts: BTreeMap<AccountId, AccountState>,
-    /// Decision records (by sequence number) whose trades await settlement.
+    /// Trades to settle, by the sequence number of the record that orders
+    /// them: a decision (its trades) or an approval (the decision's queue).
     pending: BTreeMap<u64, Decision>,
+    /// Decisions waiting for approval, by account.
+    awaiting: BTreeMap<AccountId, Awaiting>,
     /// Open submissions by batch id.
     open: BTreeMap<[u8; 32], OpenSubmission>,
     /// Settled trades of the last [`WASH_SALE_DAYS`] days.
@@ -161,6 +174,7 @@ impl Book {
             ips: opening.ips,
             accounts,
             pending: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             open: BTreeMap::new(),
             recent: Vec::new(),
             registered: BTreeSet::new(),
@@ -194,6 +208,11 @@ impl Book {
         &self.pending
     }
 
+    /// Decisions whose queued trades wait for an advisor, by account.
+    pub fn awaiting(&self) -> &BTreeMap<AccountId, Awaiting> {
+        &self.awaiting
+    }
+
     pub fn is_registered(&self, account: AccountId, ips: &Ips) -> bool {
         self.registered.contains(&(account, ips.id.clone(), ips.version))
     }
@@ -222,8 +241,14 @@ impl Book {
                 let decision: Decision = serde_json::from_value(record.body.clone())
                     .map_err(|e| Error::Log(format!("record {}: not a decision: {e}", record.seq)))?;
                 self.tally.decisions += 1;
-                // A newer decision replaces an account's unsettled one.
+                // A newer decision replaces an account's unsettled one, and its queue.
                 self.pending.retain(|_, d| d.account != decision.account);
+                if decision.queued.is_empty() {
+                    self.awaiting.remove(&decision.account);
+                } else {
+                    let waiting = Awaiting { seq: record.seq, hash: record.hash, decision: decision.clone() };
+                    self.awaiting.insert(decision.account, waiting);
+                }
                 if decision.trades.is_empty() {
                     if let Some(a) = self.accounts.get_mut(&decision.account) {
                         a.ips_version_applied = Some(decision.ips.version);
@@ -231,6 +256,17 @@ impl Book {
                 } else {
                     self.pending.insert(record.seq, decision);
                 }
+            }
+            Kind::ApprovalGranted => {
+                let a: ballast_audit::body::ApprovalGranted = record.body_as().map_err(body)?;
+                let waiting = self.take_awaiting(a.account, a.decision_seq, &a.decision, record.seq)?;
+                // The approval orders the queued trades now.
+                let approved = Decision { trades: waiting.decision.queued.clone(), queued: Vec::new(), ..waiting.decision };
+                self.pending.insert(record.seq, approved);
+            }
+            Kind::ApprovalRejected => {
+                let r: ballast_audit::body::ApprovalRejected = record.body_as().map_err(body)?;
+                self.take_awaiting(r.account, r.decision_seq, &r.decision, record.seq)?;
             }
             Kind::IpsRegistered => {
                 let r: ballast_audit::body::IpsRegistered = record.body_as().map_err(body)?;
@@ -263,6 +299,13 @@ impl Book {
         }
         self.applied += 1;
         Ok(())
+    }
+
+    fn take_awaiting(&mut self, account: AccountId, seq: u64, hash: &[u8; 32], at: u64) -> Result<Awaiting> {
+        match self.awaiting.get(&account) {
+            Some(w) if w.seq == seq && &w.hash == hash => Ok(self.awaiting.remove(&account).expect("just seen")),
+            _ => Err(Error::Log(format!("record {at}: a verdict on decision {seq} of account {account}, which does not wait for one"))),
+        }
     }
 
     /// The trades of `decisions` done at the batch's fill prices.

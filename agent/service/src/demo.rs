@@ -48,6 +48,8 @@ pub struct DemoOptions {
     pub max_slippage_bps: u16,
     /// The agent anchors a checkpoint at least every this many records.
     pub anchor_every_records: u64,
+    /// Trades worth more than this wait for an advisor (every IPS).
+    pub approval_limit: Decimal,
 }
 
 /// One scripted day: a name and each asset's move (fraction) that day.
@@ -128,7 +130,7 @@ fn mix(a: u64, b: u64) -> u64 {
 /// deployment's assets (WEQ, GEQ's substitute, held by nobody yet), under four IPS (growth, balanced, income, and a
 /// household-wide balanced one), drifted away from their targets, with tax
 /// lots bought over the last three years at costs around today's prices.
-pub fn opening_book(n: usize, manifest: &Manifest, today: time::Date) -> OpeningBook {
+pub fn opening_book(n: usize, manifest: &Manifest, today: time::Date, approval_limit: Decimal) -> OpeningBook {
     let class = |s: &str| match s {
         "BND" => "bond",
         "REIT" => "real_estate",
@@ -171,7 +173,7 @@ pub fn opening_book(n: usize, manifest: &Manifest, today: time::Date) -> Opening
         tax: TaxRates { short_term: Decimal::new(37, 2), long_term: Decimal::new(20, 2) },
         lot_method: LotMethod::TaxMinimizing,
         harvesting: Harvesting { enabled: true, min_loss: Decimal::from(250), min_loss_pct: Decimal::new(8, 2) },
-        approval_limit: Some(Decimal::from(40_000)),
+        approval_limit: Some(approval_limit),
         cash_buffer: Decimal::from(50),
         min_trade_value: Decimal::from(50),
         household_mode,
@@ -268,7 +270,7 @@ pub async fn set_up(options: &DemoOptions, progress: &mut dyn FnMut(&str)) -> Re
     let deployment = deploy::deploy(&devnet, &deploy_config).await?;
     let m = deployment.manifest.clone();
     let now = chain_time(&deployment.admin).await?;
-    let book = opening_book(options.accounts, &m, now.date());
+    let book = opening_book(options.accounts, &m, now.date(), options.approval_limit);
     progress(&format!("onboarding {} accounts in {} households: opening and funding them on the ledger", book.accounts.len(), households(&book)));
     let mut fundings = BTreeMap::new();
     for a in &book.accounts {

@@ -10,7 +10,7 @@
 //! | I4 | the log verifies (hash chain, signatures, key windows from the registry, contiguous seqs) |
 //! | I5 | the index equals a rebuild from the log |
 //! | I6 | every anchored checkpoint equals the log's root at its size |
-//! | I7 | confirmed settlements in the log and `BatchSettled` events on-chain are the same set; every leg's record hash is a decision record of the log |
+//! | I7 | confirmed settlements in the log and `BatchSettled` events on-chain are the same set; every leg's record hash is a decision (or approval) record of the log |
 //! | I2 | no submission left open |
 
 use std::{
@@ -87,7 +87,8 @@ pub async fn check(data_dir: &Path, manifest: &Manifest) -> Result<Checked> {
     let mut decisions = BTreeSet::new();
     for r in &verified.records {
         match r.kind {
-            Kind::Decision => {
+            // The records that order trades: decisions, and approvals of their queues.
+            Kind::Decision | Kind::ApprovalGranted => {
                 decisions.insert(B256::from(r.hash));
             }
             Kind::SettlementSubmitted => {
@@ -143,7 +144,7 @@ pub async fn check(data_dir: &Path, manifest: &Manifest) -> Result<Checked> {
         } else if let Ok(e) = log.log_decode::<PortfolioLedger::LegSettled>() {
             let leg = e.inner.data;
             if !decisions.contains(&leg.recordHash) {
-                return Err(violated("I7", format!("a leg of account {} carries {}, not a decision record of the log", leg.account, leg.recordHash)));
+                return Err(violated("I7", format!("a leg of account {} carries {}, not a decision or approval record of the log", leg.account, leg.recordHash)));
             }
             let asset = &manifest.assets[usize::from(leg.asset)];
             let quantum = I256::try_from(asset.quantum).map_err(|_| violated("I3", "quantum out of range".into()))?;

@@ -6,68 +6,14 @@
 
 use std::{
     os::unix::process::ExitStatusExt,
-    path::PathBuf,
     process::{Command, Output},
     time::{Duration, Instant},
 };
 
-use ballast_agent::{
-    demo::{self, DemoOptions},
-    invariants::{self, Checked},
-};
-use ballast_chain::{deploy::Deployment, devnet::Devnet};
+use ballast_agent::demo;
 use rust_decimal::Decimal;
 
-struct Scenario {
-    _devnet: Devnet,
-    deployment: Deployment,
-    dir: tempfile::TempDir,
-}
-
-impl Scenario {
-    async fn new(accounts: usize) -> Scenario {
-        let dir = tempfile::tempdir().unwrap();
-        let options = DemoOptions {
-            accounts,
-            dir: dir.path().to_path_buf(),
-            max_slippage_bps: 200,
-            anchor_every_records: 20,
-        };
-        let (devnet, deployment, agent) = demo::set_up(&options, &mut |_| {}).await.expect("demo set-up");
-        drop(agent);
-        Scenario { _devnet: devnet, deployment, dir }
-    }
-
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("ballast.toml")
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    /// `ballast run --cycles N`, with `env` added.
-    fn run(&self, cycles: u64, env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ballast"));
-        cmd.args(["run", "--config", self.config().to_str().unwrap(), "--cycles", &cycles.to_string()]);
-        cmd.env("RUST_LOG", "warn");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().expect("ballast runs")
-    }
-
-    async fn check(&self) -> Checked {
-        match invariants::check(&self.data(), &self.deployment.manifest).await {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
+use crate::scenario::{Scenario, text};
 
 fn assert_died(out: &Output, mode: &str, point: &str) {
     match mode {
