@@ -40,7 +40,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::{
-    approvals,
+    api, approvals,
     book::{Book, OpeningBook},
     config::{self, Config},
     crash,
@@ -116,6 +116,8 @@ pub struct Agent {
     anchored_size: u64,
     last_anchor: Instant,
     cycles: u64,
+    /// What the API serves: metrics and a snapshot of the book.
+    shared: api::Shared,
 }
 
 impl std::fmt::Debug for Agent {
@@ -195,11 +197,48 @@ impl Agent {
             anchored_size,
             last_anchor: Instant::now(),
             cycles: 0,
+            shared: std::sync::Arc::new(std::sync::RwLock::new(api::Status {
+                metrics: api::Metrics::default(),
+                book: std::sync::Arc::new(Book::new(OpeningBook { assets: vec![], models: vec![], ips: vec![], accounts: vec![] })),
+            })),
         };
         agent.register_ips()?;
         agent.recover().await?;
         agent.commit()?;
+        agent.publish(None);
         Ok(agent)
+    }
+
+    /// Replaces what the API serves: the book's snapshot and the gauges;
+    /// adds a cycle's counts when there is one.
+    fn publish(&self, cycle: Option<&CycleReport>) {
+        let mut status = self.shared.write().expect("status lock");
+        let m = &mut status.metrics;
+        if let Some(c) = cycle {
+            m.cycles_total += 1;
+            m.last_cycle_seconds = c.elapsed_ms as f64 / 1000.0;
+            m.accounts_decided_total += c.decided as u64;
+            m.trades_total += c.trades as u64;
+            m.batches_settled_total += c.batches as u64;
+            m.batches_failed_total += c.failed_batches as u64;
+            m.gas_used_total += c.gas_used;
+            m.halts_total += c.paused as u64 + u64::from(c.skipped.is_some());
+            m.last_error = None;
+        }
+        m.records = self.log.len();
+        m.anchored_size = self.anchored_size;
+        m.approvals_waiting = self.book.awaiting().len() as u64;
+        m.open_submissions = self.book.open_submissions().len() as u64;
+        status.book = std::sync::Arc::new(self.book.clone());
+    }
+
+    /// The API's view of the agent.
+    pub fn shared(&self) -> api::Shared {
+        self.shared.clone()
+    }
+
+    pub fn index(&self) -> &Index {
+        &self.index
     }
 
     pub fn book(&self) -> &Book {
@@ -402,6 +441,7 @@ impl Agent {
             report.skipped = Some(detail);
             report.records = self.log.len();
             report.elapsed_ms = started.elapsed().as_millis() as u64;
+            self.publish(Some(&report));
             return Ok(report);
         }
 
@@ -493,6 +533,7 @@ impl Agent {
         self.commit()?;
         report.records = self.log.len();
         report.elapsed_ms = started.elapsed().as_millis() as u64;
+        self.publish(Some(&report));
         tracing::info!(
             target: "ballast::cycle",
             cycle = report.cycle,
@@ -665,6 +706,7 @@ impl Agent {
         crash::point("anchor_recorded");
         self.anchored_size = size;
         self.last_anchor = Instant::now();
+        self.shared.write().expect("status lock").metrics.last_anchor_unix = unix_seconds(Timestamp::now());
         tracing::info!(target: "ballast::anchor", size, tx = %receipt.transaction_hash, "anchored");
         Ok(size)
     }
@@ -679,12 +721,29 @@ impl Agent {
         Ok(None)
     }
 
+    /// Serves the query API and metrics when `[api]` enables it; the bound
+    /// address is logged and written to `api.addr` in the data folder.
+    pub async fn start_api(&self) -> Result<Option<tokio::task::JoinHandle<()>>> {
+        if !self.config.api.enabled {
+            return Ok(None);
+        }
+        let listen = self.config.api.listen;
+        let (addr, task) = api::serve(listen, self.shared(), self.index.clone())
+            .await
+            .map_err(|source| Error::Io { op: "binding the API to", path: listen.to_string().into(), source })?;
+        let path = self.config.agent.data_dir.join("api.addr");
+        std::fs::write(&path, addr.to_string()).map_err(|source| Error::Io { op: "writing", path, source })?;
+        tracing::info!(target: "ballast::api", %addr, "API listening (GET /openapi.json lists the routes)");
+        Ok(Some(task))
+    }
+
     /// Runs cycles every `agent.cycle_interval_s` until `shutdown` resolves;
     /// a cycle in progress finishes first. Failures that a retry may cure
     /// (RPC, a reverted transaction) are logged and the next cycle tries
     /// again; integrity failures stop the agent.
     pub async fn run(&mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
+        let _api = self.start_api().await?;
         let mut tick = tokio::time::interval(Duration::from_secs(self.config.agent.cycle_interval_s));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -694,12 +753,18 @@ impl Agent {
             }
             match self.cycle().await {
                 Ok(_) => {}
-                Err(e) if !e.is_fatal() => tracing::error!(target: "ballast::cycle", error = %e, "cycle failed; retrying next cycle"),
+                Err(e) if !e.is_fatal() => {
+                    tracing::error!(target: "ballast::cycle", error = %e, "cycle failed; retrying next cycle");
+                    let mut status = self.shared.write().expect("status lock");
+                    status.metrics.cycle_failures_total += 1;
+                    status.metrics.last_error = Some(e.to_string());
+                }
                 Err(e) => return Err(e),
             }
         }
         tracing::info!(target: "ballast::cycle", "shutting down");
         self.anchor_rest().await?;
+        let _ = std::fs::remove_file(self.config.agent.data_dir.join("api.addr"));
         Ok(())
     }
 }

@@ -132,13 +132,16 @@ impl Default for MarketConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
-    /// Where the HTTP API listens (loopback unless you mean otherwise).
+    /// Serve the query API and metrics while `ballast run` runs.
+    pub enabled: bool,
+    /// Where the HTTP API listens (loopback unless you mean otherwise; port
+    /// 0 lets the system pick one, written to `api.addr` in the data folder).
     pub listen: SocketAddr,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
+        Self { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 9464)) }
     }
 }
 

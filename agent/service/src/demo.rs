@@ -297,7 +297,8 @@ pub async fn set_up(options: &DemoOptions, progress: &mut dyn FnMut(&str)) -> Re
     let toml = format!(
         "# Written by `ballast demo`.\n[chain]\nmanifest = \"manifest.json\"\n\n[keys]\nsettler = \"file:keys/settler.key\"\naudit = \"file:keys/audit.key\"\n\n\
          [agent]\ndata_dir = \"data\"\nbook = \"book.json\"\ncycle_interval_s = 60\nanchor_every_records = {}\nanchor_every_s = 300\n\
-         fsync = \"every_n:256\"\nmax_slippage_bps = {}\nbatch_deadline_s = 600\n",
+         fsync = \"every_n:256\"\nmax_slippage_bps = {}\nbatch_deadline_s = 600\n\n\
+         [api]\n# Port 0: the system picks a free one, written to data/api.addr.\nlisten = \"127.0.0.1:0\"\n",
         options.anchor_every_records, options.max_slippage_bps
     );
     let config_path = dir.join("ballast.toml");

@@ -15,6 +15,8 @@ pub mod book;
 pub mod crash;
 /// The agent: start-up recovery and the cycle (ingest, decide, record, settle, anchor, index).
 pub mod agent;
+/// The HTTP query API (axum, loopback) and Prometheus metrics.
+pub mod api;
 /// Advisors' verdicts on queued trades, handed to the agent through an inbox folder.
 pub mod approvals;
 /// RELIABILITY.md's invariants I1–I7, checked from the data folder and the chain.

@@ -150,3 +150,96 @@ async fn a_tampered_log_is_caught_and_the_agent_refuses_it() {
     assert!(!out.status.success(), "the agent must not start on a tampered log: {}", text(&out));
     assert!(text(&out).contains("audit log"), "{}", text(&out));
 }
+
+/// `GET path` on loopback with a plain HTTP/1.1 request: (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn get_json(addr: &str, path: &str) -> serde_json::Value {
+    let (status, body) = get(addr, path);
+    assert_eq!(status, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_agent_serves_its_api_and_stops_cleanly_on_sigterm() {
+    let s = Scenario::new(12).await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["run", "--config", s.config().to_str().unwrap()])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr_file = s.data().join("api.addr");
+    let started = std::time::Instant::now();
+    let addr = loop {
+        if let Ok(a) = std::fs::read_to_string(&addr_file) {
+            let health = get_json(&a, "/health");
+            if health["cycles"].as_u64() >= Some(1) {
+                break a;
+            }
+        }
+        assert!(started.elapsed().as_secs() < 60, "no first cycle within a minute");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+
+    let health = get_json(&addr, "/health");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(health["records"].as_u64().unwrap() > 12, "{health}");
+    let accounts = get_json(&addr, "/accounts");
+    assert_eq!(accounts["accounts"].as_array().unwrap().len(), 12);
+    let one = get_json(&addr, "/accounts/1");
+    assert!(!one["lots"].as_array().unwrap().is_empty(), "{one}");
+    let history = get_json(&addr, "/accounts/1/records");
+    let kinds: Vec<&str> = history["records"].as_array().unwrap().iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"ips_registered") && kinds.contains(&"decision"), "{kinds:?}");
+    let decisions = get_json(&addr, "/records?kind=decision&limit=5");
+    assert_eq!(decisions["total"].as_u64(), Some(12));
+    assert_eq!(decisions["returned"].as_u64(), Some(5));
+    let confirmed = get_json(&addr, "/records?kind=settlement_confirmed");
+    let batch = confirmed["records"][0]["body"]["batch_id"].as_str().expect("a settled batch").to_string();
+    let by_batch = get_json(&addr, &format!("/records?batch={batch}"));
+    assert!(by_batch["total"].as_u64().unwrap() >= 2, "submitted and confirmed: {by_batch}");
+    let tx = confirmed["records"][0]["body"]["tx_hash"].as_str().unwrap().to_string();
+    assert!(get_json(&addr, &format!("/records?tx={tx}"))["total"].as_u64().unwrap() >= 2);
+    assert!(get_json(&addr, "/records?ips=ips-growth")["total"].as_u64().unwrap() >= 1);
+    assert_eq!(get_json(&addr, "/records/0")["seq"].as_u64(), Some(0));
+    assert!(get_json(&addr, "/approvals")["approvals"].is_array());
+    assert_eq!(get_json(&addr, "/verification")["index"]["behind"].as_u64(), Some(0));
+    let openapi = get_json(&addr, "/openapi.json");
+    assert_eq!(openapi["openapi"], "3.1.0");
+    assert!(openapi["paths"]["/accounts/{id}/records"]["get"].is_object());
+    let (status, metrics) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(metrics.contains("ballast_cycles_total 1\n") || metrics.contains("ballast_cycles_total 2\n"), "{metrics}");
+    assert!(metrics.contains("ballast_batches_settled_total"), "{metrics}");
+    assert_eq!(get(&addr, "/accounts/999999").0, 404);
+    assert_eq!(get(&addr, "/records/999999").0, 404);
+    let (status, body) = get(&addr, "/records");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("give one of"), "{body}");
+    assert_eq!(get(&addr, "/records?kind=nonsense").0, 400);
+    assert_eq!(get(&addr, "/accounts/1/records?from=yesterday").0, 400);
+
+    // SIGTERM: the agent anchors what is left and exits 0.
+    let term = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(!addr_file.exists(), "api.addr removed on shutdown");
+    let checked = s.check().await;
+    assert!(checked.unanchored <= 1, "the shutdown anchored the log: {checked:?}");
+}
