@@ -57,6 +57,7 @@ async fn settles_a_crossing_and_netting_batch_for_200_accounts() -> eyre::Result
     let ledger = deployment.ledger();
     let ledger_addr = m.contracts.portfolio_ledger;
 
+    assert_eq!(ledger.MAX_BATCH_LEGS().call().await?, U256::from(settle::MAX_BATCH_LEGS), "the planner's bound is the ledger's");
     let ids: Vec<u64> = (1..=ACCOUNTS).collect();
     let funding = Funding::uniform(&m, 100_000, 1_000);
     deploy::open_and_fund_accounts(&deployment, &ids, m.roles.admin, |_| funding.clone()).await?;

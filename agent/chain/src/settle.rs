@@ -17,6 +17,9 @@ use crate::{
     Error, Result,
 };
 
+/// Most legs the ledger takes in one batch (`PortfolioLedger.MAX_BATCH_LEGS`).
+pub const MAX_BATCH_LEGS: usize = 4_096;
+
 /// Share of the block gas limit one batch may use.
 const BLOCK_GAS_SHARE_PERCENT: u64 = 90;
 
@@ -185,6 +188,14 @@ pub async fn plan_batches(
     let mut pending = vec![Batch::build(legs, checkpoint, deadline, max_slippage_bps)?];
     let mut ready = Vec::new();
     while let Some(batch) = pending.pop() {
+        if batch.leg_count() > MAX_BATCH_LEGS && batch.account_count() > 1 {
+            // The ledger refuses it whatever the gas; and its calldata alone
+            // could be more than a node takes in one request.
+            let (a, b) = batch.split();
+            pending.push(Batch::build(&b, checkpoint, deadline, max_slippage_bps)?);
+            pending.push(Batch::build(&a, checkpoint, deadline, max_slippage_bps)?);
+            continue;
+        }
         let estimate = contract
             .settleBatch(batch.header.clone(), batch.orders.clone(), batch.assets.clone())
             .estimate_gas()

@@ -191,3 +191,22 @@ pub async fn execution(provider: &DynProvider, ledger: Address, tx: TxHash) -> R
         .collect();
     Ok(Execution { block_time, assets })
 }
+
+/// Why a mined settlement reverted: the same transaction run again on the
+/// state before its block, the ledger's custom error decoded.
+pub async fn revert_reason(provider: &DynProvider, signed: &SignedSettlement, block: u64) -> String {
+    use alloy::{consensus::{Transaction, TxEnvelope}, eips::Decodable2718};
+    let Ok(envelope) = TxEnvelope::decode_2718(&mut &signed.raw[..]) else { return "undecodable transaction".into() };
+    let request = TransactionRequest::default()
+        .with_from(signed.from)
+        .with_to(envelope.to().unwrap_or_default())
+        .with_input(envelope.input().clone())
+        .with_gas_limit(envelope.gas_limit());
+    match provider.call(request).block(block.saturating_sub(1).into()).await {
+        Ok(_) => "out of gas, or state that changed within the block".into(),
+        Err(e) => match e.as_error_resp().and_then(|p| p.as_decoded_interface_error::<PortfolioLedger::PortfolioLedgerErrors>()) {
+            Some(ledger) => format!("{ledger:?}"),
+            None => e.to_string(),
+        },
+    }
+}

@@ -151,6 +151,21 @@ enum BenchCommand {
     /// every 64 records, sled index) and full verification on 1 thread and
     /// on every core.
     Audit(BenchAudit),
+    /// One full agent cycle on an Anvil devnet (ingest prices and positions,
+    /// decide, record with fsync, settle every batch, anchor, index) for the
+    /// demo's book of N accounts; onboarding is not timed.
+    Cycle(BenchCycle),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchCycle {
+    /// Accounts in the book.
+    #[arg(long, default_value_t = 10_000)]
+    accounts: usize,
+    /// Also write the figures into this Markdown file, between
+    /// `<!-- cycle-table:begin -->` and `<!-- cycle-table:end -->`.
+    #[arg(long)]
+    write: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -248,6 +263,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Bench(BenchCommand::Gas(args)) => bench_gas(args).await,
         Command::Bench(BenchCommand::Engine(args)) => bench_engine(args),
         Command::Bench(BenchCommand::Audit(args)) => bench_audit(args),
+        Command::Bench(BenchCommand::Cycle(args)) => bench_cycle(args).await,
         Command::Plan(args) => run_plan(args),
     }
 }
@@ -447,6 +463,57 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
         let doc = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
         let updated = gas::replace_section(&doc, "audit-table", &table)
             .ok_or_else(|| eyre::eyre!("{} has no <!-- audit-table:begin/end --> markers", path.display()))?;
+        std::fs::write(&path, updated).wrap_err_with(|| format!("writing {}", path.display()))?;
+        eprintln!("table written to {}", path.display());
+    }
+    Ok(())
+}
+
+async fn bench_cycle(args: BenchCycle) -> Result<()> {
+    use ballast_agent::demo::{self, DemoOptions};
+    if args.accounts == 0 {
+        eyre::bail!("--accounts must be positive");
+    }
+    let dir = tempfile::Builder::new().prefix("ballast-bench-cycle-").tempdir()?;
+    let options = DemoOptions {
+        accounts: args.accounts,
+        dir: dir.path().to_path_buf(),
+        max_slippage_bps: 200,
+        anchor_every_records: 1_000,
+        approval_limit: rust_decimal::Decimal::from(40_000),
+    };
+    let started = std::time::Instant::now();
+    let mut progress = |line: &str| eprintln!("bench cycle [{:>6.1} s] {line}", started.elapsed().as_secs_f64());
+    let (_devnet, deployment, mut agent) = demo::set_up(&options, &mut progress).await.wrap_err("setting up")?;
+    progress("one cycle");
+    let c = agent.cycle().await.wrap_err("the cycle")?;
+    let p = c.phases;
+    let legs_per_s = c.legs as f64 / (c.elapsed_ms.max(1) as f64 / 1000.0);
+    let mut table = String::from(
+        "| accounts | decided | trading | trades | batches | legs | gas | cycle s | ingest | decide | record | settle | anchor | index |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let s = |ms: u64| format!("{:.2}", ms as f64 / 1000.0);
+    table.push_str(&format!(
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+        args.accounts, c.decided, c.trading, c.trades, c.batches, c.legs, c.gas_used, s(c.elapsed_ms),
+        s(p.ingest_ms), s(p.decide_ms), s(p.record_ms), s(p.settle_ms), s(p.anchor_ms), s(p.index_ms),
+    ));
+    table.push_str(&format!(
+        "\nPhases in seconds. {legs_per_s:.0} legs settled per second of cycle; {} failed batches; anchored checkpoint {}; {} records in the log. \
+         Block gas limit {}; {} build.\n",
+        c.failed_batches,
+        c.anchored.map_or("none".to_string(), |n| n.to_string()),
+        c.records,
+        devnet_options(None, 30_000_000).gas_limit,
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+    ));
+    print!("{table}");
+    drop(deployment);
+    if let Some(path) = args.write {
+        let doc = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
+        let updated = gas::replace_section(&doc, "cycle-table", &table)
+            .ok_or_else(|| eyre::eyre!("{} has no <!-- cycle-table:begin/end --> markers", path.display()))?;
         std::fs::write(&path, updated).wrap_err_with(|| format!("writing {}", path.display()))?;
         eprintln!("table written to {}", path.display());
     }

@@ -1087,9 +1087,14 @@ pub(crate) fn decide_pooled<'a>(
             h
         })
         .collect();
+    // What each account may spend: its cash after its withdrawal, less the
+    // cash its IPS keeps aside (as far as there is any).
     let mut cash: Vec<Decimal> = accounts
         .iter()
-        .map(|a| a.cash - withdrawal_of(a).min(worth(ctx, a)))
+        .map(|a| {
+            let free = a.cash - withdrawal_of(a).min(worth(ctx, a));
+            free - ctx.ips[a.ips.as_str()].cash_buffer.min(free.max(Decimal::ZERO))
+        })
         .collect();
     let mut own: Vec<Vec<Trade>> = vec![Vec::new(); accounts.len()];
     let mut own_queued: Vec<Vec<Trade>> = vec![Vec::new(); accounts.len()];

@@ -87,6 +87,19 @@ pub struct CycleReport {
     pub rejected: usize,
     pub skipped: Option<String>,
     pub elapsed_ms: u64,
+    /// Where the time went, in milliseconds, by phase.
+    pub phases: Phases,
+}
+
+/// Milliseconds per phase of a cycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Phases {
+    pub ingest_ms: u64,
+    pub decide_ms: u64,
+    pub record_ms: u64,
+    pub settle_ms: u64,
+    pub anchor_ms: u64,
+    pub index_ms: u64,
 }
 
 /// Files in the data folder.
@@ -372,7 +385,9 @@ impl Agent {
                 Err(Error::Log(format!("batch {} is settled on-chain by a transaction this log does not hold", signed.batch_id)))
             }
             Outcome::Reverted { block } => {
-                let reason = format!("reverted in block {block}");
+                let why = submit::revert_reason(&self.provider, signed, block).await;
+                tracing::warn!(target: "ballast::settle", batch_id = %signed.batch_id, block, why, "settlement reverted");
+                let reason = format!("reverted in block {block}: {why}");
                 self.append(Kind::SettlementFailed, &SettlementFailed { batch_id: signed.batch_id.0, tx_hash: signed.tx_hash.0, reason })?;
                 Ok(None)
             }
@@ -455,6 +470,12 @@ impl Agent {
         self.take_verdicts(block.header.timestamp, &mut report).await?;
 
         // Ingest.
+        let mut phase = Instant::now();
+        let lap = |phase: &mut Instant| {
+            let ms = phase.elapsed().as_millis() as u64;
+            *phase = Instant::now();
+            ms
+        };
         let block = self
             .provider
             .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
@@ -471,6 +492,8 @@ impl Agent {
             tracing::warn!(target: "ballast::cycle", account, why, "left out: lots and ledger disagree");
         }
         report.unreconciled = unreconciled.len();
+
+        report.phases.ingest_ms = lap(&mut phase);
 
         // Decide (CPU work, off the async threads).
         let (inputs, decided) = tokio::task::spawn_blocking(move || {
@@ -489,6 +512,8 @@ impl Agent {
                 return Err(e.into());
             }
         };
+
+        report.phases.decide_ms = lap(&mut phase);
 
         // Record, then the barrier.
         let mut legs = Vec::new();
@@ -517,10 +542,14 @@ impl Agent {
         self.log.barrier()?;
         crash::point("decisions_synced");
 
+        report.phases.record_ms = lap(&mut phase);
+
         // Settle.
         if !legs.is_empty() {
             self.settle(&legs, &decision_of, block.header.timestamp, &mut report).await?;
         }
+
+        report.phases.settle_ms = lap(&mut phase);
 
         // Anchor.
         let due = self.log.len() - self.anchored_size >= self.config.agent.anchor_every_records
@@ -529,8 +558,11 @@ impl Agent {
             report.anchored = Some(self.anchor().await?);
         }
 
+        report.phases.anchor_ms = lap(&mut phase);
+
         // Index.
         self.commit()?;
+        report.phases.index_ms = lap(&mut phase);
         report.records = self.log.len();
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         self.publish(Some(&report));

@@ -251,8 +251,9 @@ impl Config {
             source_tolerance: self.market.source_tolerance,
             max_daily_move: self.market.max_daily_move,
             volatility_threshold: self.market.volatility_threshold,
-            // A venue fill may be this much worse than the feed price.
-            price_margin: Some(Decimal::new(i64::from(self.agent.max_slippage_bps), 4)),
+            // A venue fill may be this much worse than the feed price, and
+            // the ledger rounds each leg's cash against the account: 10 bp more.
+            price_margin: Some(Decimal::new(i64::from(self.agent.max_slippage_bps) + 10, 4)),
             ..ballast_engine::types::Limits::default()
         }
     }
@@ -293,7 +294,7 @@ audit = "file:keys/audit.key"
         assert_eq!(c.agent, AgentConfig { data_dir: c.agent.data_dir.clone(), book: c.agent.book.clone(), ..AgentConfig::default() });
         assert_eq!(c.api.listen, "127.0.0.1:9464".parse().unwrap());
         assert_eq!(c.chain.confirmations, 1);
-        assert_eq!(c.limits(), ballast_engine::types::Limits { price_margin: Some(Decimal::new(1, 2)), ..Default::default() });
+        assert_eq!(c.limits(), ballast_engine::types::Limits { price_margin: Some(Decimal::new(110, 4)), ..Default::default() });
         assert_eq!(sync_policy(&c.agent.fsync), Some(ballast_audit::SyncPolicy::EveryN(256)));
     }
 

@@ -265,7 +265,7 @@ pub async fn set_up(options: &DemoOptions, progress: &mut dyn FnMut(&str)) -> Re
     let weq = deploy::AssetSpec { symbol: "WEQ".into(), name: "World Equity Fund".into(), price: 80 * 100_000_000, ..deploy_config.assets[0].clone() };
     deploy_config.assets.push(weq);
     for a in &mut deploy_config.assets {
-        a.pool_units = 50_000_000;
+        a.pool_units = 500_000_000;
     }
     let deployment = deploy::deploy(&devnet, &deploy_config).await?;
     let m = deployment.manifest.clone();
