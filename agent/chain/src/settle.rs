@@ -32,7 +32,7 @@ const GAS_HEADROOM_PERCENT: u64 = 125;
 
 /// The gas limit to send a settlement with: the estimate plus headroom, never
 /// over the block's own limit.
-pub(crate) fn gas_limit(estimate: u64, block_gas_limit: u64) -> u64 {
+pub fn gas_limit(estimate: u64, block_gas_limit: u64) -> u64 {
     (estimate.saturating_mul(GAS_HEADROOM_PERCENT) / 100).min(block_gas_limit).max(estimate)
 }
 
