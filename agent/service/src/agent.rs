@@ -48,9 +48,6 @@ use crate::{
     ingest,
 };
 
-/// How long a broadcast settlement may stay unmined before the cycle moves
-/// on (it is resolved at the next start or cycle).
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -336,10 +333,16 @@ impl Agent {
         }
         crash::point("recovery");
         for signed in &open {
-            self.finish(signed, SETTLE_TIMEOUT).await?;
+            self.finish(signed, self.settle_timeout()).await?;
         }
         self.log.barrier()?;
         Ok(())
+    }
+
+    /// How long a broadcast settlement may take to be mined and confirmed
+    /// before the cycle moves on (it is resolved at the next cycle or start).
+    fn settle_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.agent.settle_timeout_s)
     }
 
     fn signed_of(&self, s: &SettlementSubmitted) -> SignedSettlement {
@@ -359,6 +362,10 @@ impl Agent {
         match submit::await_outcome(&self.provider, ledger, signed, timeout).await? {
             Outcome::Settled { block, block_hash, gas_used } => {
                 crash::point("receipt_seen");
+                if !self.confirmed(block, timeout).await? {
+                    tracing::info!(target: "ballast::settle", tx = %signed.tx_hash, block, "mined, waiting for confirmations; resolved at the next cycle");
+                    return Ok(None);
+                }
                 let execution = submit::execution(&self.provider, ledger, signed.tx_hash).await?;
                 let body = SettlementConfirmed {
                     batch_id: signed.batch_id.0,
@@ -414,6 +421,23 @@ impl Agent {
                 tracing::warn!(target: "ballast::settle", tx = %signed.tx_hash, "not mined in time; resolved at the next cycle");
                 Ok(None)
             }
+        }
+    }
+
+    /// Whether `block` has `chain.confirmations` blocks (itself included)
+    /// within `timeout`.
+    async fn confirmed(&self, block: u64, timeout: Duration) -> Result<bool> {
+        let needed = block + self.config.chain.confirmations.saturating_sub(1);
+        let started = Instant::now();
+        loop {
+            let latest = self.provider.get_block_number().await.map_err(|e| Error::Chain(format!("block number: {e}")))?;
+            if latest >= needed {
+                return Ok(true);
+            }
+            if started.elapsed() >= timeout {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -689,7 +713,7 @@ impl Agent {
         }
         crash::point("broadcast_sent");
         for s in &signed {
-            match self.finish(s, SETTLE_TIMEOUT).await? {
+            match self.finish(s, self.settle_timeout()).await? {
                 Some((confirmed, execution)) => {
                     report.batches += 1;
                     report.gas_used += confirmed.gas_used;

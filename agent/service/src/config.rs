@@ -85,6 +85,9 @@ pub struct AgentConfig {
     pub max_slippage_bps: u16,
     /// Seconds a settlement transaction stays valid (its deadline).
     pub batch_deadline_s: u64,
+    /// Seconds the cycle waits for a settlement to be mined and confirmed;
+    /// one still open then is resolved at the next cycle.
+    pub settle_timeout_s: u64,
 }
 
 impl Default for AgentConfig {
@@ -98,6 +101,7 @@ impl Default for AgentConfig {
             fsync: "every_n:256".into(),
             max_slippage_bps: 100,
             batch_deadline_s: 300,
+            settle_timeout_s: 60,
         }
     }
 }
@@ -221,6 +225,9 @@ impl Config {
         }
         if a.batch_deadline_s == 0 {
             return bad("agent.batch_deadline_s", "must be at least 1".into());
+        }
+        if a.settle_timeout_s == 0 {
+            return bad("agent.settle_timeout_s", "must be at least 1".into());
         }
         let m = &self.market;
         if m.max_price_age_s <= 0 {

@@ -11,7 +11,7 @@
 //! | I5 | the index equals a rebuild from the log |
 //! | I6 | every anchored checkpoint equals the log's root at its size |
 //! | I7 | confirmed settlements in the log and `BatchSettled` events on-chain are the same set; every leg's record hash is a decision (or approval) record of the log |
-//! | I2 | no submission left open |
+//! | I2 | no submission left open; every decision's (or approval's) trades settled, failed, or replaced by a later decision of the account |
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -81,35 +81,59 @@ pub async fn check(data_dir: &Path, manifest: &Manifest) -> Result<Checked> {
         return Err(violated("I5", "the index differs from a rebuild of the log".into()));
     }
 
-    // The log's side of settlement.
+    // The log's side of settlement, and where every ordered trade ended.
     let mut confirmed = BTreeSet::new();
-    let mut submitted = BTreeSet::new();
     let mut decisions = BTreeSet::new();
+    // Batch id → the seqs of the records whose trades it carries (last attempt).
+    let mut open: BTreeMap<B256, Vec<u64>> = BTreeMap::new();
+    // Records that ordered trades (decisions with trades, approvals), by seq → account.
+    let mut ordering: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut finished: BTreeSet<u64> = BTreeSet::new();
+    let mut latest_decision: BTreeMap<u64, u64> = BTreeMap::new();
     for r in &verified.records {
+        let account = r.body.get("account").and_then(serde_json::Value::as_u64);
         match r.kind {
             // The records that order trades: decisions, and approvals of their queues.
             Kind::Decision | Kind::ApprovalGranted => {
                 decisions.insert(B256::from(r.hash));
+                let trades = r.body.get("trades").and_then(serde_json::Value::as_array).is_some_and(|t| !t.is_empty());
+                if let (Some(account), true) = (account, trades || r.kind == Kind::ApprovalGranted) {
+                    ordering.insert(r.seq, account);
+                }
+                if let (Kind::Decision, Some(account)) = (r.kind, account) {
+                    latest_decision.insert(account, r.seq);
+                }
             }
             Kind::SettlementSubmitted => {
                 let b: ballast_audit::body::SettlementSubmitted = r.body_as()?;
-                submitted.insert(B256::from(b.batch_id));
+                open.insert(B256::from(b.batch_id), b.decisions);
             }
-            Kind::SettlementConfirmed => {
-                let b: SettlementConfirmed = r.body_as()?;
-                if !confirmed.insert(B256::from(b.batch_id)) {
-                    return Err(violated("I1", format!("batch {} confirmed twice in the log", B256::from(b.batch_id))));
-                }
-            }
-            Kind::SettlementFailed => {
-                let b: ballast_audit::body::SettlementFailed = r.body_as()?;
-                submitted.remove(&B256::from(b.batch_id));
+            Kind::SettlementConfirmed | Kind::SettlementFailed => {
+                let id = if r.kind == Kind::SettlementConfirmed {
+                    let b: SettlementConfirmed = r.body_as()?;
+                    let id = B256::from(b.batch_id);
+                    if !confirmed.insert(id) {
+                        return Err(violated("I1", format!("batch {id} confirmed twice in the log")));
+                    }
+                    id
+                } else {
+                    B256::from(r.body_as::<ballast_audit::body::SettlementFailed>()?.batch_id)
+                };
+                finished.extend(open.remove(&id).unwrap_or_default());
             }
             _ => {}
         }
     }
-    if let Some(open) = submitted.iter().find(|b| !confirmed.contains(*b)) {
-        return Err(violated("I2", format!("batch {open} was submitted and never resolved")));
+    if let Some(batch) = open.keys().next() {
+        return Err(violated("I2", format!("batch {batch} was submitted and never resolved")));
+    }
+    // I2: every record that ordered trades ended settled or failed, or was
+    // replaced by a later decision of its account (expired).
+    for (seq, account) in &ordering {
+        let replaced = latest_decision.get(account).is_some_and(|latest| latest > seq);
+        if !finished.contains(seq) && !replaced {
+            return Err(violated("I2", format!("the trades of record {seq} (account {account}) never reached a final state")));
+        }
     }
 
     // The chain's side: every event of the ledger.

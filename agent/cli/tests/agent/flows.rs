@@ -243,3 +243,25 @@ async fn the_running_agent_serves_its_api_and_stops_cleanly_on_sigterm() {
     let checked = s.check().await;
     assert!(checked.unanchored <= 1, "the shutdown anchored the log: {checked:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_is_recorded_only_with_its_confirmations() {
+    let s = Scenario::new(8).await;
+    let config = std::fs::read_to_string(s.config()).unwrap();
+    let config = config
+        .replace("[chain]\n", "[chain]\nconfirmations = 2\n")
+        .replace("[agent]\n", "[agent]\nsettle_timeout_s = 2\n");
+    std::fs::write(s.config(), config).unwrap();
+    // Anvil mines a block per transaction: the batch's block has no second
+    // confirmation while the cycle waits, so the submission stays open.
+    let out = s.run(1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let kinds: Vec<Kind> = s.records().iter().map(|r| r.kind).collect();
+    assert!(kinds.contains(&Kind::SettlementSubmitted), "{kinds:?}");
+    assert!(!kinds.contains(&Kind::SettlementConfirmed), "not confirmed after one block: {kinds:?}");
+    // The shutdown's anchor mined another block: the next start confirms it.
+    let out = s.run(1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(s.records().iter().filter(|r| r.kind == Kind::SettlementConfirmed).count(), 1);
+    s.check().await;
+}
