@@ -27,13 +27,18 @@ const BLOCK_GAS_SHARE_PERCENT: u64 = 90;
 /// it ran on, and that state moves before the block: a Uniswap pair, for
 /// one, writes its price accumulators only when the block's timestamp has
 /// moved since its last trade, so an estimate made in the same second as
-/// that trade comes out ~40,000 gas a pair short.
+/// that trade comes out up to ~40,000 gas a pair short.
 const GAS_HEADROOM_PERCENT: u64 = 125;
+
+/// At least this much headroom: enough for one pair's accumulators written
+/// from zero (two fresh storage slots), whatever the size of the transaction.
+const GAS_HEADROOM_MIN: u64 = 100_000;
 
 /// The gas limit to send a settlement with: the estimate plus headroom, never
 /// over the block's own limit.
 pub fn gas_limit(estimate: u64, block_gas_limit: u64) -> u64 {
-    (estimate.saturating_mul(GAS_HEADROOM_PERCENT) / 100).min(block_gas_limit).max(estimate)
+    let with_headroom = (estimate.saturating_mul(GAS_HEADROOM_PERCENT) / 100).max(estimate.saturating_add(GAS_HEADROOM_MIN));
+    with_headroom.min(block_gas_limit).max(estimate)
 }
 
 pub(crate) async fn block_gas_limit(provider: &DynProvider) -> Result<u64> {
@@ -268,6 +273,7 @@ mod tests {
     #[test]
     fn gas_limit_adds_headroom_up_to_the_block_limit() {
         assert_eq!(gas_limit(1_000_000, 30_000_000), 1_250_000);
+        assert_eq!(gas_limit(110_000, 30_000_000), 210_000, "a small transaction gets the minimum");
         assert_eq!(gas_limit(27_000_000, 30_000_000), 30_000_000, "capped at the block");
         assert_eq!(gas_limit(31_000_000, 30_000_000), 31_000_000, "never under the estimate");
     }

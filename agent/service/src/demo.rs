@@ -384,7 +384,11 @@ pub async fn set_price(d: &Deployment, symbol: &str, price: Decimal) -> Result<(
 async fn deploy_send<N: alloy::network::Network>(what: &str, pending: alloy::providers::PendingTransactionBuilder<N>) -> Result<()> {
     let receipt = pending.get_receipt().await.map_err(|e| Error::Chain(format!("{what} receipt: {e}")))?;
     if !alloy::network::ReceiptResponse::status(&receipt) {
-        return Err(Error::Chain(format!("{what}: transaction {} reverted", alloy::network::ReceiptResponse::transaction_hash(&receipt))));
+        return Err(Error::Chain(format!(
+            "{what}: transaction {} reverted after {} gas",
+            alloy::network::ReceiptResponse::transaction_hash(&receipt),
+            alloy::network::ReceiptResponse::gas_used(&receipt)
+        )));
     }
     Ok(())
 }
