@@ -46,12 +46,13 @@ fn text(r: &DemoReport) -> String {
             v.records, v.anchors, v.settled_batches, v.legs, v.accounts
         ));
     }
-    s.push_str("\n  day                     decided  trading  paused  queued  batches      gas\n");
+    s.push_str("\n  day                     decided  recorded  trading  paused  queued  batches      gas\n");
     for (name, c) in &r.days {
         s.push_str(&format!(
-            "  {:<22} {:>8} {:>8} {:>7} {:>7} {:>8} {:>8}\n",
-            name, c.decided, c.trading, c.paused, c.queued, c.batches, c.gas_used
+            "  {:<22} {:>8} {:>9} {:>8} {:>7} {:>7} {:>8} {:>8}\n",
+            name, c.decided, c.recorded, c.trading, c.paused, c.queued, c.batches, c.gas_used
         ));
     }
+    s.push_str("\n  (a decision with nothing to do is recorded once a day per account, not every cycle)\n");
     s
 }

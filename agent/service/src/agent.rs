@@ -58,6 +58,8 @@ pub struct CycleReport {
     /// Accounts left out because their lots do not match the ledger.
     pub unreconciled: usize,
     pub decided: usize,
+    /// Decisions written to the log (quiet ones are not; see `record_no_action_every_s`).
+    pub recorded: usize,
     /// Decisions with trades to settle now.
     pub trading: usize,
     /// Decisions with trades waiting for approval or review.
@@ -543,9 +545,15 @@ impl Agent {
         let mut legs = Vec::new();
         let mut decision_of: BTreeMap<u64, u64> = BTreeMap::new();
         let mut pause_detail = None;
+        let now_wall = Timestamp::now();
+        let quiet_window_ns = i128::from(self.config.agent.record_no_action_every_s) * 1_000_000_000;
         for d in &decisions {
-            let record = self.append(Kind::Decision, d)?;
             report.decided += 1;
+            if self.quiet(d, now_wall, quiet_window_ns) {
+                continue;
+            }
+            let record = self.append(Kind::Decision, d)?;
+            report.recorded += 1;
             if d.status == Status::Paused {
                 report.paused += 1;
                 pause_detail.get_or_insert_with(|| pause_reason(d));
@@ -658,6 +666,21 @@ impl Agent {
             self.settle(&legs, &order_of, chain_now, report).await?;
         }
         Ok(())
+    }
+
+    /// Whether `d` may go unrecorded: nothing to do, nothing halted or
+    /// queued, nothing of the account's waiting on an older decision, and a
+    /// decision of the account recorded within the window. The log then
+    /// holds every action and, per account, at least one "nothing to do"
+    /// a window, instead of one per cycle.
+    fn quiet(&self, d: &Decision, now: Timestamp, window_ns: i128) -> bool {
+        d.status == Status::NoAction
+            && d.halts.is_empty()
+            && d.queued.is_empty()
+            && window_ns > 0
+            && !self.book.awaiting().contains_key(&d.account)
+            && !self.book.pending().values().any(|p| p.account == d.account)
+            && self.book.last_recorded(d.account).is_some_and(|t| now.unix_nanos() - t.unix_nanos() < window_ns)
     }
 
     /// The legs of a decision's trades, in ledger quanta.

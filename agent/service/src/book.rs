@@ -152,6 +152,8 @@ pub struct Book {
     registered: BTreeSet<(AccountId, String, u32)>,
     /// Accounts with at least one settled trade.
     traded: BTreeSet<AccountId>,
+    /// When each account's latest decision was recorded.
+    last_recorded: BTreeMap<AccountId, ballast_audit::Timestamp>,
     /// Records applied so far.
     applied: u64,
     tally: Tally,
@@ -179,6 +181,7 @@ impl Book {
             recent: Vec::new(),
             registered: BTreeSet::new(),
             traded: BTreeSet::new(),
+            last_recorded: BTreeMap::new(),
             applied: 0,
             tally: Tally::default(),
         }
@@ -221,6 +224,11 @@ impl Book {
         self.applied
     }
 
+    /// When the account's latest decision was recorded.
+    pub fn last_recorded(&self, account: AccountId) -> Option<ballast_audit::Timestamp> {
+        self.last_recorded.get(&account).copied()
+    }
+
     /// Accounts with at least one settled trade.
     pub fn rebalanced_accounts(&self) -> usize {
         self.traded.len()
@@ -241,6 +249,7 @@ impl Book {
                 let decision: Decision = serde_json::from_value(record.body.clone())
                     .map_err(|e| Error::Log(format!("record {}: not a decision: {e}", record.seq)))?;
                 self.tally.decisions += 1;
+                self.last_recorded.insert(decision.account, record.time);
                 // A newer decision replaces an account's unsettled one, and its queue.
                 self.pending.retain(|_, d| d.account != decision.account);
                 if decision.queued.is_empty() {

@@ -88,6 +88,10 @@ pub struct AgentConfig {
     /// Seconds the cycle waits for a settlement to be mined and confirmed;
     /// one still open then is resolved at the next cycle.
     pub settle_timeout_s: u64,
+    /// A decision with nothing to do (no trade, halt or queue) is recorded
+    /// only if the account has no decision recorded in this many seconds;
+    /// 0 records every decision of every cycle.
+    pub record_no_action_every_s: u64,
 }
 
 impl Default for AgentConfig {
@@ -102,6 +106,7 @@ impl Default for AgentConfig {
             max_slippage_bps: 100,
             batch_deadline_s: 300,
             settle_timeout_s: 60,
+            record_no_action_every_s: 86_400,
         }
     }
 }

@@ -419,11 +419,12 @@ pub async fn run(options: &DemoOptions, progress: &mut dyn FnMut(&str)) -> Resul
         }
         let cycle = agent.cycle().await?;
         progress(&format!(
-            "day {}/{} {:<20} decided {:>5}, trading {:>5}, paused {:>5}, queued {:>4}; {} batches, {} legs, {} gas; {:.1} s",
+            "day {}/{} {:<20} decided {:>5} (recorded {:>5}), trading {:>5}, paused {:>5}, queued {:>4}; {} batches, {} legs, {} gas; {:.1} s",
             n + 1,
             days.len(),
             day.name,
             cycle.decided,
+            cycle.recorded,
             cycle.trading,
             cycle.paused,
             cycle.queued,

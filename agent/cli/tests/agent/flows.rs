@@ -265,3 +265,21 @@ async fn a_settlement_is_recorded_only_with_its_confirmations() {
     assert_eq!(s.records().iter().filter(|r| r.kind == Kind::SettlementConfirmed).count(), 1);
     s.check().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_to_do_is_recorded_once_a_window_not_every_cycle() {
+    let s = Scenario::new(10).await;
+    // Two cycles in a row: the second finds the book rebalanced.
+    let out = s.run(2, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let decisions = |s: &Scenario| s.records().iter().filter(|r| r.kind == Kind::Decision).count();
+    let quiet = decisions(&s);
+    assert!((10..20).contains(&quiet), "the second cycle's 'nothing to do' went unrecorded: {quiet} decisions");
+
+    let s = Scenario::new(10).await;
+    let config = std::fs::read_to_string(s.config()).unwrap().replace("[agent]\n", "[agent]\nrecord_no_action_every_s = 0\n");
+    std::fs::write(s.config(), config).unwrap();
+    let out = s.run(2, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(decisions(&s), 20, "every decision of every cycle");
+}
