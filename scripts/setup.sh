@@ -4,6 +4,7 @@
 # build. Needs Rust (cargo) and Node.js with npm; nothing else by hand.
 #   scripts/setup.sh            debug build (what the tests use)
 #   scripts/setup.sh --release  release build (what the demo uses)
+#   scripts/setup.sh --no-build the npm toolchain only (scripts/test.sh: cargo test builds)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -25,7 +26,10 @@ fi
 contracts/node_modules/.bin/forge --version | head -n 1
 contracts/node_modules/.bin/anvil --version | head -n 1
 
-profile=()
-[ "${1:-}" = "--release" ] && profile=(--release)
+case "${1:-}" in
+  --no-build) exit 0 ;;  # the tests build what they need themselves
+  --release) profile=(--release) ;;
+  *) profile=() ;;
+esac
 echo "setup: cargo build ${profile[*]:-(debug)}"
 cargo build --locked --workspace "${profile[@]}"

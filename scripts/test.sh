@@ -6,7 +6,10 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-bash scripts/setup.sh
+# The npm toolchain; `cargo test` builds the Rust side itself (a separate
+# `cargo build` first would compile much of it twice: tests unify features
+# differently).
+bash scripts/setup.sh --no-build
 
 echo "test: forge test (contracts)"
 (cd contracts && node_modules/.bin/forge test)
