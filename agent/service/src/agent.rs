@@ -130,6 +130,9 @@ pub struct Agent {
     cycles: u64,
     /// What the API serves: metrics and a snapshot of the book.
     shared: api::Shared,
+    /// Records appended since the last [`Agent::commit`], in order: the
+    /// index's next entries (it holds every record before them).
+    unindexed: Vec<Record>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -209,6 +212,7 @@ impl Agent {
             anchored_size,
             last_anchor: Instant::now(),
             cycles: 0,
+            unindexed: Vec::new(),
             shared: std::sync::Arc::new(std::sync::RwLock::new(api::Status {
                 metrics: api::Metrics::default(),
                 book: std::sync::Arc::new(Book::new(OpeningBook { assets: vec![], models: vec![], ips: vec![], accounts: vec![] })),
@@ -274,17 +278,16 @@ impl Agent {
         let record = self.log.append(kind, body, Timestamp::now())?;
         self.tree.push(record.merkle_leaf());
         self.book.apply(&record)?;
+        self.unindexed.push(record.clone());
         Ok(record)
     }
 
     /// Makes what was appended durable and indexes it.
     fn commit(&mut self) -> Result<()> {
         self.log.barrier()?;
-        let indexed = self.index.indexed()?;
-        if indexed < self.log.len() {
-            let path = log_path(&self.config.agent.data_dir);
-            let fresh = read_tail(&path, indexed)?;
-            self.index.apply_all(&fresh)?;
+        if !self.unindexed.is_empty() {
+            self.index.apply_all(&self.unindexed)?;
+            self.unindexed.clear();
             crash::point("index_applied");
             self.index.flush()?;
             crash::point("index_flushed");
@@ -864,25 +867,6 @@ fn batch_from_raw(raw: &[u8]) -> Result<Batch> {
     let input = alloy::consensus::Transaction::input(&envelope);
     let call = PortfolioLedger::settleBatchCall::abi_decode(input).map_err(|e| Error::Log(format!("recorded settleBatch: {e}")))?;
     Ok(Batch { header: call.header, orders: call.orders, assets: call.assets })
-}
-
-/// Records from `from` to the end of the log at `path`, decoded without
-/// verifying again (the log was verified when opened, and written by us).
-fn read_tail(path: &Path, from: u64) -> Result<Vec<Record>> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { op: "reading", path: path.into(), source })?;
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    let mut seq = 0u64;
-    while at < bytes.len() {
-        let (payload, next) = ballast_audit::frame::read_frame(&bytes, at)
-            .map_err(|defect| Error::Log(format!("frame at {at}: {defect:?}")))?;
-        if seq >= from {
-            out.push(serde_json::from_slice(payload).map_err(|e| Error::Log(format!("record {seq}: {e}")))?);
-        }
-        seq += 1;
-        at = next;
-    }
-    Ok(out)
 }
 
 /// The keys the registry trusts, as a key ring; the agent's own key must be
