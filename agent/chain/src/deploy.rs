@@ -359,8 +359,9 @@ pub async fn open_and_fund_accounts(
     Ok(())
 }
 
-/// Sends a contract call and waits for a successful receipt.
-pub(crate) async fn send<P, D>(
+/// Sends a contract call and waits for a successful receipt; a refusal or a
+/// revert is an error naming the call (and the contract's decoded error).
+pub async fn send<P, D>(
     call: alloy::contract::CallBuilder<P, D>,
     name: &'static str,
 ) -> Result<TransactionReceipt>

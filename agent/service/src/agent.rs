@@ -769,17 +769,7 @@ impl Agent {
         let root = self.tree.root_at(size).expect("the tree holds every record");
         crash::point("checkpoint_computed");
         let registry = AuditRegistry::new(self.manifest.contracts.audit_registry, self.provider.clone());
-        let receipt = registry
-            .anchor(size, B256::from(root))
-            .send()
-            .await
-            .map_err(|e| Error::Chain(format!("anchor({size}): {e}")))?
-            .get_receipt()
-            .await
-            .map_err(|e| Error::Chain(format!("anchor({size}) receipt: {e}")))?;
-        if !receipt.status() {
-            return Err(Error::Chain(format!("anchor({size}) reverted in {}", receipt.transaction_hash)));
-        }
+        let receipt = deploy::send(registry.anchor(size, B256::from(root)), "anchor").await?;
         crash::point("anchor_sent");
         self.append(
             Kind::CheckpointAnchored,
@@ -912,16 +902,7 @@ fn write_keys(path: &Path, ring: &KeyRing) -> Result<()> {
 pub async fn register_audit_key(admin: &DynProvider, registry: Address, signer: &Signer) -> Result<()> {
     let now = unix_seconds(Timestamp::now());
     let r = AuditRegistry::new(registry, admin.clone());
-    let receipt = r
-        .registerAgentKey(B256::from(signer.verifying_key().to_bytes()), now - 3_600, now + 366 * 86_400)
-        .send()
-        .await
-        .map_err(|e| Error::Chain(format!("registerAgentKey: {e}")))?
-        .get_receipt()
-        .await
-        .map_err(|e| Error::Chain(format!("registerAgentKey receipt: {e}")))?;
-    if !receipt.status() {
-        return Err(Error::Chain("registerAgentKey reverted".into()));
-    }
+    deploy::send(r.registerAgentKey(B256::from(signer.verifying_key().to_bytes()), now - 3_600, now + 366 * 86_400), "registerAgentKey")
+        .await?;
     Ok(())
 }

@@ -340,7 +340,7 @@ pub async fn set_price(d: &Deployment, symbol: &str, price: Decimal) -> Result<(
     let answer = I256::try_from(i128::try_from(answer).map_err(|_| Error::Log(format!("price {price} out of range")))?)
         .map_err(|e| Error::Log(e.to_string()))?;
     let feed = PriceFeed::new(asset.feed, d.admin.clone());
-    deploy_send("updateAnswer", feed.updateAnswer(answer).send().await.map_err(chain("updateAnswer"))?).await?;
+    deploy::send(feed.updateAnswer(answer), "updateAnswer").await?;
 
     let pair = IUniswapV2Pair::new(asset.pair, d.admin.clone());
     let reserves = pair.getReserves().call().await.map_err(chain("getReserves"))?;
@@ -367,29 +367,16 @@ pub async fn set_price(d: &Deployment, symbol: &str, price: Decimal) -> Result<(
     }
     let admin = m.roles.admin;
     let token = AssetToken::new(token_in, d.admin.clone());
-    deploy_send("mint", token.mint(admin, amount_in).send().await.map_err(chain("mint"))?).await?;
-    deploy_send("approve", token.approve(m.contracts.uniswap_router, amount_in).send().await.map_err(chain("approve"))?).await?;
+    deploy::send(token.mint(admin, amount_in), "mint").await?;
+    deploy::send(token.approve(m.contracts.uniswap_router, amount_in), "approve").await?;
     let router = IUniswapV2Router::new(m.contracts.uniswap_router, d.admin.clone());
     let deadline = U256::from(chain_time(&d.admin).await?.unix_timestamp() as u64 + 600);
     let swap = router.swapExactTokensForTokens(amount_in, U256::ZERO, vec![token_in, token_out], admin, deadline);
-    // Simulated first, so that a refusal comes back with the router's reason;
-    // sent with the same gas headroom as settlements (a pair's first trade in
-    // a new second writes its price accumulators, which the estimate may miss).
-    swap.call().await.map_err(chain("swap"))?;
+    // Sent with the same gas headroom as settlements (a pair's first trade in
+    // a new second writes its price accumulators, which the estimate may
+    // miss); a refusal comes back from the estimate with the router's reason.
     let estimate = swap.estimate_gas().await.map_err(chain("swap estimate"))?;
-    let swap = swap.gas(ballast_chain::settle::gas_limit(estimate, 30_000_000));
-    deploy_send("swap", swap.send().await.map_err(chain("swap"))?).await
-}
-
-async fn deploy_send<N: alloy::network::Network>(what: &str, pending: alloy::providers::PendingTransactionBuilder<N>) -> Result<()> {
-    let receipt = pending.get_receipt().await.map_err(|e| Error::Chain(format!("{what} receipt: {e}")))?;
-    if !alloy::network::ReceiptResponse::status(&receipt) {
-        return Err(Error::Chain(format!(
-            "{what}: transaction {} reverted after {} gas",
-            alloy::network::ReceiptResponse::transaction_hash(&receipt),
-            alloy::network::ReceiptResponse::gas_used(&receipt)
-        )));
-    }
+    deploy::send(swap.gas(ballast_chain::settle::gas_limit(estimate, 30_000_000)), "swap").await?;
     Ok(())
 }
 
