@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use ballast_audit::{
-    Index, KeyRing, MemoryAnchors, Record, Timestamp, Validity,
+    Index, KeyRing, MemoryAnchors, Record, Timestamp,
     bundle::{self, BundleCheckpoint, Selection},
     read::{VerifiedLog, read_log},
 };
@@ -215,17 +215,7 @@ fn read_keys(path: &Path) -> Result<KeyRing> {
 
 /// The keys registered on-chain, with their windows, as a key ring.
 async fn chain_keys(reader: &RegistryReader) -> Result<KeyRing> {
-    let mut ring = KeyRing::new();
-    for k in reader.keys().await.wrap_err("reading the registered agent keys")? {
-        let key = ed25519_dalek_key(&k.public_key)?;
-        let secs = |s: u64| Timestamp::from_unix_nanos(i128::from(s) * 1_000_000_000).map_err(|e| eyre!("key window {s}: {e}"));
-        ring.add(key, Validity::new(Some(secs(k.valid_from_s)?), Some(secs(k.valid_until_s)?))).wrap_err("a registered key")?;
-    }
-    Ok(ring)
-}
-
-fn ed25519_dalek_key(bytes: &[u8; 32]) -> Result<ed25519_dalek::VerifyingKey> {
-    ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|e| eyre!("registered key {} is not an Ed25519 key: {e}", hex::encode(bytes)))
+    ballast_agent::agent::registry_keyring(reader).await.wrap_err("reading the registered agent keys")
 }
 
 async fn verify(args: Verify) -> Result<()> {

@@ -859,29 +859,30 @@ fn batch_from_raw(raw: &[u8]) -> Result<Batch> {
     Ok(Batch { header: call.header, orders: call.orders, assets: call.assets })
 }
 
+/// The agent keys the registry holds, with their validity windows, as a key ring.
+pub async fn registry_keyring(reader: &RegistryReader) -> Result<KeyRing> {
+    let mut ring = KeyRing::new();
+    for k in reader.keys().await? {
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&k.public_key)
+            .map_err(|e| Error::NotReady(format!("registered key {} is not Ed25519: {e}", hex::encode(k.public_key))))?;
+        ring.add(key, Validity::new(Some(secs_to_timestamp(k.valid_from_s)?), Some(secs_to_timestamp(k.valid_until_s)?)))?;
+    }
+    Ok(ring)
+}
+
 /// The keys the registry trusts, as a key ring; the agent's own key must be
 /// among them and valid now.
 async fn registered_keys(rpc_url: &str, manifest: &Manifest, audit: &Signer) -> Result<KeyRing> {
     let reader = RegistryReader::connect(rpc_url, manifest.chain_id, manifest.contracts.audit_registry).await?;
-    let mut ring = KeyRing::new();
+    let ring = registry_keyring(&reader).await?;
     let now = Timestamp::now();
-    let mine = audit.verifying_key().to_bytes();
-    let mut valid_now = false;
-    for k in reader.keys().await? {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&k.public_key)
-            .map_err(|e| Error::NotReady(format!("registered key {} is not Ed25519: {e}", hex::encode(k.public_key))))?;
-        let validity = Validity::new(Some(secs_to_timestamp(k.valid_from_s)?), Some(secs_to_timestamp(k.valid_until_s)?));
-        if k.public_key == mine && validity.contains(now) {
-            valid_now = true;
-        }
-        ring.add(key, validity)?;
-    }
-    if !valid_now {
+    let mine = audit.verifying_key();
+    if ring.key_at(audit.key_id(), now).ok() != Some(&mine) {
         return Err(Error::NotReady(format!(
             "the audit key {} ({}) is not registered in the AuditRegistry at {} with a window covering now ({}s): \
              a key admin registers it with registerAgentKey",
             audit.key_id(),
-            hex::encode(mine),
+            hex::encode(mine.to_bytes()),
             manifest.contracts.audit_registry,
             unix_seconds(now)
         )));

@@ -23,7 +23,7 @@ use alloy::{
     providers::{Provider, ProviderBuilder},
     rpc::types::Filter,
 };
-use ballast_audit::{Index, KeyRing, Kind, MemoryAnchors, Timestamp, Validity, body::SettlementConfirmed};
+use ballast_audit::{Index, Kind, MemoryAnchors, body::SettlementConfirmed};
 use ballast_chain::{
     bindings::{AssetToken, PortfolioLedger},
     manifest::Manifest,
@@ -57,12 +57,7 @@ fn violated(id: &str, what: String) -> Error {
 /// Checks I1 and I3–I7 (and the no-open-submission part of I2).
 pub async fn check(data_dir: &Path, manifest: &Manifest) -> Result<Checked> {
     let reader = RegistryReader::connect(&manifest.rpc_url, manifest.chain_id, manifest.contracts.audit_registry).await?;
-    let mut ring = KeyRing::new();
-    for k in reader.keys().await? {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&k.public_key).map_err(|e| violated("I4", format!("registered key: {e}")))?;
-        let at = |s: u64| Timestamp::from_unix_nanos(i128::from(s) * 1_000_000_000).map_err(|e| Error::Chain(e.to_string()));
-        ring.add(key, Validity::new(Some(at(k.valid_from_s)?), Some(at(k.valid_until_s)?)))?;
-    }
+    let ring = crate::agent::registry_keyring(&reader).await?;
     // I4.
     let verified = ballast_audit::read::read_log(&log_path(data_dir), &ring).map_err(|e| violated("I4", e.to_string()))?;
     let mut checked = Checked { records: verified.records.len() as u64, ..Checked::default() };
