@@ -364,11 +364,7 @@ fn bench_engine(args: BenchEngine) -> Result<()> {
     }
     print!("{table}");
     if let Some(path) = args.write {
-        let doc = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
-        let updated = gas::replace_section(&doc, "engine-table", &table)
-            .ok_or_else(|| eyre::eyre!("{} has no <!-- engine-table:begin/end --> markers", path.display()))?;
-        std::fs::write(&path, updated).wrap_err_with(|| format!("writing {}", path.display()))?;
-        eprintln!("table written to {}", path.display());
+        write_table(&path, "engine-table", &table)?;
     }
     Ok(())
 }
@@ -460,11 +456,7 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
     ));
     print!("{table}");
     if let Some(path) = args.write {
-        let doc = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
-        let updated = gas::replace_section(&doc, "audit-table", &table)
-            .ok_or_else(|| eyre::eyre!("{} has no <!-- audit-table:begin/end --> markers", path.display()))?;
-        std::fs::write(&path, updated).wrap_err_with(|| format!("writing {}", path.display()))?;
-        eprintln!("table written to {}", path.display());
+        write_table(&path, "audit-table", &table)?;
     }
     Ok(())
 }
@@ -511,12 +503,19 @@ async fn bench_cycle(args: BenchCycle) -> Result<()> {
     print!("{table}");
     drop(deployment);
     if let Some(path) = args.write {
-        let doc = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
-        let updated = gas::replace_section(&doc, "cycle-table", &table)
-            .ok_or_else(|| eyre::eyre!("{} has no <!-- cycle-table:begin/end --> markers", path.display()))?;
-        std::fs::write(&path, updated).wrap_err_with(|| format!("writing {}", path.display()))?;
-        eprintln!("table written to {}", path.display());
+        write_table(&path, "cycle-table", &table)?;
     }
+    Ok(())
+}
+
+/// Replaces the section of the Markdown file `path` between
+/// `<!-- {marker}:begin -->` and `<!-- {marker}:end -->` with `table`.
+fn write_table(path: &std::path::Path, marker: &str, table: &str) -> Result<()> {
+    let doc = std::fs::read_to_string(path).wrap_err_with(|| format!("reading {}", path.display()))?;
+    let updated = gas::replace_section(&doc, marker, table)
+        .ok_or_else(|| eyre::eyre!("{} has no <!-- {marker}:begin/end --> markers", path.display()))?;
+    std::fs::write(path, updated).wrap_err_with(|| format!("writing {}", path.display()))?;
+    eprintln!("table written to {}", path.display());
     Ok(())
 }
 
@@ -564,11 +563,7 @@ async fn bench_gas(args: BenchGas) -> Result<()> {
     let table = report.to_markdown();
     print!("{table}");
     if let Some(path) = args.write {
-        let doc = std::fs::read_to_string(&path).wrap_err_with(|| format!("reading {}", path.display()))?;
-        let updated = gas::replace_section(&doc, "gas-table", &table)
-            .ok_or_else(|| eyre::eyre!("{} has no <!-- gas-table:begin/end --> markers", path.display()))?;
-        std::fs::write(&path, updated).wrap_err_with(|| format!("writing {}", path.display()))?;
-        eprintln!("table written to {}", path.display());
+        write_table(&path, "gas-table", &table)?;
     }
     Ok(())
 }
