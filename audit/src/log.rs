@@ -23,6 +23,7 @@ use crate::{
     frame,
     keys::{KeyRing, Signer},
     merkle::Hash,
+    read::VerifiedLog,
     record::{Kind, Record},
     timestamp::Timestamp,
     verify::{self, ChainState, TornTail},
@@ -94,7 +95,29 @@ impl Log {
         policy: SyncPolicy,
         keyring: KeyRing,
     ) -> Result<(Log, OpenReport)> {
-        let path = path.as_ref().to_path_buf();
+        Self::open_inner(path.as_ref(), signer, policy, keyring, false).map(|(log, report, _)| (log, report))
+    }
+
+    /// [`Log::open`], and the records it verified, decoded (what a writer
+    /// that rebuilds state from its log needs, without reading it twice).
+    pub fn open_reading(
+        path: impl AsRef<Path>,
+        signer: Signer,
+        policy: SyncPolicy,
+        keyring: KeyRing,
+    ) -> Result<(Log, OpenReport, VerifiedLog)> {
+        Self::open_inner(path.as_ref(), signer, policy, keyring, true)
+            .map(|(log, report, read)| (log, report, read.expect("asked to decode")))
+    }
+
+    fn open_inner(
+        path: &Path,
+        signer: Signer,
+        policy: SyncPolicy,
+        keyring: KeyRing,
+        decode: bool,
+    ) -> Result<(Log, OpenReport, Option<VerifiedLog>)> {
+        let path = path.to_path_buf();
         let (mut file, created) = open_or_create(&path)?;
         lock(&file, &path)?;
         if created {
@@ -113,6 +136,7 @@ impl Log {
         // durable before anything is built on it (and the cut, if any).
         file.sync_all().map_err(Error::io("fsync", &path))?;
         let report = OpenReport { created, records: summary.records(), torn_tail: summary.torn_tail, torn_copy };
+        let read = if decode { Some(crate::read::decode(&bytes, summary.clone())?) } else { None };
         let log = Log {
             path,
             file,
@@ -128,7 +152,7 @@ impl Log {
             fsyncs: 0,
             poisoned: false,
         };
-        Ok((log, report))
+        Ok((log, report, read))
     }
 
     /// Replaces the function that fsyncs the file (see [`FsyncFn`]).

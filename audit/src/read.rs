@@ -27,11 +27,16 @@ pub struct VerifiedLog {
 pub fn read_log(path: &Path, keyring: &KeyRing) -> Result<VerifiedLog> {
     let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
     let summary = verify::verify_records(&bytes, keyring)?;
+    decode(&bytes, summary)
+}
+
+/// The records of log bytes that `summary` says verified.
+pub(crate) fn decode(bytes: &[u8], summary: Summary) -> Result<VerifiedLog> {
     let mut records = Vec::with_capacity(summary.hashes.len());
     let mut tree = MerkleStore::new();
     let mut at = 0usize;
     while (at as u64) < summary.valid_len {
-        let (payload, next) = frame::read_frame(&bytes, at).map_err(|defect| Error::BadFrame { seq: records.len() as u64, offset: at as u64, defect })?;
+        let (payload, next) = frame::read_frame(bytes, at).map_err(|defect| Error::BadFrame { seq: records.len() as u64, offset: at as u64, defect })?;
         let record: Record = serde_json::from_slice(payload)
             .map_err(|e| Error::Decode { seq: records.len() as u64, offset: at as u64, reason: e.to_string() })?;
         tree.push(record.merkle_leaf());

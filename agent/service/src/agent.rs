@@ -170,11 +170,10 @@ impl Agent {
         write_keys(&keys_path(&data_dir), &keyring)?;
 
         let policy = config::sync_policy(&config.agent.fsync).expect("validated");
-        let (log, report) = Log::open(log_path(&data_dir), audit, policy, keyring.clone())?;
+        let (log, report, verified) = Log::open_reading(log_path(&data_dir), audit, policy, keyring)?;
         if let Some(copy) = &report.torn_copy {
             tracing::warn!(target: "ballast::recover", saved = %copy.display(), "cut a torn record off the log's tail");
         }
-        let verified = ballast_audit::read::read_log(&log_path(&data_dir), &keyring)?;
         let opening = OpeningBook::load(&config.agent.book)?;
         let mut book = Book::new(opening);
         for record in &verified.records {

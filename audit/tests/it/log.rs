@@ -117,6 +117,28 @@ fn a_torn_tail_is_cut_to_the_last_whole_record_and_appending_goes_on() {
 }
 
 #[test]
+fn open_reading_returns_the_records_it_verified_after_cutting_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let (mut log, _) = open(&path, SyncPolicy::EveryRecord);
+    append_fixture_records(&mut log, 0, 5);
+    drop(log);
+    let bytes = fs::read(&path).unwrap();
+    let starts = frame_starts(&bytes);
+    fs::write(&path, &bytes[..starts[4] + 20]).unwrap();
+
+    let (log, report, read) = Log::open_reading(&path, signer_a(), SyncPolicy::EveryRecord, ring_a()).unwrap();
+    assert_eq!(report.records, 4);
+    assert_eq!(read.records.len(), 4);
+    assert_eq!(read.records.iter().map(|r| r.hash).collect::<Vec<_>>(), log.record_hashes());
+    assert_eq!(read.tree.size(), 4);
+    drop(log);
+    let again = ballast_audit::read::read_log(&path, &ring_a()).unwrap();
+    assert_eq!(again.records, read.records, "the same records read_log finds");
+    assert_eq!(again.tree.root(), read.tree.root());
+}
+
+#[test]
 fn every_cut_inside_the_last_frame_recovers_the_records_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
