@@ -25,7 +25,9 @@ const ASSETS: [(&str, &str, i64, Option<&str>, bool); 8] = [
     ("GOLD", "commodity", 18_000, None, false),
 ];
 
-fn mix(a: u64, b: u64) -> u64 {
+/// A fixed, well-spread function of the pair: the "randomness" of every
+/// synthetic book (this one and the demo's).
+pub fn mix(a: u64, b: u64) -> u64 {
     // SplitMix64 finaliser over the pair: fast, deterministic, well spread.
     let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_add(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -23,9 +23,12 @@ use ballast_chain::{
     devnet::{Devnet, DevnetOptions},
     manifest::Manifest,
 };
-use ballast_engine::types::{
-    AccountKind, Asset, Band, Frequency, Harvesting, Ips, Lot, LotMethod, Model, Restrictions, Schedule, Sizing, TaxRates,
-    TriggerMode,
+use ballast_engine::{
+    synthetic::mix,
+    types::{
+        AccountKind, Asset, Band, Frequency, Harvesting, Ips, Lot, LotMethod, Model, Restrictions, Schedule, Sizing, TaxRates,
+        TriggerMode,
+    },
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -119,12 +122,6 @@ fn write_secret(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(hex::encode(bytes).as_bytes()).map_err(io)
 }
 
-fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_add(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// The demo's clients: `n` accounts in households of one to three, over the
 /// deployment's assets (WEQ, GEQ's substitute, held by nobody yet), under four IPS (growth, balanced, income, and a
