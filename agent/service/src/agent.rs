@@ -721,8 +721,8 @@ impl Agent {
             let s = submit::sign_settlement(&self.provider, &self.settler, ledger, batch, nonce).await?;
             crash::point("transaction_signed");
             nonce += 1;
-            let mut accounts: Vec<u64> = batch.orders.iter().map(|o| o.account).collect();
-            accounts.dedup();
+            // One order per account (Batch::build).
+            let accounts: Vec<u64> = batch.orders.iter().map(|o| o.account).collect();
             let decisions = accounts.iter().filter_map(|a| decision_of.get(a).copied()).collect();
             self.append(
                 Kind::SettlementSubmitted,

@@ -124,10 +124,11 @@ pub async fn positions(provider: &DynProvider, manifest: &Manifest, accounts: &[
     let mut out = BTreeMap::new();
     let mut tasks = tokio::task::JoinSet::new();
     let mut next = accounts.iter().copied();
+    let manifest = std::sync::Arc::new(manifest.clone());
     loop {
         while tasks.len() < POSITION_READS_IN_FLIGHT {
             let Some(id) = next.next() else { break };
-            let (p, m) = (provider.clone(), manifest.clone());
+            let (p, m) = (provider.clone(), std::sync::Arc::clone(&manifest));
             tasks.spawn(async move { (id, position(&p, &m, id).await) });
         }
         match tasks.join_next().await {
