@@ -199,6 +199,7 @@ impl Agent {
             anchored = anchored_size,
             "opened"
         );
+        let snapshot = std::sync::Arc::new(book.clone());
         let mut agent = Agent {
             config,
             manifest,
@@ -214,7 +215,8 @@ impl Agent {
             unindexed: Vec::new(),
             shared: std::sync::Arc::new(std::sync::RwLock::new(api::Status {
                 metrics: api::Metrics::default(),
-                book: std::sync::Arc::new(Book::new(OpeningBook { assets: vec![], models: vec![], ips: vec![], accounts: vec![] })),
+                // Replaced by `publish` below, once recovery has run.
+                book: snapshot,
             })),
         };
         agent.register_ips()?;
