@@ -51,20 +51,16 @@ fn time_of(seq: u64) -> Timestamp {
 /// (by the log's policy) and indexing every [`GROUP_RECORDS`] records, and
 /// makes the rest durable at the end.
 fn append_and_index(log: &mut Log, index: Option<&Index>, bodies: &[Value]) {
-    let mut group = Vec::with_capacity(GROUP_RECORDS as usize);
-    for (seq, body) in bodies.iter().enumerate() {
-        group.push(log.append(Kind::Decision, body, time_of(seq as u64)).expect("appended"));
-        if group.len() == GROUP_RECORDS as usize {
-            if let Some(index) = index {
-                index.apply_all(&group).expect("indexed");
-            }
-            group.clear();
+    for (g, group) in bodies.chunks(GROUP_RECORDS as usize).enumerate() {
+        let first = (g * GROUP_RECORDS as usize) as u64;
+        let entries: Vec<_> = group.iter().zip(first..).map(|(body, seq)| (Kind::Decision, body, time_of(seq))).collect();
+        let records = log.append_batch(&entries).expect("appended");
+        if let Some(index) = index {
+            let spans = &log.spans()[first as usize..];
+            index.apply_all(records.iter().zip(spans.iter().copied())).expect("indexed");
         }
     }
     log.barrier().expect("durable");
-    if let Some(index) = index {
-        index.apply_all(&group).expect("indexed");
-    }
 }
 
 fn append(c: &mut Criterion) {
@@ -83,7 +79,7 @@ fn append(c: &mut Criterion) {
                     let policy = SyncPolicy::EveryN(GROUP_RECORDS);
                     let (mut log, _) =
                         Log::open(dir.path().join("audit.log"), signer(), policy, ring()).expect("a log");
-                    let index = Index::open(dir.path().join("index")).expect("an index");
+                    let index = Index::open(dir.path().join("index"), dir.path().join("audit.log")).expect("an index");
                     let start = Instant::now();
                     append_and_index(&mut log, indexed.then_some(&index), &bodies);
                     total += start.elapsed();

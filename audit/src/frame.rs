@@ -28,16 +28,54 @@ pub fn checksum(payload: &[u8]) -> u32 {
 
 /// The frame around `payload`.
 pub fn encode(payload: &[u8]) -> Result<Vec<u8>> {
+    let header = header(payload)?;
+    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
+    frame.extend_from_slice(&header);
+    frame.extend_from_slice(payload);
+    Ok(frame)
+}
+
+/// The header of `payload`'s frame: its length and checksum.
+pub fn header(payload: &[u8]) -> Result<[u8; FRAME_HEADER_LEN]> {
     let len = u32::try_from(payload.len())
         .ok()
         .filter(|&len| len <= MAX_FRAME_LEN)
         .ok_or(Error::RecordTooLarge { len: payload.len(), max: MAX_FRAME_LEN })?;
     assert!(len > 0, "records are never empty");
-    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
-    frame.extend_from_slice(&len.to_be_bytes());
-    frame.extend_from_slice(&checksum(payload).to_be_bytes());
-    frame.extend_from_slice(payload);
-    Ok(frame)
+    let mut header = [0; FRAME_HEADER_LEN];
+    header[..4].copy_from_slice(&len.to_be_bytes());
+    header[4..].copy_from_slice(&checksum(payload).to_be_bytes());
+    Ok(header)
+}
+
+/// Where a record's frame is in the log file: what the index keeps instead
+/// of a copy of the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    /// Offset of the frame's first byte (its length field).
+    pub offset: u64,
+    /// The whole frame's length, header included.
+    pub len: u32,
+}
+
+impl Span {
+    /// Just past the frame.
+    pub fn end(&self) -> u64 {
+        self.offset + u64::from(self.len)
+    }
+}
+
+/// The spans of the frames in `bytes[..valid_len]`, which must be whole
+/// frames (as verification found them); checksums are not read again.
+pub fn spans(bytes: &[u8], valid_len: u64) -> Vec<Span> {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while (at as u64) < valid_len {
+        let (_, _, end) = split_frame(bytes, at).expect("verified frames");
+        out.push(Span { offset: at as u64, len: (end - at) as u32 });
+        at = end;
+    }
+    out
 }
 
 /// What is wrong with the frame at some offset.

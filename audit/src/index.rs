@@ -7,27 +7,39 @@
 //! record, never half of it, and catching up replays the log from
 //! `indexed`. Applying a record twice writes the same keys again.
 //!
+//! The log stays the only copy of the records: the index holds where each
+//! record's frame is in the log file ([`Span`]) and reads it from there
+//! (checksum, then decoding) when asked for a record.
+//!
 //! Keys sort as the queries read them (big-endian integers, times as
 //! nanoseconds since 1970 offset to be unsigned):
 //!
 //! | prefix | key after the prefix | value |
 //! |---|---|---|
-//! | `r` | seq | the record's JSON |
+//! | `r` | seq | time, kind, frame offset, frame length |
 //! | `a` | account, time, seq | |
 //! | `k` | kind, seq | |
 //! | `i` | IPS id (length-prefixed), version, seq | |
 //! | `b` | batch id, seq | |
 //! | `x` | tx hash, seq | |
-//! | `t` | time, seq | |
 //! | `c` | checkpoint size | the anchoring record's seq |
 //! | `m` | `indexed` | number of records indexed |
+//!
+//! There is no key by time: a log's times never go back (it refuses a
+//! record older than the one before), so the records of a time range are a
+//! range of seqs, found by binary search over the times in `r`.
 
-use std::path::Path;
+use std::{
+    fs::File,
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+};
 
 use serde_json::Value;
 
 use crate::{
     error::{Error, Result},
+    frame::{self, Span},
     record::{Kind, Record},
     timestamp::Timestamp,
 };
@@ -38,7 +50,6 @@ const KIND: u8 = b'k';
 const IPS: u8 = b'i';
 const BATCH: u8 = b'b';
 const TX: u8 = b'x';
-const TIME: u8 = b't';
 const CHECKPOINT: u8 = b'c';
 const META: u8 = b'm';
 const INDEXED: &[u8] = b"mindexed";
@@ -119,20 +130,26 @@ fn kind_byte(kind: Kind) -> u8 {
     Kind::ALL.iter().position(|k| *k == kind).expect("every kind is in ALL") as u8
 }
 
-/// The sled index.
+/// The `r` value: time key, kind byte, frame offset, frame length.
+const RECORD_VALUE_LEN: usize = 16 + 1 + 8 + 4;
+
+/// The sled index over one log file.
 #[derive(Debug, Clone)]
 pub struct Index {
     db: sled::Db,
     tree: sled::Tree,
+    /// The log the spans point into.
+    log: PathBuf,
 }
 
 impl Index {
-    /// Opens (or creates) the index in the directory `path`.
+    /// Opens (or creates) the index in the directory `path`, over the log
+    /// file `log`.
     ///
     /// sled locks the folder; the lock of a handle just dropped (its
     /// flusher thread ends shortly after) or briefly held by a child process
     /// being spawned is waited for, up to [`LOCK_WAIT`].
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+    pub fn open(path: impl AsRef<Path>, log: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let started = std::time::Instant::now();
         let db = loop {
@@ -147,15 +164,22 @@ impl Index {
                 Err(e) => return Err(index_error(format!("opening {}", path.display()), e)),
             }
         };
-        let tree = db.open_tree("ballast-index-v1").map_err(|e| index_error("opening the index tree".into(), e))?;
-        Ok(Self { db, tree })
+        Self::with_db(db, log.as_ref())
     }
 
-    /// An index in memory only, for tests and one-off verification.
-    pub fn temporary() -> Result<Self> {
+    /// An index in memory only, over the log file `log`, for tests and
+    /// one-off checks.
+    pub fn temporary(log: impl AsRef<Path>) -> Result<Self> {
         let db = sled::Config::new().temporary(true).open().map_err(|e| index_error("opening a temporary index".into(), e))?;
-        let tree = db.open_tree("ballast-index-v1").map_err(|e| index_error("opening the index tree".into(), e))?;
-        Ok(Self { db, tree })
+        Self::with_db(db, log.as_ref())
+    }
+
+    fn with_db(db: sled::Db, log: &Path) -> Result<Self> {
+        // `-v2`: `r` holds spans. A `-v1` tree (copies of the records) is
+        // dropped; the new one starts empty and catches up from the log.
+        db.drop_tree("ballast-index-v1").map_err(|e| index_error("dropping the old index tree".into(), e))?;
+        let tree = db.open_tree("ballast-index-v2").map_err(|e| index_error("opening the index tree".into(), e))?;
+        Ok(Self { db, tree, log: log.to_path_buf() })
     }
 
     /// How many records (seq 0 to `indexed() - 1`) the index holds.
@@ -164,9 +188,10 @@ impl Index {
         Ok(v.map(|b| u64::from_be_bytes(b.as_ref().try_into().unwrap_or([0; 8]))).unwrap_or(0))
     }
 
-    /// Indexes `record`, which must be the next one (`seq == indexed()`);
-    /// a record already indexed is skipped (replays are idempotent).
-    pub fn apply(&self, record: &Record) -> Result<()> {
+    /// Indexes `record`, whose frame is at `span` in the log, which must be
+    /// the next one (`seq == indexed()`); a record already indexed is
+    /// skipped (replays are idempotent).
+    pub fn apply(&self, record: &Record, span: Span) -> Result<()> {
         let indexed = self.indexed()?;
         if record.seq < indexed {
             return Ok(());
@@ -175,24 +200,25 @@ impl Index {
             return Err(Error::IndexGap { indexed, seq: record.seq });
         }
         let mut batch = sled::Batch::default();
-        self.entries(record, &mut batch)?;
+        self.entries(record, span, &mut batch);
         batch.insert(INDEXED, &(record.seq + 1).to_be_bytes());
         self.tree.apply_batch(batch).map_err(|e| index_error(format!("indexing record {}", record.seq), e))
     }
 
-    /// Indexes every record of `records` not yet indexed, in one sled batch.
-    pub fn apply_all<'a>(&self, records: impl IntoIterator<Item = &'a Record>) -> Result<u64> {
+    /// Indexes every record of `records` (each with its frame's span) not
+    /// yet indexed, in one sled batch.
+    pub fn apply_all<'a>(&self, records: impl IntoIterator<Item = (&'a Record, Span)>) -> Result<u64> {
         let mut next = self.indexed()?;
         let start = next;
         let mut batch = sled::Batch::default();
-        for record in records {
+        for (record, span) in records {
             if record.seq < next {
                 continue;
             }
             if record.seq > next {
                 return Err(Error::IndexGap { indexed: next, seq: record.seq });
             }
-            self.entries(record, &mut batch)?;
+            self.entries(record, span, &mut batch);
             next += 1;
         }
         batch.insert(INDEXED, &next.to_be_bytes());
@@ -200,13 +226,17 @@ impl Index {
         Ok(next - start)
     }
 
-    fn entries(&self, record: &Record, batch: &mut sled::Batch) -> Result<()> {
+    fn entries(&self, record: &Record, span: Span, batch: &mut sled::Batch) {
         let seq = record.seq.to_be_bytes();
         let time = time_key(record.time);
-        let json = serde_json::to_vec(record).map_err(|e| Error::Decode { seq: record.seq, offset: 0, reason: e.to_string() })?;
-        batch.insert(key(RECORD, &[&seq]), json);
-        batch.insert(key(KIND, &[&[kind_byte(record.kind)], &seq]), &[]);
-        batch.insert(key(TIME, &[&time, &seq]), &[]);
+        let kind = kind_byte(record.kind);
+        let mut value = [0u8; RECORD_VALUE_LEN];
+        value[..16].copy_from_slice(&time);
+        value[16] = kind;
+        value[17..25].copy_from_slice(&span.offset.to_be_bytes());
+        value[25..].copy_from_slice(&span.len.to_be_bytes());
+        batch.insert(key(RECORD, &[&seq]), &value);
+        batch.insert(key(KIND, &[&[kind], &seq]), &[]);
         let keys = Keys::of(record);
         for account in &keys.accounts {
             batch.insert(key(ACCOUNT, &[&account.to_be_bytes(), &time, &seq]), &[]);
@@ -226,7 +256,6 @@ impl Index {
         if let Some(size) = keys.checkpoint {
             batch.insert(key(CHECKPOINT, &[&size.to_be_bytes()]), &seq);
         }
-        Ok(())
     }
 
     /// Makes everything indexed so far durable.
@@ -239,17 +268,58 @@ impl Index {
         self.tree.clear().map_err(|e| index_error("clearing".into(), e))
     }
 
-    /// The record at `seq`.
-    pub fn get(&self, seq: u64) -> Result<Option<Record>> {
-        let Some(bytes) = self.tree.get(key(RECORD, &[&seq.to_be_bytes()])).map_err(|e| index_error(format!("reading record {seq}"), e))? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::Decode { seq, offset: 0, reason: format!("index entry: {e}") })
+    /// The `r` value of `seq`, if indexed.
+    fn entry(&self, seq: u64) -> Result<Option<[u8; RECORD_VALUE_LEN]>> {
+        let value = self.tree.get(key(RECORD, &[&seq.to_be_bytes()])).map_err(|e| index_error(format!("reading record {seq}"), e))?;
+        value
+            .map(|v| <[u8; RECORD_VALUE_LEN]>::try_from(v.as_ref()))
+            .transpose()
+            .map_err(|_| Error::Index { what: format!("reading record {seq}"), reason: "a malformed entry (rebuild the index)".into() })
     }
 
-    /// The records of `seqs`, in that order.
+    /// The record at `seq`, read from the log.
+    pub fn get(&self, seq: u64) -> Result<Option<Record>> {
+        let Some(entry) = self.entry(seq)? else {
+            return Ok(None);
+        };
+        let log = File::open(&self.log).map_err(Error::io("open", &self.log))?;
+        self.read(&log, seq, &entry).map(Some)
+    }
+
+    /// The records of `seqs`, in that order, read from the log.
     pub fn records(&self, seqs: &[u64]) -> Result<Vec<Record>> {
-        seqs.iter().map(|s| self.get(*s)?.ok_or(Error::IndexGap { indexed: self.indexed()?, seq: *s })).collect()
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let log = File::open(&self.log).map_err(Error::io("open", &self.log))?;
+        seqs.iter()
+            .map(|&seq| {
+                let entry = self.entry(seq)?.ok_or(Error::IndexGap { indexed: self.indexed()?, seq })?;
+                self.read(&log, seq, &entry)
+            })
+            .collect()
+    }
+
+    /// Reads the frame an `r` entry points at and decodes its record,
+    /// which must be record `seq`.
+    fn read(&self, log: &File, seq: u64, entry: &[u8; RECORD_VALUE_LEN]) -> Result<Record> {
+        let offset = u64::from_be_bytes(entry[17..25].try_into().expect("8 bytes"));
+        let len = u32::from_be_bytes(entry[25..].try_into().expect("4 bytes"));
+        let stale = |reason: String| Error::Index {
+            what: format!("reading record {seq} at offset {offset} of {}", self.log.display()),
+            reason: format!("{reason}; the index does not match the log (rebuild it with `ballast audit reindex`)"),
+        };
+        let mut frame = vec![0; len as usize];
+        log.read_exact_at(&mut frame, offset).map_err(|e| stale(e.to_string()))?;
+        let (payload, end) = frame::read_frame(&frame, 0).map_err(|defect| stale(defect.to_string()))?;
+        if end != frame.len() {
+            return Err(stale(format!("a frame of {end} bytes where the index says {len}")));
+        }
+        let record: Record = serde_json::from_slice(payload).map_err(|e| stale(e.to_string()))?;
+        if record.seq != seq {
+            return Err(stale(format!("record {} is there", record.seq)));
+        }
+        Ok(record)
     }
 
     /// Seqs of an account's records, oldest first, optionally within `[from, until)`.
@@ -290,7 +360,27 @@ impl Index {
 
     /// Seqs of the records timed within `[from, until)`.
     pub fn by_time(&self, from: Timestamp, until: Timestamp) -> Result<Vec<u64>> {
-        self.seqs_in(key(TIME, &[&time_key(from)]), key(TIME, &[&time_key(until)]))
+        let indexed = self.indexed()?;
+        let first = self.first_at_or_after(from, indexed)?;
+        let end = self.first_at_or_after(until, indexed)?;
+        Ok((first..end.max(first)).collect())
+    }
+
+    /// The first seq below `indexed` whose time is at or after `t`
+    /// (`indexed` if none): a binary search, since times never go back.
+    fn first_at_or_after(&self, t: Timestamp, indexed: u64) -> Result<u64> {
+        let wanted = time_key(t);
+        let (mut lo, mut hi) = (0, indexed);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let entry = self.entry(mid)?.ok_or(Error::IndexGap { indexed, seq: mid })?;
+            if entry[..16] < wanted[..] {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
     }
 
     /// Anchored checkpoints: (tree size, seq of the record that anchored it), by size.
@@ -393,37 +483,47 @@ mod tests {
         z ^ (z >> 31)
     }
 
-    /// `n` chained records of every kind the index reads, over 7 accounts,
-    /// 3 IPS and 5 batches, their times non-decreasing.
-    fn records(n: u64) -> Vec<Record> {
+    /// A log of `n` records of every kind the index reads, over 7 accounts,
+    /// 3 IPS and 5 batches, their times non-decreasing: the folder it is
+    /// in, its path, and the records it holds with their frames' spans.
+    fn records(n: u64) -> (tempfile::TempDir, PathBuf, Vec<Record>, Vec<Span>) {
         let signer = Signer::from_seed(&[5; 32]);
-        let mut prev = crate::record::GENESIS_PREV;
+        let ring = crate::KeyRing::single(signer.verifying_key()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let (mut log, _) = crate::Log::open(&path, Signer::from_seed(&[5; 32]), crate::SyncPolicy::EveryN(100), ring.clone()).unwrap();
         let mut t = Timestamp::parse("2026-12-01T00:00:00Z").unwrap().unix_nanos();
-        (0..n)
-            .map(|seq| {
-                let r = mix(seq);
-                t += i128::from(r % 3) * 1_000_000_000;
-                let batch = format!("{:064x}", r % 5);
-                let (kind, body) = match r % 5 {
-                    0 | 1 => (Kind::Decision, serde_json::json!({"account": r % 7, "ips": {"id": format!("ips-{}", r % 3), "version": 1 + (r >> 8) % 2}})),
-                    2 => (Kind::SettlementSubmitted, serde_json::json!({"batch_id": batch, "tx_hash": format!("{:064X}", r), "accounts": [r % 7, (r >> 4) % 7]})),
-                    3 => (Kind::SettlementConfirmed, serde_json::json!({"batch_id": batch, "tx_hash": format!("{:064x}", r >> 3)})),
-                    _ => (Kind::CheckpointAnchored, serde_json::json!({"size": seq, "root": "00", "tx_hash": format!("{:064x}", r)})),
-                };
-                let rec = Record::sign(&signer, seq, prev, Timestamp::from_unix_nanos(t).unwrap(), kind, &body).unwrap();
-                prev = rec.hash;
-                rec
-            })
-            .collect()
+        for seq in 0..n {
+            let r = mix(seq);
+            t += i128::from(r % 3) * 1_000_000_000;
+            let batch = format!("{:064x}", r % 5);
+            let (kind, body) = match r % 5 {
+                0 | 1 => (Kind::Decision, serde_json::json!({"account": r % 7, "ips": {"id": format!("ips-{}", r % 3), "version": 1 + (r >> 8) % 2}})),
+                2 => (Kind::SettlementSubmitted, serde_json::json!({"batch_id": batch, "tx_hash": format!("{:064X}", r), "accounts": [r % 7, (r >> 4) % 7]})),
+                3 => (Kind::SettlementConfirmed, serde_json::json!({"batch_id": batch, "tx_hash": format!("{:064x}", r >> 3)})),
+                _ => (Kind::CheckpointAnchored, serde_json::json!({"size": seq, "root": "00", "tx_hash": format!("{:064x}", r)})),
+            };
+            log.append(kind, &body, Timestamp::from_unix_nanos(t).unwrap()).unwrap();
+        }
+        let written = log.spans().to_vec();
+        drop(log);
+        let read = crate::read::read_log(&path, &ring).unwrap();
+        // The spans the writer kept are the ones a reader finds.
+        assert_eq!(written, read.spans);
+        (dir, path, read.records, read.spans)
+    }
+
+    fn with_spans<'a>(recs: &'a [Record], spans: &'a [Span]) -> impl Iterator<Item = (&'a Record, Span)> {
+        recs.iter().zip(spans.iter().copied())
     }
 
     #[test]
     fn queries_equal_a_plain_model_and_a_rebuild_equals_the_incremental_index() {
-        let recs = records(400);
-        let index = Index::temporary().unwrap();
+        let (_dir, log, recs, spans) = records(400);
+        let index = Index::temporary(&log).unwrap();
         let mut model = Model::default();
-        for r in &recs {
-            index.apply(r).unwrap();
+        for (r, span) in with_spans(&recs, &spans) {
+            index.apply(r, span).unwrap();
             model.add(r);
         }
         assert_eq!(index.indexed().unwrap(), 400);
@@ -463,43 +563,52 @@ mod tests {
         assert_eq!(index.get(123).unwrap().as_ref(), Some(&recs[123]));
         assert_eq!(index.get(400).unwrap(), None);
 
-        let rebuilt = Index::temporary().unwrap();
-        assert_eq!(rebuilt.apply_all(&recs).unwrap(), 400);
+        assert_eq!(index.records(&[7, 3, 399]).unwrap(), vec![recs[7].clone(), recs[3].clone(), recs[399].clone()]);
+        let rebuilt = Index::temporary(&log).unwrap();
+        assert_eq!(rebuilt.apply_all(with_spans(&recs, &spans)).unwrap(), 400);
         assert_eq!(rebuilt.dump().unwrap(), index.dump().unwrap());
     }
 
     #[test]
     fn replays_are_idempotent_and_gaps_refused() {
-        let recs = records(50);
-        let index = Index::temporary().unwrap();
-        assert_eq!(index.apply_all(&recs[..20]).unwrap(), 20);
+        let (_dir, log, recs, spans) = records(50);
+        let all = |from: usize, to: usize| with_spans(&recs[from..to], &spans[from..to]);
+        let index = Index::temporary(&log).unwrap();
+        assert_eq!(index.apply_all(all(0, 20)).unwrap(), 20);
         let before = index.dump().unwrap();
         // Replaying what is indexed changes nothing.
-        assert_eq!(index.apply_all(&recs[..20]).unwrap(), 0);
-        index.apply(&recs[5]).unwrap();
+        assert_eq!(index.apply_all(all(0, 20)).unwrap(), 0);
+        index.apply(&recs[5], spans[5]).unwrap();
         assert_eq!(index.dump().unwrap(), before);
         // Skipping a record is refused and leaves the index as it was.
-        assert!(matches!(index.apply(&recs[21]), Err(Error::IndexGap { indexed: 20, seq: 21 })));
-        assert!(matches!(index.apply_all(&recs[21..]), Err(Error::IndexGap { indexed: 20, seq: 21 })));
+        assert!(matches!(index.apply(&recs[21], spans[21]), Err(Error::IndexGap { indexed: 20, seq: 21 })));
+        assert!(matches!(index.apply_all(all(21, 50)), Err(Error::IndexGap { indexed: 20, seq: 21 })));
         assert_eq!(index.dump().unwrap(), before);
         // Catching up from the middle (a replay from an older point) works.
-        assert_eq!(index.apply_all(&recs[10..]).unwrap(), 30);
-        let full = Index::temporary().unwrap();
-        full.apply_all(&recs).unwrap();
+        assert_eq!(index.apply_all(all(10, 50)).unwrap(), 30);
+        let full = Index::temporary(&log).unwrap();
+        full.apply_all(all(0, 50)).unwrap();
         assert_eq!(index.dump().unwrap(), full.dump().unwrap());
     }
 
     #[test]
     fn the_index_survives_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let recs = records(30);
+        let (dir, log, recs, spans) = records(30);
         {
-            let index = Index::open(dir.path().join("index")).unwrap();
-            index.apply_all(&recs).unwrap();
+            let index = Index::open(dir.path().join("index"), &log).unwrap();
+            index.apply_all(with_spans(&recs, &spans)).unwrap();
             index.flush().unwrap();
         }
-        let index = Index::open(dir.path().join("index")).unwrap();
+        let index = Index::open(dir.path().join("index"), &log).unwrap();
         assert_eq!(index.indexed().unwrap(), 30);
         assert_eq!(index.get(29).unwrap().as_ref(), Some(&recs[29]));
+        // An index over a log that lost its tail says so instead of
+        // answering from whatever bytes are there.
+        let file = std::fs::OpenOptions::new().write(true).open(&log).unwrap();
+        file.set_len(spans[29].offset + 10).unwrap();
+        assert!(matches!(index.get(29), Err(Error::Index { .. })), "{:?}", index.get(29));
+        file.set_len(spans[28].offset).unwrap();
+        let err = index.get(28).unwrap_err().to_string();
+        assert!(err.contains("reindex"), "{err}");
     }
 }

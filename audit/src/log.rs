@@ -15,19 +15,25 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rayon::prelude::*;
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::{
     body::RecordBody,
     error::{Error, Result},
-    frame,
+    frame::{self, Span},
     keys::{KeyRing, Signer},
     merkle::Hash,
     read::VerifiedLog,
-    record::{Kind, Record},
+    record::{Draft, Kind, Record},
     timestamp::Timestamp,
     verify::{self, ChainState, TornTail},
 };
+
+/// Batches of fewer records than this are made on the calling thread:
+/// handing work to rayon's pool costs more than one record's signature.
+const PARALLEL_FROM: usize = 4;
 
 /// When appended records are fsync'd (besides [`Log::barrier`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +78,8 @@ pub struct Log {
     head: ChainState,
     /// Hashes of all records, in order (the Merkle tree's leaf data).
     hashes: Vec<Hash>,
+    /// Where each record's frame is, in order.
+    spans: Vec<Span>,
     /// File length in bytes: the end of the last whole frame.
     len_bytes: u64,
     /// Records written since the last fsync.
@@ -137,6 +145,10 @@ impl Log {
         file.sync_all().map_err(Error::io("fsync", &path))?;
         let report = OpenReport { created, records: summary.records(), torn_tail: summary.torn_tail, torn_copy };
         let read = if decode { Some(crate::read::decode(&bytes, summary.clone())?) } else { None };
+        let spans = match &read {
+            Some(read) => read.spans.clone(),
+            None => frame::spans(&bytes, summary.valid_len),
+        };
         let log = Log {
             path,
             file,
@@ -146,6 +158,7 @@ impl Log {
             fsync: Box::new(|f: &File| f.sync_data()),
             head: summary.end,
             hashes: summary.hashes,
+            spans,
             len_bytes: summary.valid_len,
             unsynced: 0,
             last_sync: Instant::now(),
@@ -165,34 +178,109 @@ impl Log {
     /// `Serialize` that makes a JSON object), at `time`, then fsyncs if the
     /// policy says so. The record is written but only durable after an fsync:
     /// call [`Log::barrier`] before acting on it outside the process.
-    pub fn append<B: Serialize + ?Sized>(&mut self, kind: Kind, body: &B, time: Timestamp) -> Result<Record> {
+    pub fn append<B: Serialize + Sync + ?Sized>(&mut self, kind: Kind, body: &B, time: Timestamp) -> Result<Record> {
+        let mut records = self.append_batch(&[(kind, body, time)])?;
+        Ok(records.pop().expect("one record per entry"))
+    }
+
+    /// Appends `entries` (kind, body, time) in order, as many
+    /// [`Log::append`]s would, in one write, with the fsync policy applied
+    /// once at the end. What each record needs of itself alone (its body's
+    /// JSON, its canonical bytes) and the signatures are made on rayon's
+    /// threads; only the hashes, which chain the records, are made in order.
+    /// All or nothing: if any entry is refused (a body that is not a JSON
+    /// object, a time before the last, a key not valid at its time) nothing
+    /// is written.
+    pub fn append_batch<B: Serialize + Sync + ?Sized>(&mut self, entries: &[(Kind, &B, Timestamp)]) -> Result<Vec<Record>> {
+        self.check_times(entries.iter().map(|e| e.2))?;
+        let (key_id, first) = (self.signer.key_id(), self.head.next_seq);
+        let draft = |(i, &(kind, body, time)): (usize, &(Kind, &B, Timestamp))| Draft::new(key_id, first + i as u64, time, kind, body);
+        let drafts = if entries.len() >= PARALLEL_FROM {
+            entries.par_iter().enumerate().map(draft).collect::<Result<_>>()?
+        } else {
+            entries.iter().enumerate().map(draft).collect::<Result<_>>()?
+        };
+        self.write_drafts(drafts)
+    }
+
+    /// [`Log::append_batch`] with bodies already in JSON, which become the
+    /// records' bodies without a copy.
+    pub fn append_values(&mut self, entries: Vec<(Kind, Value, Timestamp)>) -> Result<Vec<Record>> {
+        self.check_times(entries.iter().map(|e| e.2))?;
+        let (key_id, first) = (self.signer.key_id(), self.head.next_seq);
+        let draft = |(i, (kind, body, time)): (usize, (Kind, Value, Timestamp))| Draft::of_value(key_id, first + i as u64, time, kind, body);
+        let drafts = if entries.len() >= PARALLEL_FROM {
+            entries.into_par_iter().enumerate().map(draft).collect::<Result<_>>()?
+        } else {
+            entries.into_iter().enumerate().map(draft).collect::<Result<_>>()?
+        };
+        self.write_drafts(drafts)
+    }
+
+    /// Refuses a batch when the log is poisoned, or one of its times goes
+    /// back or falls outside the signer's key window.
+    fn check_times(&self, times: impl Iterator<Item = Timestamp>) -> Result<()> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
-        if let Some(previous) = self.head.last_time
-            && time < previous
-        {
-            return Err(Error::ClockBehind { previous, requested: time });
+        let mut last = self.head.last_time;
+        for time in times {
+            if let Some(previous) = last
+                && time < previous
+            {
+                return Err(Error::ClockBehind { previous, requested: time });
+            }
+            if self.keyring.key_at(self.signer.key_id(), time).is_err() {
+                return Err(Error::SignerNotValid { key_id: self.signer.key_id().to_owned(), time });
+            }
+            last = Some(time);
         }
-        if self.keyring.key_at(self.signer.key_id(), time).is_err() {
-            return Err(Error::SignerNotValid { key_id: self.signer.key_id().to_owned(), time });
+        Ok(())
+    }
+
+    /// Links `drafts` after the head in order, seals them (in parallel for
+    /// a batch), writes their frames at once and applies the fsync policy.
+    fn write_drafts(&mut self, mut drafts: Vec<Draft>) -> Result<Vec<Record>> {
+        let mut prev = self.head.prev;
+        for d in &mut drafts {
+            prev = d.link(prev)?;
         }
-        let (record, payload) =
-            Record::sign_with_payload(&self.signer, self.head.next_seq, self.head.prev, time, kind, body)?;
-        let frame = frame::encode(&payload)?;
-        self.write(&frame)?;
-        self.len_bytes += frame.len() as u64;
-        self.head = ChainState { next_seq: record.seq + 1, prev: record.hash, last_time: Some(time) };
-        self.hashes.push(record.hash);
-        self.unsynced += 1;
-        if self.sync_due() {
+        let signer = &self.signer;
+        let seal = |d: Draft| -> Result<(Record, Vec<u8>, [u8; frame::FRAME_HEADER_LEN])> {
+            let (record, payload) = d.seal(signer)?;
+            let header = frame::header(&payload)?;
+            Ok((record, payload, header))
+        };
+        let sealed: Vec<_> = if drafts.len() >= PARALLEL_FROM {
+            drafts.into_par_iter().map(seal).collect::<Result<_>>()?
+        } else {
+            drafts.into_iter().map(seal).collect::<Result<_>>()?
+        };
+        let mut bytes = Vec::with_capacity(sealed.iter().map(|(_, p, h)| h.len() + p.len()).sum());
+        let mut spans = Vec::with_capacity(sealed.len());
+        let mut records = Vec::with_capacity(sealed.len());
+        for (record, payload, header) in sealed {
+            spans.push(Span { offset: self.len_bytes + bytes.len() as u64, len: (header.len() + payload.len()) as u32 });
+            bytes.extend_from_slice(&header);
+            bytes.extend_from_slice(&payload);
+            records.push(record);
+        }
+        self.write(&bytes)?;
+        self.len_bytes += bytes.len() as u64;
+        if let Some(end) = records.last() {
+            self.head = ChainState { next_seq: end.seq + 1, prev: end.hash, last_time: Some(end.time) };
+        }
+        self.hashes.extend(records.iter().map(|r| r.hash));
+        self.spans.extend(spans);
+        self.unsynced += records.len() as u64;
+        if !records.is_empty() && self.sync_due() {
             self.sync()?;
         }
-        Ok(record)
+        Ok(records)
     }
 
     /// [`Log::append`] with a typed body.
-    pub fn append_body<B: RecordBody>(&mut self, body: &B, time: Timestamp) -> Result<Record> {
+    pub fn append_body<B: RecordBody + Sync>(&mut self, body: &B, time: Timestamp) -> Result<Record> {
         self.append(B::KIND, body, time)
     }
 
@@ -225,6 +313,12 @@ impl Log {
     /// ([`Record::leaf_data`]).
     pub fn record_hashes(&self) -> &[Hash] {
         &self.hashes
+    }
+
+    /// Where each record's frame is in the file, in order (what
+    /// [`crate::Index`] keeps).
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
     }
 
     /// Records appended but not yet fsync'd.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::{
     error::{Error, Result},
-    frame,
+    frame::{self, Span},
     keys::KeyRing,
     merkle::MerkleStore,
     record::Record,
@@ -17,6 +17,8 @@ use crate::{
 pub struct VerifiedLog {
     pub summary: Summary,
     pub records: Vec<Record>,
+    /// Where each record's frame is in the file.
+    pub spans: Vec<Span>,
     /// The Merkle tree over the records (leaf = `SHA-256(0x00 || record hash)`).
     pub tree: MerkleStore,
 }
@@ -33,6 +35,7 @@ pub fn read_log(path: &Path, keyring: &KeyRing) -> Result<VerifiedLog> {
 /// The records of log bytes that `summary` says verified.
 pub(crate) fn decode(bytes: &[u8], summary: Summary) -> Result<VerifiedLog> {
     let mut records = Vec::with_capacity(summary.hashes.len());
+    let mut spans = Vec::with_capacity(summary.hashes.len());
     let mut tree = MerkleStore::new();
     let mut at = 0usize;
     while (at as u64) < summary.valid_len {
@@ -41,8 +44,9 @@ pub(crate) fn decode(bytes: &[u8], summary: Summary) -> Result<VerifiedLog> {
             .map_err(|e| Error::Decode { seq: records.len() as u64, offset: at as u64, reason: e.to_string() })?;
         tree.push(record.merkle_leaf());
         records.push(record);
+        spans.push(Span { offset: at as u64, len: (next - at) as u32 });
         at = next;
     }
     debug_assert_eq!(records.len(), summary.hashes.len());
-    Ok(VerifiedLog { summary, records, tree })
+    Ok(VerifiedLog { summary, records, spans, tree })
 }

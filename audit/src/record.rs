@@ -192,37 +192,9 @@ impl Record {
         kind: Kind,
         body: &B,
     ) -> Result<(Record, Vec<u8>)> {
-        let refuse = |e: serde_json::Error| Error::Body { kind: kind.as_str(), reason: e.to_string() };
-        let (body, canonical_text) = canonical_body(kind, body)?;
-        let mut record = Record {
-            version: RECORD_VERSION,
-            seq,
-            prev,
-            time,
-            key_id: signer.key_id().to_owned(),
-            kind,
-            body,
-            hash: [0; 32],
-            sig: [0; 64],
-        };
-        let signable = match &canonical_text {
-            Some(text) => Some(record.sorted_json_around(text, false).map_err(refuse)?)
-                .filter(|signable| canonical::members(signable).is_some()),
-            None => None,
-        };
-        let Some(signable) = signable else {
-            record.hash = record.compute_hash().map_err(refuse)?;
-            record.sig = signer.sign_hash(&record.hash);
-            let payload = record.canonical_bytes().map_err(refuse)?;
-            return Ok((record, payload));
-        };
-        record.hash = domain_hash(&signable);
-        record.sig = signer.sign_hash(&record.hash);
-        // The signable members are canonical, and so are `hash` and `sig`
-        // (lower-case hex strings) in their sorted places among them.
-        let text = canonical_text.expect("a signable text was made from it");
-        let payload = record.sorted_json_around(&text, true).map_err(refuse)?;
-        Ok((record, payload))
+        let mut draft = Draft::new(signer.key_id(), seq, time, kind, body)?;
+        draft.link(prev)?;
+        draft.seal(signer)
     }
 
     /// Builds and signs a record from a typed body.
@@ -387,6 +359,98 @@ impl Record {
     }
 }
 
+/// A record on its way into the log, in the three steps that let a log sign
+/// many at once: [`Draft::new`] does the work that needs only the record's
+/// own fields (the body's JSON and canonical text, the signable bytes), and
+/// can run for many records in parallel; [`Draft::link`] sets `prev` and the
+/// hash, in log order, since each record's `prev` is the hash before it; and
+/// [`Draft::seal`] signs and writes the canonical bytes, in parallel again
+/// (the chain runs through the hashes only, never the signatures).
+#[derive(Debug)]
+pub(crate) struct Draft {
+    /// `prev`, `hash` and `sig` zero until linked and sealed.
+    record: Record,
+    /// The body's text, when serde_json's is canonical.
+    body_text: Option<Vec<u8>>,
+    /// The canonical signable bytes with a zero `prev`, and where `prev`'s
+    /// 64 hex digits are in them; `None` leaves both hash and payload to
+    /// the JCS crate.
+    signable: Option<(Vec<u8>, usize)>,
+}
+
+impl Draft {
+    pub(crate) fn new<B: Serialize + ?Sized>(key_id: &str, seq: u64, time: Timestamp, kind: Kind, body: &B) -> Result<Draft> {
+        Self::around(key_id, seq, time, kind, canonical_body(kind, body)?)
+    }
+
+    /// [`Draft::new`] with a body already in JSON, which it keeps.
+    pub(crate) fn of_value(key_id: &str, seq: u64, time: Timestamp, kind: Kind, body: Value) -> Result<Draft> {
+        Self::around(key_id, seq, time, kind, canonical_value(kind, body)?)
+    }
+
+    fn around(key_id: &str, seq: u64, time: Timestamp, kind: Kind, (body, body_text): (Value, Option<Vec<u8>>)) -> Result<Draft> {
+        let record =
+            Record { version: RECORD_VERSION, seq, prev: GENESIS_PREV, time, key_id: key_id.to_owned(), kind, body, hash: [0; 32], sig: [0; 64] };
+        let signable = match &body_text {
+            Some(text) => {
+                let bytes = record.sorted_json_around(text, false).map_err(|e| refuse_body(kind, e))?;
+                // The body's text is canonical (`canonical_value` found it
+                // so), and so the whole is when the envelope around an empty
+                // body is: a short check instead of scanning the body again.
+                // Any `prev` spells 64 lower-case hex digits, so the zero
+                // one's bytes are canonical exactly when the linked ones are.
+                let envelope = record.sorted_json_around(b"{}", false).map_err(|e| refuse_body(kind, e))?;
+                canonical::members(&envelope).is_some().then(|| {
+                    let at = prev_digits_at(&bytes, text.len());
+                    (bytes, at)
+                })
+            }
+            None => None,
+        };
+        Ok(Draft { record, body_text, signable })
+    }
+
+    /// Puts the draft after the record whose hash is `prev`; returns its hash.
+    pub(crate) fn link(&mut self, prev: Hash) -> Result<Hash> {
+        self.record.prev = prev;
+        self.record.hash = match &mut self.signable {
+            Some((bytes, at)) => {
+                hex::encode_to_slice(prev, &mut bytes[*at..*at + 64]).expect("64 digits for 32 bytes");
+                domain_hash(bytes)
+            }
+            None => self.record.compute_hash().map_err(|e| refuse_body(self.record.kind, e))?,
+        };
+        Ok(self.record.hash)
+    }
+
+    /// Signs the linked draft: the record and its canonical bytes.
+    pub(crate) fn seal(mut self, signer: &Signer) -> Result<(Record, Vec<u8>)> {
+        self.record.sig = signer.sign_hash(&self.record.hash);
+        let payload = match (&self.signable, &self.body_text) {
+            // The signable members are canonical, and so are `hash` and
+            // `sig` (lower-case hex strings) in their sorted places among them.
+            (Some(_), Some(text)) => self.record.sorted_json_around(text, true),
+            _ => self.record.canonical_bytes(),
+        }
+        .map_err(|e| refuse_body(self.record.kind, e))?;
+        Ok((self.record, payload))
+    }
+}
+
+fn refuse_body(kind: Kind, e: serde_json::Error) -> Error {
+    Error::Body { kind: kind.as_str(), reason: e.to_string() }
+}
+
+/// Where the digits of `prev` start in signable bytes made by
+/// [`Record::sorted_json_around`] around a body text of `body_len` bytes:
+/// after the body, the first `,"prev":"` (a string member before it, `key_id`,
+/// cannot hold that text unescaped).
+fn prev_digits_at(signable: &[u8], body_len: usize) -> usize {
+    const MARK: &[u8] = br#","prev":""#;
+    let from = br#"{"body":"#.len() + body_len;
+    from + signable[from..].windows(MARK.len()).position(|w| w == MARK).expect("the envelope has a prev") + MARK.len()
+}
+
 /// A record's position in the chain and its hash: what the chain checks
 /// ([`crate::verify`]) need of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -514,8 +578,13 @@ fn bare_hex<const N: usize>(digits: &[u8]) -> Option<[u8; N]> {
 /// `body` as a JSON object that reads back unchanged from its canonical
 /// bytes, and those bytes if [`canonical`] recognised them on the way.
 fn canonical_body<B: Serialize + ?Sized>(kind: Kind, body: &B) -> Result<(Value, Option<Vec<u8>>)> {
+    let value = serde_json::to_value(body).map_err(|e| Error::Body { kind: kind.as_str(), reason: e.to_string() })?;
+    canonical_value(kind, value)
+}
+
+/// [`canonical_body`] of a body already in JSON.
+fn canonical_value(kind: Kind, value: Value) -> Result<(Value, Option<Vec<u8>>)> {
     let refuse = |reason: String| Error::Body { kind: kind.as_str(), reason };
-    let value = serde_json::to_value(body).map_err(|e| refuse(e.to_string()))?;
     if !value.is_object() {
         return Err(refuse("the body must be a JSON object".into()));
     }

@@ -296,11 +296,11 @@ fn keys_for(data: &DataDir, keys: &Option<PathBuf>) -> Result<KeyRing> {
 fn reindex(args: &Reindex) -> Result<()> {
     let keyring = keys_for(&args.data, &args.keys)?;
     let verified = read_log(&args.data.log(), &keyring).wrap_err("the log failed verification; not indexing it")?;
-    let index = Index::open(args.data.index())?;
+    let index = Index::open(args.data.index(), args.data.log())?;
     index.clear()?;
     let started = std::time::Instant::now();
-    for (i, chunk) in verified.records.chunks(10_000).enumerate() {
-        index.apply_all(chunk)?;
+    for (i, (chunk, spans)) in verified.records.chunks(10_000).zip(verified.spans.chunks(10_000)).enumerate() {
+        index.apply_all(chunk.iter().zip(spans.iter().copied()))?;
         eprintln!("reindex: {} of {} records", (i * 10_000 + chunk.len()), verified.records.len());
     }
     index.flush()?;
@@ -313,7 +313,7 @@ fn open_index(data: &DataDir) -> Result<Index> {
     if !path.exists() {
         bail!("no index at {} (run `ballast audit reindex`)", path.display());
     }
-    Ok(Index::open(&path)?)
+    Ok(Index::open(&path, data.log())?)
 }
 
 fn selected(index: &Index, filter: &Filter) -> Result<Vec<Record>> {

@@ -179,7 +179,7 @@ impl Agent {
         for record in &verified.records {
             book.apply(record)?;
         }
-        let index = Index::open(index_path(&data_dir))?;
+        let index = Index::open(index_path(&data_dir), log_path(&data_dir))?;
         let indexed = index.indexed()?;
         if indexed > verified.records.len() as u64 {
             return Err(Error::NotReady(format!(
@@ -187,7 +187,7 @@ impl Agent {
                 verified.records.len()
             )));
         }
-        index.apply_all(&verified.records[indexed as usize..])?;
+        index.apply_all(verified.records.iter().zip(verified.spans.iter().copied()).skip(indexed as usize))?;
         index.flush()?;
         let reader = RegistryReader::connect(&rpc_url, manifest.chain_id, manifest.contracts.audit_registry).await?;
         let anchored_size = reader.anchors().await?.last().map(|(size, _)| *size).unwrap_or(0);
@@ -275,19 +275,31 @@ impl Agent {
     }
 
     /// Appends one record, and applies it to the book and the Merkle tree.
-    fn append<B: Serialize + ?Sized>(&mut self, kind: Kind, body: &B) -> Result<Record> {
-        let record = self.log.append(kind, body, Timestamp::now())?;
-        self.tree.push(record.merkle_leaf());
-        self.book.apply(&record)?;
-        self.unindexed.push(record.clone());
-        Ok(record)
+    fn append<B: Serialize + Sync + ?Sized>(&mut self, kind: Kind, body: &B) -> Result<Record> {
+        Ok(self.append_all(kind, &[body])?.pop().expect("one record per body"))
+    }
+
+    /// Appends records of one `kind`, in one write with their signatures
+    /// made in parallel ([`Log::append_batch`]), and applies each to the
+    /// book and the Merkle tree.
+    fn append_all<B: Serialize + Sync + ?Sized>(&mut self, kind: Kind, bodies: &[&B]) -> Result<Vec<Record>> {
+        let time = Timestamp::now();
+        let entries: Vec<(Kind, &B, Timestamp)> = bodies.iter().map(|body| (kind, *body, time)).collect();
+        let records = self.log.append_batch(&entries)?;
+        for record in &records {
+            self.tree.push(record.merkle_leaf());
+            self.book.apply(record)?;
+            self.unindexed.push(record.clone());
+        }
+        Ok(records)
     }
 
     /// Makes what was appended durable and indexes it.
     fn commit(&mut self) -> Result<()> {
         self.log.barrier()?;
         if !self.unindexed.is_empty() {
-            self.index.apply_all(&self.unindexed)?;
+            let spans = self.log.spans();
+            self.index.apply_all(self.unindexed.iter().map(|r| (r, spans[r.seq as usize])))?;
             self.unindexed.clear();
             crash::point("index_applied");
             self.index.flush()?;
@@ -551,12 +563,10 @@ impl Agent {
         let mut pause_detail = None;
         let now_wall = Timestamp::now();
         let quiet_window_ns = i128::from(self.config.agent.record_no_action_every_s) * 1_000_000_000;
-        for d in &decisions {
-            report.decided += 1;
-            if self.quiet(d, now_wall, quiet_window_ns) {
-                continue;
-            }
-            let record = self.append(Kind::Decision, d)?;
+        report.decided += decisions.len();
+        let recorded: Vec<&Decision> = decisions.iter().filter(|d| !self.quiet(d, now_wall, quiet_window_ns)).collect();
+        let records = self.append_all(Kind::Decision, &recorded)?;
+        for (d, record) in recorded.into_iter().zip(records) {
             report.recorded += 1;
             if d.status == Status::Paused {
                 report.paused += 1;

@@ -69,9 +69,9 @@ pub async fn check(data_dir: &Path, manifest: &Manifest) -> Result<Checked> {
     checked.unanchored = verified.tree.size() - report.latest.unwrap_or(0);
 
     // I5.
-    let index = Index::open(index_path(data_dir))?;
-    let rebuilt = Index::temporary()?;
-    rebuilt.apply_all(&verified.records)?;
+    let index = Index::open(index_path(data_dir), log_path(data_dir))?;
+    let rebuilt = Index::temporary(log_path(data_dir))?;
+    rebuilt.apply_all(verified.records.iter().zip(verified.spans.iter().copied()))?;
     if index.dump()? != rebuilt.dump()? {
         return Err(violated("I5", "the index differs from a rebuild of the log".into()));
     }

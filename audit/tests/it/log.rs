@@ -345,3 +345,76 @@ fn opening_with_an_untrusted_key_ring_refuses_the_log() {
     assert!(matches!(err, Error::UnknownKey { seq: 0, .. }), "{err}");
     assert!(err.is_integrity());
 }
+
+#[test]
+fn batches_write_the_bytes_one_append_at_a_time_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 300u64;
+    let (mut single, _) = open(&dir.path().join("single.log"), SyncPolicy::EveryN(64));
+    append_fixture_records(&mut single, 0, n);
+    let want = single.record_hashes().to_vec();
+    drop(single);
+    let want_bytes = fs::read(dir.path().join("single.log")).unwrap();
+
+    // Batches of every size around the parallel threshold, by reference
+    // and by value.
+    let sizes = [1usize, 2, 3, 4, 5, 7, 64, 1, 100];
+    for by_value in [false, true] {
+        let path = dir.path().join(format!("batches-{by_value}.log"));
+        let (mut log, _) = open(&path, SyncPolicy::EveryN(64));
+        let mut next = 0u64;
+        for size in sizes.iter().cycle() {
+            if next == n {
+                break;
+            }
+            let end = (next + *size as u64).min(n);
+            let bodies: Vec<_> = (next..end).map(|i| (body_of(i), time_of(i))).collect();
+            let records = if by_value {
+                log.append_values(bodies.into_iter().map(|((kind, body), time)| (kind, body, time)).collect()).unwrap()
+            } else {
+                let entries: Vec<_> = bodies.iter().map(|((kind, body), time)| (*kind, body, *time)).collect();
+                log.append_batch(&entries).unwrap()
+            };
+            assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), (next..end).collect::<Vec<_>>());
+            next = end;
+        }
+        assert_eq!(log.record_hashes(), &want[..]);
+        let spans = log.spans().to_vec();
+        drop(log);
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes, want_bytes, "by value: {by_value}");
+        let starts = frame_starts(&bytes);
+        let from_spans: Vec<usize> = spans.iter().map(|s| s.offset as usize).chain([bytes.len()]).collect();
+        assert_eq!(from_spans, starts);
+    }
+}
+
+#[test]
+fn a_batch_with_one_refused_entry_writes_nothing_and_fsyncs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let counter = Arc::new(AtomicU64::new(0));
+    let (log, _) = open(&path, SyncPolicy::EveryN(3));
+    let mut log = log.with_fsync(counting_fsync(&counter));
+    append_fixture_records(&mut log, 0, 2);
+    let len = log.len_bytes();
+    let good = json!({"account": 1});
+    let bad = json!([1]);
+    let mut entries: Vec<(Kind, &serde_json::Value, _)> = (2..12).map(|i| (Kind::Decision, &good, time_of(i))).collect();
+    entries[7].1 = &bad;
+    assert!(matches!(log.append_batch(&entries), Err(Error::Body { .. })));
+    entries[7].1 = &good;
+    entries[8].2 = time_of(1);
+    assert!(matches!(log.append_batch(&entries), Err(Error::ClockBehind { .. })));
+    assert_eq!((log.len(), log.len_bytes(), fs::metadata(&path).unwrap().len()), (2, len, len));
+    assert_eq!(counter.load(Ordering::SeqCst), 0);
+
+    entries[8].2 = time_of(10);
+    let records = log.append_batch(&entries).unwrap();
+    assert_eq!(records.len(), 10);
+    assert_eq!(counter.load(Ordering::SeqCst), 1, "the policy is applied once, after the batch");
+    assert_eq!(log.unsynced(), 0);
+    drop(log);
+    let (_, report) = open(&path, SyncPolicy::EveryRecord);
+    assert_eq!(report.records, 12);
+}
