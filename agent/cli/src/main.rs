@@ -11,6 +11,12 @@ mod audit;
 mod demo;
 mod plan;
 
+/// mimalloc instead of glibc's allocator: the log's append with its sled
+/// index and the engine allocate many small, short-lived objects, and glibc's
+/// `malloc`/`free` were about 30 % of their time (see docs/BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use ballast_chain::{
     deploy::{self, DeployConfig, Funding},
     devnet::{Devnet, DevnetOptions},
