@@ -18,7 +18,7 @@
 //! |---|---|---|
 //! | `r` | seq | time, kind, frame offset, frame length |
 //! | `a` | account, time, seq | |
-//! | `k` | kind, seq | |
+//! | `k` | kind, seq (all kinds but `decision`, the bulk of a log: its seqs are those of no other kind) | |
 //! | `i` | IPS id (length-prefixed), version, seq | |
 //! | `b` | batch id, seq | |
 //! | `x` | tx hash, seq | |
@@ -236,7 +236,9 @@ impl Index {
         value[17..25].copy_from_slice(&span.offset.to_be_bytes());
         value[25..].copy_from_slice(&span.len.to_be_bytes());
         batch.insert(key(RECORD, &[&seq]), &value);
-        batch.insert(key(KIND, &[&[kind], &seq]), &[]);
+        if record.kind != Kind::Decision {
+            batch.insert(key(KIND, &[&[kind], &seq]), &[]);
+        }
         let keys = Keys::of(record);
         for account in &keys.accounts {
             batch.insert(key(ACCOUNT, &[&account.to_be_bytes(), &time, &seq]), &[]);
@@ -336,7 +338,18 @@ impl Index {
 
     /// Seqs of the records of one kind.
     pub fn by_kind(&self, kind: Kind) -> Result<Vec<u64>> {
-        self.seqs_with_prefix(&[KIND, kind_byte(kind)])
+        if kind != Kind::Decision {
+            return self.seqs_with_prefix(&[KIND, kind_byte(kind)]);
+        }
+        // Decisions, most of a log, have no `k` keys: they are the seqs of
+        // no other kind.
+        let mut others = Vec::new();
+        for other in Kind::ALL.into_iter().filter(|k| *k != Kind::Decision) {
+            others.extend(self.seqs_with_prefix(&[KIND, kind_byte(other)])?);
+        }
+        others.sort_unstable();
+        let mut others = others.into_iter().peekable();
+        Ok((0..self.indexed()?).filter(|seq| others.next_if_eq(seq).is_none()).collect())
     }
 
     /// Seqs of the records made under an IPS (any version, or one).

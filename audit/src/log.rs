@@ -246,27 +246,20 @@ impl Log {
             prev = d.link(prev)?;
         }
         let signer = &self.signer;
-        let seal = |d: Draft| -> Result<(Record, Vec<u8>, [u8; frame::FRAME_HEADER_LEN])> {
-            let (record, payload) = d.seal(signer)?;
-            let header = frame::header(&payload)?;
-            Ok((record, payload, header))
-        };
-        let sealed: Vec<_> = if drafts.len() >= PARALLEL_FROM {
-            drafts.into_par_iter().map(seal).collect::<Result<_>>()?
+        let sealed: Vec<(Record, Vec<u8>)> = if drafts.len() >= PARALLEL_FROM {
+            drafts.into_par_iter().map(|d| d.seal(signer)).collect::<Result<_>>()?
         } else {
-            drafts.into_iter().map(seal).collect::<Result<_>>()?
+            drafts.into_iter().map(|d| d.seal(signer)).collect::<Result<_>>()?
         };
-        let mut bytes = Vec::with_capacity(sealed.iter().map(|(_, p, h)| h.len() + p.len()).sum());
-        let mut spans = Vec::with_capacity(sealed.len());
-        let mut records = Vec::with_capacity(sealed.len());
-        for (record, payload, header) in sealed {
-            spans.push(Span { offset: self.len_bytes + bytes.len() as u64, len: (header.len() + payload.len()) as u32 });
-            bytes.extend_from_slice(&header);
-            bytes.extend_from_slice(&payload);
-            records.push(record);
+        let (records, frames): (Vec<Record>, Vec<Vec<u8>>) = sealed.into_iter().unzip();
+        let mut spans = Vec::with_capacity(frames.len());
+        let mut end = self.len_bytes;
+        for frame in &frames {
+            spans.push(Span { offset: end, len: frame.len() as u32 });
+            end += frame.len() as u64;
         }
-        self.write(&bytes)?;
-        self.len_bytes += bytes.len() as u64;
+        self.write(&frames)?;
+        self.len_bytes = end;
         if let Some(end) = records.last() {
             self.head = ChainState { next_seq: end.seq + 1, prev: end.hash, last_time: Some(end.time) };
         }
@@ -367,8 +360,10 @@ impl Log {
         Ok(())
     }
 
-    fn write(&mut self, frame: &[u8]) -> Result<()> {
-        if let Err(e) = self.file.write_all(frame) {
+    /// Writes `frames` at the end of the file, in as few `writev` calls as
+    /// the system allows.
+    fn write(&mut self, frames: &[Vec<u8>]) -> Result<()> {
+        if let Err(e) = write_all_vectored(&mut self.file, frames) {
             // Take back a partial frame so the next append does not land
             // after garbage; if even that fails, stop writing.
             if self.file.set_len(self.len_bytes).is_err() {
@@ -403,6 +398,25 @@ impl Drop for Log {
             let _ = (self.fsync)(&self.file);
         }
     }
+}
+
+/// Writes every byte of `buffers` in order, with `writev` calls of at most
+/// 1,024 buffers (Linux's `IOV_MAX`), going on after a short write.
+fn write_all_vectored(file: &mut File, buffers: &[Vec<u8>]) -> io::Result<()> {
+    const IOV_MAX: usize = 1024;
+    for chunk in buffers.chunks(IOV_MAX) {
+        let mut slices: Vec<io::IoSlice<'_>> = chunk.iter().map(|b| io::IoSlice::new(b)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match file.write_vectored(rest) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the file took no bytes")),
+                Ok(n) => io::IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How long [`Log::open`] waits for the file lock before it reports

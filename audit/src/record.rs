@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     body::RecordBody,
     error::{Error, Result},
+    frame,
     keys::{KeyRefusal, KeyRing, Signer},
     merkle::{self, Hash},
     timestamp::Timestamp,
@@ -194,7 +195,8 @@ impl Record {
     ) -> Result<(Record, Vec<u8>)> {
         let mut draft = Draft::new(signer.key_id(), seq, time, kind, body)?;
         draft.link(prev)?;
-        draft.seal(signer)
+        let (record, frame) = draft.seal(signer)?;
+        Ok((record, frame[frame::FRAME_HEADER_LEN..].to_vec()))
     }
 
     /// Builds and signs a record from a typed body.
@@ -261,30 +263,36 @@ impl Record {
     /// [`Record::sorted_json`] with the body's text given.
     fn sorted_json_around(&self, body_text: &[u8], sealed: bool) -> serde_json::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(body_text.len() + 512);
+        self.sorted_json_into(body_text, sealed, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Record::sorted_json_around`], appended to `out`.
+    fn sorted_json_into(&self, body_text: &[u8], sealed: bool, out: &mut Vec<u8>) -> serde_json::Result<()> {
         out.extend_from_slice(br#"{"body":"#);
         out.extend_from_slice(body_text);
         if sealed {
             out.extend_from_slice(br#","hash":"#);
-            wire::hex32::serialize(&self.hash, &mut serde_json::Serializer::new(&mut out))?;
+            wire::hex32::serialize(&self.hash, &mut serde_json::Serializer::new(&mut *out))?;
         }
         out.extend_from_slice(br#","key_id":"#);
-        serde_json::to_writer(&mut out, &self.key_id)?;
+        serde_json::to_writer(&mut *out, &self.key_id)?;
         out.extend_from_slice(br#","kind":"#);
-        serde_json::to_writer(&mut out, &self.kind)?;
+        serde_json::to_writer(&mut *out, &self.kind)?;
         out.extend_from_slice(br#","prev":"#);
-        wire::hex32::serialize(&self.prev, &mut serde_json::Serializer::new(&mut out))?;
+        wire::hex32::serialize(&self.prev, &mut serde_json::Serializer::new(&mut *out))?;
         out.extend_from_slice(br#","seq":"#);
-        serde_json::to_writer(&mut out, &self.seq)?;
+        serde_json::to_writer(&mut *out, &self.seq)?;
         if sealed {
             out.extend_from_slice(br#","sig":"#);
-            wire::hex64::serialize(&self.sig, &mut serde_json::Serializer::new(&mut out))?;
+            wire::hex64::serialize(&self.sig, &mut serde_json::Serializer::new(&mut *out))?;
         }
         out.extend_from_slice(br#","time":"#);
-        serde_json::to_writer(&mut out, &self.time)?;
+        serde_json::to_writer(&mut *out, &self.time)?;
         out.extend_from_slice(br#","version":"#);
-        serde_json::to_writer(&mut out, &self.version)?;
+        serde_json::to_writer(&mut *out, &self.version)?;
         out.push(b'}');
-        Ok(out)
+        Ok(())
     }
 
     /// The record's Merkle leaf data: its 32-byte hash. The hash already
@@ -423,17 +431,26 @@ impl Draft {
         Ok(self.record.hash)
     }
 
-    /// Signs the linked draft: the record and its canonical bytes.
+    /// Signs the linked draft: the record and its log frame (the canonical
+    /// bytes behind their header).
     pub(crate) fn seal(mut self, signer: &Signer) -> Result<(Record, Vec<u8>)> {
         self.record.sig = signer.sign_hash(&self.record.hash);
-        let payload = match (&self.signable, &self.body_text) {
+        let refuse = |e| refuse_body(self.record.kind, e);
+        let frame = match (&self.signable, &self.body_text) {
             // The signable members are canonical, and so are `hash` and
-            // `sig` (lower-case hex strings) in their sorted places among them.
-            (Some(_), Some(text)) => self.record.sorted_json_around(text, true),
-            _ => self.record.canonical_bytes(),
-        }
-        .map_err(|e| refuse_body(self.record.kind, e))?;
-        Ok((self.record, payload))
+            // `sig` (lower-case hex strings) in their sorted places among
+            // them. Written behind room for the header: no copy to frame it.
+            (Some((signable, _)), Some(text)) => {
+                let mut frame = Vec::with_capacity(frame::FRAME_HEADER_LEN + signable.len() + 256);
+                frame.resize(frame::FRAME_HEADER_LEN, 0);
+                self.record.sorted_json_into(text, true, &mut frame).map_err(refuse)?;
+                let header = frame::header(&frame[frame::FRAME_HEADER_LEN..])?;
+                frame[..frame::FRAME_HEADER_LEN].copy_from_slice(&header);
+                frame
+            }
+            _ => frame::encode(&self.record.canonical_bytes().map_err(refuse)?)?,
+        };
+        Ok((self.record, frame))
     }
 }
 
@@ -588,16 +605,40 @@ fn canonical_value(kind: Kind, value: Value) -> Result<(Value, Option<Vec<u8>>)>
     if !value.is_object() {
         return Err(refuse("the body must be a JSON object".into()));
     }
-    check_integers(&value, &mut String::new()).map_err(refuse)?;
+    // Room for a decision's text at once, rather than growing to it.
+    let mut plain = Vec::with_capacity(4096);
+    let mut watch = IntegerWatch { too_big: false };
+    value.serialize(&mut serde_json::Serializer::with_formatter(&mut plain, &mut watch)).map_err(|e| refuse(e.to_string()))?;
+    if watch.too_big {
+        check_integers(&value, &mut String::new()).map_err(refuse)?;
+    }
     // serde_json's text of the value, when already canonical, reads back as
     // the value itself (it has no floats to round), so the crate's
     // canonicalize-and-parse round trip can be skipped.
-    let plain = serde_json::to_vec(&value).map_err(|e| refuse(e.to_string()))?;
     if canonical::members(&plain).is_some() {
         return Ok((value, Some(plain)));
     }
     let bytes = canonical_json(&value).map_err(|e| refuse(e.to_string()))?;
     Ok((serde_json::from_slice(&bytes).map_err(|e| refuse(e.to_string()))?, None))
+}
+
+/// serde_json's compact text, noting on the way whether an integer is one
+/// a double cannot hold exactly (the common case, that none is, then needs
+/// no second walk; [`check_integers`] names where one is).
+struct IntegerWatch {
+    too_big: bool,
+}
+
+impl serde_json::ser::Formatter for &mut IntegerWatch {
+    fn write_i64<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, value: i64) -> std::io::Result<()> {
+        self.too_big |= value.unsigned_abs() > MAX_SAFE_INTEGER;
+        serde_json::ser::CompactFormatter.write_i64(writer, value)
+    }
+
+    fn write_u64<W: ?Sized + std::io::Write>(&mut self, writer: &mut W, value: u64) -> std::io::Result<()> {
+        self.too_big |= value > MAX_SAFE_INTEGER;
+        serde_json::ser::CompactFormatter.write_u64(writer, value)
+    }
 }
 
 /// Refuses integers a double cannot hold exactly, naming where they are.

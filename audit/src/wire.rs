@@ -6,11 +6,15 @@
 //! every EVM tool writes them.
 
 fn encode(bytes: &[u8], prefixed: bool) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2 + 2);
     if prefixed {
         s.push_str("0x");
     }
-    s.push_str(&hex::encode(bytes));
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
     s
 }
 

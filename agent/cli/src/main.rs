@@ -411,6 +411,7 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
     let log_path = dir.join("audit.log");
     let (mut log, _) = Log::open(&log_path, signer(), SyncPolicy::EveryN(group as u32), ring.clone())?;
     let index = Index::open(dir.join("index"), &log_path)?;
+    let cpu_before = process_cpu_seconds();
     let started = std::time::Instant::now();
     std::thread::scope(|scope| -> Result<()> {
         let (to_index, groups) = std::sync::mpsc::sync_channel::<(Vec<ballast_audit::Record>, Vec<ballast_audit::frame::Span>)>(4);
@@ -439,6 +440,7 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
         indexer.join().map_err(|_| eyre::eyre!("the index thread panicked"))?
     })?;
     let append_time = started.elapsed();
+    let append_cpu = process_cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
     let (fsyncs, log_bytes) = (log.fsyncs(), log.len_bytes());
     drop(log);
 
@@ -484,11 +486,29 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
         log_bytes as f64 / n as f64,
         log_bytes as f64 / (1024.0 * 1024.0)
     ));
+    if let Some(cpu) = append_cpu {
+        table.push_str(&format!(
+            "Append used {cpu:.2} s of processor time (user and system, all threads): {:.0} µs a record.\n",
+            cpu * 1e6 / n as f64
+        ));
+    }
     print!("{table}");
     if let Some(path) = args.write {
         write_table(&path, "audit-table", &table)?;
     }
     Ok(())
+}
+
+/// This process's processor time so far (user and system, all threads),
+/// from `/proc/self/stat`; `None` where there is no such file.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold
+    // spaces): state is the first, utime the 12th and stime the 13th, in
+    // clock ticks of 1/100 s.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 async fn bench_cycle(args: BenchCycle) -> Result<()> {

@@ -349,7 +349,7 @@ fn opening_with_an_untrusted_key_ring_refuses_the_log() {
 #[test]
 fn batches_write_the_bytes_one_append_at_a_time_writes() {
     let dir = tempfile::tempdir().unwrap();
-    let n = 300u64;
+    let n = 1_500u64;
     let (mut single, _) = open(&dir.path().join("single.log"), SyncPolicy::EveryN(64));
     append_fixture_records(&mut single, 0, n);
     let want = single.record_hashes().to_vec();
@@ -357,8 +357,8 @@ fn batches_write_the_bytes_one_append_at_a_time_writes() {
     let want_bytes = fs::read(dir.path().join("single.log")).unwrap();
 
     // Batches of every size around the parallel threshold, by reference
-    // and by value.
-    let sizes = [1usize, 2, 3, 4, 5, 7, 64, 1, 100];
+    // and by value, and one beyond the 1,024 buffers of one `writev`.
+    let sizes = [1usize, 2, 3, 4, 5, 7, 64, 1, 100, 1_200];
     for by_value in [false, true] {
         let path = dir.path().join(format!("batches-{by_value}.log"));
         let (mut log, _) = open(&path, SyncPolicy::EveryN(64));
