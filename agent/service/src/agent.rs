@@ -141,6 +141,13 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// Where an appended record is: what the cycle needs of it after the book.
+#[derive(Debug, Clone, Copy)]
+struct Appended {
+    seq: u64,
+    hash: ballast_audit::Hash,
+}
+
 fn unix_seconds(t: Timestamp) -> u64 {
     (t.unix_nanos() / 1_000_000_000) as u64
 }
@@ -275,23 +282,26 @@ impl Agent {
     }
 
     /// Appends one record, and applies it to the book and the Merkle tree.
-    fn append<B: Serialize + Sync + ?Sized>(&mut self, kind: Kind, body: &B) -> Result<Record> {
+    fn append<B: Serialize + Sync + ?Sized>(&mut self, kind: Kind, body: &B) -> Result<Appended> {
         Ok(self.append_all(kind, &[body])?.pop().expect("one record per body"))
     }
 
     /// Appends records of one `kind`, in one write with their signatures
     /// made in parallel ([`Log::append_batch`]), and applies each to the
-    /// book and the Merkle tree.
-    fn append_all<B: Serialize + Sync + ?Sized>(&mut self, kind: Kind, bodies: &[&B]) -> Result<Vec<Record>> {
+    /// book and the Merkle tree. The records wait in `unindexed` for
+    /// [`Agent::commit`].
+    fn append_all<B: Serialize + Sync + ?Sized>(&mut self, kind: Kind, bodies: &[&B]) -> Result<Vec<Appended>> {
         let time = Timestamp::now();
         let entries: Vec<(Kind, &B, Timestamp)> = bodies.iter().map(|body| (kind, *body, time)).collect();
         let records = self.log.append_batch(&entries)?;
-        for record in &records {
+        let mut appended = Vec::with_capacity(records.len());
+        for record in records {
             self.tree.push(record.merkle_leaf());
-            self.book.apply(record)?;
-            self.unindexed.push(record.clone());
+            self.book.apply(&record)?;
+            appended.push(Appended { seq: record.seq, hash: record.hash });
+            self.unindexed.push(record);
         }
-        Ok(records)
+        Ok(appended)
     }
 
     /// Makes what was appended durable and indexes it.

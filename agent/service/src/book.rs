@@ -142,6 +142,9 @@ pub struct Book {
     /// Trades to settle, by the sequence number of the record that orders
     /// them: a decision (its trades) or an approval (the decision's queue).
     pending: BTreeMap<u64, Decision>,
+    /// The keys of `pending` by account, so that a new decision drops its
+    /// account's unsettled ones without a pass over all of them.
+    pending_of: BTreeMap<AccountId, BTreeSet<u64>>,
     /// Decisions waiting for approval, by account.
     awaiting: BTreeMap<AccountId, Awaiting>,
     /// Open submissions by batch id.
@@ -176,6 +179,7 @@ impl Book {
             ips: opening.ips,
             accounts,
             pending: BTreeMap::new(),
+            pending_of: BTreeMap::new(),
             awaiting: BTreeMap::new(),
             open: BTreeMap::new(),
             recent: Vec::new(),
@@ -246,12 +250,14 @@ impl Book {
         let body = |e: ballast_audit::Error| Error::Log(format!("record {}: {e}", record.seq));
         match record.kind {
             Kind::Decision => {
-                let decision: Decision = serde_json::from_value(record.body.clone())
+                let decision = Decision::deserialize(&record.body)
                     .map_err(|e| Error::Log(format!("record {}: not a decision: {e}", record.seq)))?;
                 self.tally.decisions += 1;
                 self.last_recorded.insert(decision.account, record.time);
                 // A newer decision replaces an account's unsettled one, and its queue.
-                self.pending.retain(|_, d| d.account != decision.account);
+                for seq in self.pending_of.remove(&decision.account).unwrap_or_default() {
+                    self.pending.remove(&seq);
+                }
                 if decision.queued.is_empty() {
                     self.awaiting.remove(&decision.account);
                 } else {
@@ -263,7 +269,7 @@ impl Book {
                         a.ips_version_applied = Some(decision.ips.version);
                     }
                 } else {
-                    self.pending.insert(record.seq, decision);
+                    self.add_pending(record.seq, decision);
                 }
             }
             Kind::ApprovalGranted => {
@@ -271,7 +277,7 @@ impl Book {
                 let waiting = self.take_awaiting(a.account, a.decision_seq, &a.decision, record.seq)?;
                 // The approval orders the queued trades now.
                 let approved = Decision { trades: waiting.decision.queued.clone(), queued: Vec::new(), ..waiting.decision };
-                self.pending.insert(record.seq, approved);
+                self.add_pending(record.seq, approved);
             }
             Kind::ApprovalRejected => {
                 let r: ballast_audit::body::ApprovalRejected = record.body_as().map_err(body)?;
@@ -299,7 +305,7 @@ impl Book {
                 let f: SettlementFailed = record.body_as().map_err(body)?;
                 if let Some(open) = self.open.remove(&f.batch_id) {
                     for seq in open.attempts.last().map(|a| a.decisions.clone()).unwrap_or_default() {
-                        self.pending.remove(&seq);
+                        self.take_pending(seq);
                     }
                 }
                 self.tally.failed_batches += 1;
@@ -308,6 +314,22 @@ impl Book {
         }
         self.applied += 1;
         Ok(())
+    }
+
+    fn add_pending(&mut self, seq: u64, decision: Decision) {
+        self.pending_of.entry(decision.account).or_default().insert(seq);
+        self.pending.insert(seq, decision);
+    }
+
+    fn take_pending(&mut self, seq: u64) -> Option<Decision> {
+        let decision = self.pending.remove(&seq)?;
+        if let Some(seqs) = self.pending_of.get_mut(&decision.account) {
+            seqs.remove(&seq);
+            if seqs.is_empty() {
+                self.pending_of.remove(&decision.account);
+            }
+        }
+        Some(decision)
     }
 
     fn take_awaiting(&mut self, account: AccountId, seq: u64, hash: &[u8; 32], at: u64) -> Result<Awaiting> {
@@ -324,7 +346,7 @@ impl Book {
         let today = when.date();
         let fills: BTreeMap<&str, &Fill> = confirmed.fills.iter().map(|f| (f.asset.as_str(), f)).collect();
         for seq in decisions {
-            let Some(decision) = self.pending.remove(seq) else {
+            let Some(decision) = self.take_pending(*seq) else {
                 return Err(Error::Log(format!("batch settles decision {seq}, which is not pending")));
             };
             let Some(account) = self.accounts.get_mut(&decision.account) else { continue };
