@@ -35,6 +35,16 @@ use crate::{
 /// handing work to rayon's pool costs more than one record's signature.
 const PARALLEL_FROM: usize = 4;
 
+/// `f` of each item, in order: on rayon's threads for a batch, on the
+/// calling thread below [`PARALLEL_FROM`] items.
+fn per_record<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> Result<U> + Sync + Send) -> Result<Vec<U>> {
+    if items.len() >= PARALLEL_FROM {
+        items.into_par_iter().map(f).collect()
+    } else {
+        items.into_iter().map(f).collect()
+    }
+}
+
 /// When appended records are fsync'd (besides [`Log::barrier`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncPolicy {
@@ -194,12 +204,9 @@ impl Log {
     pub fn append_batch<B: Serialize + Sync + ?Sized>(&mut self, entries: &[(Kind, &B, Timestamp)]) -> Result<Vec<Record>> {
         self.check_times(entries.iter().map(|e| e.2))?;
         let (key_id, first) = (self.signer.key_id(), self.head.next_seq);
-        let draft = |(i, &(kind, body, time)): (usize, &(Kind, &B, Timestamp))| Draft::new(key_id, first + i as u64, time, kind, body);
-        let drafts = if entries.len() >= PARALLEL_FROM {
-            entries.par_iter().enumerate().map(draft).collect::<Result<_>>()?
-        } else {
-            entries.iter().enumerate().map(draft).collect::<Result<_>>()?
-        };
+        let drafts = per_record(entries.iter().enumerate().collect(), |(i, &(kind, body, time))| {
+            Draft::new(key_id, first + i as u64, time, kind, body)
+        })?;
         self.write_drafts(drafts)
     }
 
@@ -208,12 +215,9 @@ impl Log {
     pub fn append_values(&mut self, entries: Vec<(Kind, Value, Timestamp)>) -> Result<Vec<Record>> {
         self.check_times(entries.iter().map(|e| e.2))?;
         let (key_id, first) = (self.signer.key_id(), self.head.next_seq);
-        let draft = |(i, (kind, body, time)): (usize, (Kind, Value, Timestamp))| Draft::of_value(key_id, first + i as u64, time, kind, body);
-        let drafts = if entries.len() >= PARALLEL_FROM {
-            entries.into_par_iter().enumerate().map(draft).collect::<Result<_>>()?
-        } else {
-            entries.into_iter().enumerate().map(draft).collect::<Result<_>>()?
-        };
+        let drafts = per_record(entries.into_iter().enumerate().collect(), |(i, (kind, body, time))| {
+            Draft::of_value(key_id, first + i as u64, time, kind, body)
+        })?;
         self.write_drafts(drafts)
     }
 
@@ -246,11 +250,7 @@ impl Log {
             prev = d.link(prev)?;
         }
         let signer = &self.signer;
-        let sealed: Vec<(Record, Vec<u8>)> = if drafts.len() >= PARALLEL_FROM {
-            drafts.into_par_iter().map(|d| d.seal(signer)).collect::<Result<_>>()?
-        } else {
-            drafts.into_iter().map(|d| d.seal(signer)).collect::<Result<_>>()?
-        };
+        let sealed = per_record(drafts, |d| d.seal(signer))?;
         let (records, frames): (Vec<Record>, Vec<Vec<u8>>) = sealed.into_iter().unzip();
         let mut spans = Vec::with_capacity(frames.len());
         let mut end = self.len_bytes;
