@@ -6,16 +6,13 @@
 //! every EVM tool writes them.
 
 fn encode(bytes: &[u8], prefixed: bool) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2 + 2);
+    let start = if prefixed { 2 } else { 0 };
+    let mut text = vec![b'0'; start + bytes.len() * 2];
     if prefixed {
-        s.push_str("0x");
+        text[1] = b'x';
     }
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
+    hex::encode_to_slice(bytes, &mut text[start..]).expect("two digits a byte");
+    String::from_utf8(text).expect("hex digits are ASCII")
 }
 
 /// Decodes lowercase hex, with or without the `0x` the format calls for.
