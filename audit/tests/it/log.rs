@@ -33,6 +33,18 @@ fn frame_starts(bytes: &[u8]) -> Vec<usize> {
     starts
 }
 
+/// Writes fixture records `0..n` to a new log at `path`; returns their
+/// hashes, the file's bytes and its frame starts.
+fn written(path: &Path, n: u64) -> (Vec<ballast_audit::Hash>, Vec<u8>, Vec<usize>) {
+    let (mut log, _) = open(path, SyncPolicy::EveryRecord);
+    append_fixture_records(&mut log, 0, n);
+    let hashes = log.record_hashes().to_vec();
+    drop(log);
+    let bytes = fs::read(path).unwrap();
+    let starts = frame_starts(&bytes);
+    (hashes, bytes, starts)
+}
+
 /// A counting fsync for [`Log::with_fsync`] that still syncs.
 fn counting_fsync(counter: &Arc<AtomicU64>) -> impl FnMut(&fs::File) -> std::io::Result<()> + Send + 'static {
     let counter = Arc::clone(counter);
@@ -88,12 +100,7 @@ fn appended_records_read_back_identical() {
 fn a_torn_tail_is_cut_to_the_last_whole_record_and_appending_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let (mut log, _) = open(&path, SyncPolicy::EveryRecord);
-    append_fixture_records(&mut log, 0, 5);
-    let hashes = log.record_hashes().to_vec();
-    drop(log);
-    let bytes = fs::read(&path).unwrap();
-    let starts = frame_starts(&bytes);
+    let (hashes, bytes, starts) = written(&path, 5);
     let cut = starts[4] + 20; // inside the last frame's payload
     fs::write(&path, &bytes[..cut]).unwrap();
 
@@ -120,11 +127,7 @@ fn a_torn_tail_is_cut_to_the_last_whole_record_and_appending_goes_on() {
 fn open_reading_returns_the_records_it_verified_after_cutting_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let (mut log, _) = open(&path, SyncPolicy::EveryRecord);
-    append_fixture_records(&mut log, 0, 5);
-    drop(log);
-    let bytes = fs::read(&path).unwrap();
-    let starts = frame_starts(&bytes);
+    let (_, bytes, starts) = written(&path, 5);
     fs::write(&path, &bytes[..starts[4] + 20]).unwrap();
 
     let (log, report, read) = Log::open_reading(&path, signer_a(), SyncPolicy::EveryRecord, ring_a()).unwrap();
@@ -142,11 +145,7 @@ fn open_reading_returns_the_records_it_verified_after_cutting_a_torn_tail() {
 fn every_cut_inside_the_last_frame_recovers_the_records_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let (mut log, _) = open(&path, SyncPolicy::EveryN(100));
-    append_fixture_records(&mut log, 0, 3);
-    drop(log);
-    let bytes = fs::read(&path).unwrap();
-    let starts = frame_starts(&bytes);
+    let (_, bytes, starts) = written(&path, 3);
     for cut in starts[2] + 1..starts[3] {
         fs::write(&path, &bytes[..cut]).unwrap();
         let (log, report) = open(&path, SyncPolicy::EveryN(100));
@@ -167,11 +166,7 @@ fn every_cut_inside_the_last_frame_recovers_the_records_before_it() {
 fn a_zero_filled_tail_is_torn_but_a_valid_frame_after_damage_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.log");
-    let (mut log, _) = open(&path, SyncPolicy::EveryRecord);
-    append_fixture_records(&mut log, 0, 3);
-    drop(log);
-    let bytes = fs::read(&path).unwrap();
-    let starts = frame_starts(&bytes);
+    let (_, bytes, starts) = written(&path, 3);
 
     // A crash after the size grew but before the data landed leaves zeros.
     let mut zeros = bytes.clone();
