@@ -703,7 +703,7 @@ impl Agent {
             && d.queued.is_empty()
             && window_ns > 0
             && !self.book.awaiting().contains_key(&d.account)
-            && !self.book.pending().values().any(|p| p.account == d.account)
+            && !self.book.has_pending(d.account)
             && self.book.last_recorded(d.account).is_some_and(|t| now.unix_nanos() - t.unix_nanos() < window_ns)
     }
 

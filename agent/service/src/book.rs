@@ -211,8 +211,9 @@ impl Book {
         &self.open
     }
 
-    pub fn pending(&self) -> &BTreeMap<u64, Decision> {
-        &self.pending
+    /// Whether the account has trades ordered and not settled yet.
+    pub fn has_pending(&self, account: AccountId) -> bool {
+        self.pending_of.contains_key(&account)
     }
 
     /// Decisions whose queued trades wait for an advisor, by account.
