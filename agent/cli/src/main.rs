@@ -12,8 +12,9 @@ mod demo;
 mod plan;
 
 /// mimalloc instead of glibc's allocator: the log's append with its sled
-/// index and the engine allocate many small, short-lived objects, and glibc's
-/// `malloc`/`free` were about 30 % of their time (see docs/BENCHMARKS.md).
+/// index and the engine allocate many small, short-lived objects; glibc's
+/// `malloc`/`free` were about 30 % of the append's time and 20 % of the
+/// engine's (see docs/BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
