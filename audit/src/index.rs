@@ -16,7 +16,7 @@
 //!
 //! | prefix | key after the prefix | value |
 //! |---|---|---|
-//! | `r` | seq | time, kind, frame offset, frame length |
+//! | `r` | page | per seq of the page, in order: time, kind, frame offset, frame length |
 //! | `a` | account, time, seq | |
 //! | `k` | kind, seq (all kinds but `decision`, the bulk of a log: its seqs are those of no other kind) | |
 //! | `i` | IPS id (length-prefixed), version, seq | |
@@ -24,6 +24,15 @@
 //! | `x` | tx hash, seq | |
 //! | `c` | checkpoint size | the anchoring record's seq |
 //! | `m` | `indexed` | number of records indexed |
+//!
+//! A page is [`PAGE`] consecutive seqs, keyed by its first: the entry
+//! every record has (`r`) is packed by page, so that a batch of records
+//! costs sled one write for them all, not one per record (the other keys
+//! are as many as an IPS or an account has records: one each, as a client
+//! has an IPS of its own). Pages are fixed by seq, never by how records arrive, so an index
+//! kept one record at a time and one rebuilt in any chunks hold the same
+//! entries. Adding to a page reads its entry and writes it back longer:
+//! one writer at a time (the agent's), as for every index here.
 //!
 //! There is no key by time: a log's times never go back (it refuses a
 //! record older than the one before), so the records of a time range are a
@@ -53,6 +62,9 @@ const TX: u8 = b'x';
 const CHECKPOINT: u8 = b'c';
 const META: u8 = b'm';
 const INDEXED: &[u8] = b"mindexed";
+
+/// Seqs per page of `r` entries.
+pub const PAGE: u64 = 256;
 
 /// How long [`Index::open`] waits for sled's folder lock.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -130,8 +142,38 @@ fn kind_byte(kind: Kind) -> u8 {
     Kind::ALL.iter().position(|k| *k == kind).expect("every kind is in ALL") as u8
 }
 
-/// The `r` value: time key, kind byte, frame offset, frame length.
+/// One seq's part of an `r` value: time key, kind byte, frame offset,
+/// frame length.
 const RECORD_VALUE_LEN: usize = 16 + 1 + 8 + 4;
+
+/// The first seq of `seq`'s page, as a key part.
+fn page_of(seq: u64) -> [u8; 8] {
+    (seq - seq % PAGE).to_be_bytes()
+}
+
+/// The packed entries a batch adds to, by full key: each starts as what the
+/// tree holds and grows by the batch's records.
+#[derive(Default)]
+struct Pages(std::collections::BTreeMap<Vec<u8>, Vec<u8>>);
+
+impl Pages {
+    fn append(&mut self, tree: &sled::Tree, key: Vec<u8>, bytes: &[u8]) -> Result<()> {
+        if let Some(value) = self.0.get_mut(&key) {
+            value.extend_from_slice(bytes);
+            return Ok(());
+        }
+        let mut value = tree.get(&key).map_err(|e| index_error("reading a page".into(), e))?.map_or_else(Vec::new, |v| v.to_vec());
+        value.extend_from_slice(bytes);
+        self.0.insert(key, value);
+        Ok(())
+    }
+
+    fn write(self, batch: &mut sled::Batch) {
+        for (key, value) in self.0 {
+            batch.insert(key, value);
+        }
+    }
+}
 
 /// The sled index over one log file.
 #[derive(Debug, Clone)]
@@ -175,10 +217,13 @@ impl Index {
     }
 
     fn with_db(db: sled::Db, log: &Path) -> Result<Self> {
-        // `-v2`: `r` holds spans. A `-v1` tree (copies of the records) is
+        // `-v3`: `r` packed by page. Older trees (`-v1` held copies
+        // of the records, `-v2` one `r` entry per record) are
         // dropped; the new one starts empty and catches up from the log.
-        db.drop_tree("ballast-index-v1").map_err(|e| index_error("dropping the old index tree".into(), e))?;
-        let tree = db.open_tree("ballast-index-v2").map_err(|e| index_error("opening the index tree".into(), e))?;
+        for old in ["ballast-index-v1", "ballast-index-v2"] {
+            db.drop_tree(old).map_err(|e| index_error("dropping an old index tree".into(), e))?;
+        }
+        let tree = db.open_tree("ballast-index-v3").map_err(|e| index_error("opening the index tree".into(), e))?;
         Ok(Self { db, tree, log: log.to_path_buf() })
     }
 
@@ -192,17 +237,7 @@ impl Index {
     /// the next one (`seq == indexed()`); a record already indexed is
     /// skipped (replays are idempotent).
     pub fn apply(&self, record: &Record, span: Span) -> Result<()> {
-        let indexed = self.indexed()?;
-        if record.seq < indexed {
-            return Ok(());
-        }
-        if record.seq > indexed {
-            return Err(Error::IndexGap { indexed, seq: record.seq });
-        }
-        let mut batch = sled::Batch::default();
-        self.entries(record, span, &mut batch);
-        batch.insert(INDEXED, &(record.seq + 1).to_be_bytes());
-        self.tree.apply_batch(batch).map_err(|e| index_error(format!("indexing record {}", record.seq), e))
+        self.apply_all([(record, span)]).map(drop)
     }
 
     /// Indexes every record of `records` (each with its frame's span) not
@@ -211,6 +246,7 @@ impl Index {
         let mut next = self.indexed()?;
         let start = next;
         let mut batch = sled::Batch::default();
+        let mut pages = Pages::default();
         for (record, span) in records {
             if record.seq < next {
                 continue;
@@ -218,16 +254,21 @@ impl Index {
             if record.seq > next {
                 return Err(Error::IndexGap { indexed: next, seq: record.seq });
             }
-            self.entries(record, span, &mut batch);
+            self.entries(record, span, &mut batch, &mut pages)?;
             next += 1;
         }
+        if next == start {
+            return Ok(0);
+        }
+        pages.write(&mut batch);
         batch.insert(INDEXED, &next.to_be_bytes());
-        self.tree.apply_batch(batch).map_err(|e| index_error("indexing records".into(), e))?;
+        self.tree.apply_batch(batch).map_err(|e| index_error(format!("indexing records {start} to {}", next - 1), e))?;
         Ok(next - start)
     }
 
-    fn entries(&self, record: &Record, span: Span, batch: &mut sled::Batch) {
+    fn entries(&self, record: &Record, span: Span, batch: &mut sled::Batch, pages: &mut Pages) -> Result<()> {
         let seq = record.seq.to_be_bytes();
+        let page = page_of(record.seq);
         let time = time_key(record.time);
         let kind = kind_byte(record.kind);
         let mut value = [0u8; RECORD_VALUE_LEN];
@@ -235,7 +276,7 @@ impl Index {
         value[16] = kind;
         value[17..25].copy_from_slice(&span.offset.to_be_bytes());
         value[25..].copy_from_slice(&span.len.to_be_bytes());
-        batch.insert(key(RECORD, &[&seq]), &value);
+        pages.append(&self.tree, key(RECORD, &[&page]), &value)?;
         if record.kind != Kind::Decision {
             batch.insert(key(KIND, &[&[kind], &seq]), &[]);
         }
@@ -258,6 +299,7 @@ impl Index {
         if let Some(size) = keys.checkpoint {
             batch.insert(key(CHECKPOINT, &[&size.to_be_bytes()]), &seq);
         }
+        Ok(())
     }
 
     /// Makes everything indexed so far durable.
@@ -270,13 +312,18 @@ impl Index {
         self.tree.clear().map_err(|e| index_error("clearing".into(), e))
     }
 
-    /// The `r` value of `seq`, if indexed.
+    /// `seq`'s part of its page's `r` value, if indexed.
     fn entry(&self, seq: u64) -> Result<Option<[u8; RECORD_VALUE_LEN]>> {
-        let value = self.tree.get(key(RECORD, &[&seq.to_be_bytes()])).map_err(|e| index_error(format!("reading record {seq}"), e))?;
-        value
-            .map(|v| <[u8; RECORD_VALUE_LEN]>::try_from(v.as_ref()))
-            .transpose()
-            .map_err(|_| Error::Index { what: format!("reading record {seq}"), reason: "a malformed entry (rebuild the index)".into() })
+        let malformed = || Error::Index { what: format!("reading record {seq}"), reason: "a malformed entry (rebuild the index)".into() };
+        let page = self.tree.get(key(RECORD, &[&page_of(seq)])).map_err(|e| index_error(format!("reading record {seq}"), e))?;
+        let Some(page) = page else {
+            return Ok(None);
+        };
+        if page.len() % RECORD_VALUE_LEN != 0 {
+            return Err(malformed());
+        }
+        let at = (seq % PAGE) as usize * RECORD_VALUE_LEN;
+        Ok(page.get(at..at + RECORD_VALUE_LEN).map(|e| e.try_into().expect("the length asked for")))
     }
 
     /// The record at `seq`, read from the log.
@@ -580,6 +627,13 @@ mod tests {
         let rebuilt = Index::temporary(&log).unwrap();
         assert_eq!(rebuilt.apply_all(with_spans(&recs, &spans)).unwrap(), 400);
         assert_eq!(rebuilt.dump().unwrap(), index.dump().unwrap());
+        // Chunks that start and end inside pages pack the same entries.
+        assert!(recs.len() as u64 > PAGE && PAGE % 97 != 0);
+        let chunked = Index::temporary(&log).unwrap();
+        for (r, s) in recs.chunks(97).zip(spans.chunks(97)) {
+            chunked.apply_all(with_spans(r, s)).unwrap();
+        }
+        assert_eq!(chunked.dump().unwrap(), index.dump().unwrap());
     }
 
     #[test]
