@@ -380,10 +380,12 @@ pub(crate) struct Draft {
     record: Record,
     /// The body's text, when serde_json's is canonical.
     body_text: Option<Vec<u8>>,
-    /// The canonical signable bytes with a zero `prev`, and where `prev`'s
-    /// 64 hex digits are in them; `None` leaves both hash and payload to
-    /// the JCS crate.
-    signable: Option<(Vec<u8>, usize)>,
+    /// The canonical signable bytes with a zero `prev`, where `prev`'s 64
+    /// hex digits are in them, and the hash's state after the domain and
+    /// every byte before those digits (made in parallel, so that linking
+    /// in order hashes only the short rest); `None` leaves both hash and
+    /// payload to the JCS crate.
+    signable: Option<(Vec<u8>, usize, Sha256)>,
 }
 
 impl Draft {
@@ -410,7 +412,10 @@ impl Draft {
                 let envelope = record.sorted_json_around(b"{}", false).map_err(|e| refuse_body(kind, e))?;
                 canonical::members(&envelope).is_some().then(|| {
                     let at = prev_digits_at(&bytes, text.len());
-                    (bytes, at)
+                    let mut before_prev = Sha256::new();
+                    before_prev.update(HASH_DOMAIN);
+                    before_prev.update(&bytes[..at]);
+                    (bytes, at, before_prev)
                 })
             }
             None => None,
@@ -422,9 +427,12 @@ impl Draft {
     pub(crate) fn link(&mut self, prev: Hash) -> Result<Hash> {
         self.record.prev = prev;
         self.record.hash = match &mut self.signable {
-            Some((bytes, at)) => {
+            Some((bytes, at, before_prev)) => {
                 hex::encode_to_slice(prev, &mut bytes[*at..*at + 64]).expect("64 digits for 32 bytes");
-                domain_hash(bytes)
+                // `domain_hash(bytes)`, from the state it had before `prev`.
+                let mut h = before_prev.clone();
+                h.update(&bytes[*at..]);
+                h.finalize().into()
             }
             None => self.record.compute_hash().map_err(|e| refuse_body(self.record.kind, e))?,
         };
@@ -440,7 +448,7 @@ impl Draft {
             // The signable members are canonical, and so are `hash` and
             // `sig` (lower-case hex strings) in their sorted places among
             // them. Written behind room for the header: no copy to frame it.
-            (Some((signable, _)), Some(text)) => {
+            (Some((signable, _, _)), Some(text)) => {
                 let mut frame = Vec::with_capacity(frame::FRAME_HEADER_LEN + signable.len() + 256);
                 frame.resize(frame::FRAME_HEADER_LEN, 0);
                 self.record.sorted_json_into(text, true, &mut frame).map_err(refuse)?;
