@@ -39,6 +39,7 @@
 //! range of seqs, found by binary search over the times in `r`.
 
 use std::{
+    borrow::Cow,
     fs::File,
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
@@ -49,6 +50,7 @@ use serde_json::Value;
 use crate::{
     error::{Error, Result},
     frame::{self, Span},
+    log::Entry,
     record::{Kind, Record},
     timestamp::Timestamp,
 };
@@ -83,20 +85,27 @@ pub struct Keys {
     pub checkpoint: Option<u64>,
 }
 
+/// The body members [`Keys`] are read from.
+const KEY_MEMBERS: [&[u8]; 8] = [b"account", b"accounts", b"batch_id", b"ips", b"ips_id", b"size", b"tx_hash", b"version"];
+
 impl Keys {
     /// Reads the keys of a record from its body: `account` and `accounts`
     /// (decisions, IPS registrations, approvals, settlements), `ips.id` and
     /// `ips.version` (decisions) or `ips_id` and `version` (registrations),
     /// `batch_id`, `tx_hash`, and `size` of an anchored checkpoint.
     pub fn of(record: &Record) -> Keys {
-        let body = &record.body;
+        Self::of_body(record.kind, &record.body)
+    }
+
+    /// [`Keys::of`] a body of `kind`.
+    pub fn of_body(kind: Kind, body: &Value) -> Keys {
         let mut accounts: Vec<u64> = body.get("account").and_then(Value::as_u64).into_iter().collect();
         if let Some(list) = body.get("accounts").and_then(Value::as_array) {
             accounts.extend(list.iter().filter_map(Value::as_u64));
         }
         accounts.sort_unstable();
         accounts.dedup();
-        let ips = match record.kind {
+        let ips = match kind {
             Kind::Decision => body.get("ips").and_then(|i| Some((i.get("id")?.as_str()?.to_string(), u32::try_from(i.get("version")?.as_u64()?).ok()?))),
             Kind::IpsRegistered => (|| Some((body.get("ips_id")?.as_str()?.to_string(), u32::try_from(body.get("version")?.as_u64()?).ok()?)))(),
             _ => None,
@@ -107,8 +116,24 @@ impl Keys {
             ips,
             batch: hex_field("batch_id"),
             tx: hex_field("tx_hash"),
-            checkpoint: (record.kind == Kind::CheckpointAnchored).then(|| body.get("size").and_then(Value::as_u64)).flatten(),
+            checkpoint: (kind == Kind::CheckpointAnchored).then(|| body.get("size").and_then(Value::as_u64)).flatten(),
         }
+    }
+
+    /// [`Keys::of_body`] of a body in canonical text, from its top-level
+    /// `members` (key, and the range of `"key":value`): only the members
+    /// keys are read from are parsed.
+    pub(crate) fn of_members(kind: Kind, text: &[u8], members: &[(&[u8], std::ops::Range<usize>)]) -> Keys {
+        let mut read = serde_json::Map::new();
+        for (key, range) in members {
+            if KEY_MEMBERS.contains(key) {
+                let value = &text[range.start + key.len() + 3..range.end];
+                if let Ok(value) = serde_json::from_slice(value) {
+                    read.insert(String::from_utf8_lossy(key).into_owned(), value);
+                }
+            }
+        }
+        Self::of_body(kind, &Value::Object(read))
     }
 }
 
@@ -173,6 +198,15 @@ impl Pages {
             batch.insert(key, value);
         }
     }
+}
+
+/// Where a record is: what its `r` entry holds, and its seq.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    seq: u64,
+    time: Timestamp,
+    kind: Kind,
+    span: Span,
 }
 
 /// The sled index over one log file.
@@ -243,18 +277,30 @@ impl Index {
     /// Indexes every record of `records` (each with its frame's span) not
     /// yet indexed, in one sled batch.
     pub fn apply_all<'a>(&self, records: impl IntoIterator<Item = (&'a Record, Span)>) -> Result<u64> {
+        self.apply_each(records.into_iter().map(|(r, span)| (r.seq, r.time, r.kind, Cow::Owned(Keys::of(r)), span)))
+    }
+
+    /// [`Index::apply_all`] for what [`crate::Log::append_entries`] returned.
+    pub fn apply_entries<'a>(&self, entries: impl IntoIterator<Item = &'a Entry>) -> Result<u64> {
+        self.apply_each(entries.into_iter().map(|e| (e.seq, e.time, e.kind, Cow::Borrowed(&e.keys), e.span)))
+    }
+
+    /// Indexes each (seq, time, kind, keys, span) not yet indexed, in one
+    /// sled batch.
+    fn apply_each<'a>(&self, items: impl Iterator<Item = (u64, Timestamp, Kind, Cow<'a, Keys>, Span)>) -> Result<u64> {
         let mut next = self.indexed()?;
         let start = next;
         let mut batch = sled::Batch::default();
         let mut pages = Pages::default();
-        for (record, span) in records {
-            if record.seq < next {
+        for (seq, time, kind, keys, span) in items {
+            if seq < next {
                 continue;
             }
-            if record.seq > next {
-                return Err(Error::IndexGap { indexed: next, seq: record.seq });
+            if seq > next {
+                return Err(Error::IndexGap { indexed: next, seq });
             }
-            self.entries(record, span, &mut batch, &mut pages)?;
+            let at = Place { seq, time, kind, span };
+            self.entries(at, &keys, &mut batch, &mut pages)?;
             next += 1;
         }
         if next == start {
@@ -266,21 +312,20 @@ impl Index {
         Ok(next - start)
     }
 
-    fn entries(&self, record: &Record, span: Span, batch: &mut sled::Batch, pages: &mut Pages) -> Result<()> {
-        let seq = record.seq.to_be_bytes();
-        let page = page_of(record.seq);
-        let time = time_key(record.time);
-        let kind = kind_byte(record.kind);
+    fn entries(&self, at: Place, keys: &Keys, batch: &mut sled::Batch, pages: &mut Pages) -> Result<()> {
+        let page = page_of(at.seq);
+        let seq = at.seq.to_be_bytes();
+        let time = time_key(at.time);
+        let kind = kind_byte(at.kind);
         let mut value = [0u8; RECORD_VALUE_LEN];
         value[..16].copy_from_slice(&time);
         value[16] = kind;
-        value[17..25].copy_from_slice(&span.offset.to_be_bytes());
-        value[25..].copy_from_slice(&span.len.to_be_bytes());
+        value[17..25].copy_from_slice(&at.span.offset.to_be_bytes());
+        value[25..].copy_from_slice(&at.span.len.to_be_bytes());
         pages.append(&self.tree, key(RECORD, &[&page]), &value)?;
-        if record.kind != Kind::Decision {
+        if at.kind != Kind::Decision {
             batch.insert(key(KIND, &[&[kind], &seq]), &[]);
         }
-        let keys = Keys::of(record);
         for account in &keys.accounts {
             batch.insert(key(ACCOUNT, &[&account.to_be_bytes(), &time, &seq]), &[]);
         }
@@ -634,6 +679,25 @@ mod tests {
             chunked.apply_all(with_spans(r, s)).unwrap();
         }
         assert_eq!(chunked.dump().unwrap(), index.dump().unwrap());
+    }
+
+    #[test]
+    fn an_index_of_appended_entries_equals_a_rebuild_from_the_records() {
+        let (dir, _, recs, spans) = records(300);
+        let path = dir.path().join("again.log");
+        let signer = Signer::from_seed(&[5; 32]);
+        let ring = crate::KeyRing::single(signer.verifying_key()).unwrap();
+        let (mut log, _) = crate::Log::open(&path, signer, crate::SyncPolicy::EveryN(100), ring).unwrap();
+        let index = Index::temporary(&path).unwrap();
+        for chunk in recs.chunks(64) {
+            let batch: Vec<_> = chunk.iter().map(|r| (r.kind, &r.body, r.time)).collect();
+            index.apply_entries(&log.append_entries(&batch).unwrap()).unwrap();
+        }
+        assert_eq!(log.spans(), &spans[..]);
+        let rebuilt = Index::temporary(&path).unwrap();
+        rebuilt.apply_all(with_spans(&recs, &spans)).unwrap();
+        assert_eq!(index.dump().unwrap(), rebuilt.dump().unwrap());
+        assert_eq!(index.get(299).unwrap().as_ref(), Some(&recs[299]));
     }
 
     #[test]

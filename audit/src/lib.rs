@@ -50,7 +50,7 @@ pub mod bundle;
 
 pub use error::{Error, Result};
 pub use keys::{KeyRing, Signer, Validity};
-pub use log::{Log, OpenReport, SyncPolicy};
+pub use log::{Entry, Log, OpenReport, SyncPolicy};
 pub use anchor::{AnchorSource, MemoryAnchors, check_anchors};
 pub use checkpoint::Checkpoint;
 pub use index::Index;

@@ -23,6 +23,7 @@ use crate::{
     body::RecordBody,
     error::{Error, Result},
     frame::{self, Span},
+    index::Keys,
     keys::{KeyRing, Signer},
     merkle::Hash,
     read::VerifiedLog,
@@ -43,6 +44,19 @@ fn per_record<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> Result<U> + Sync
     } else {
         items.into_iter().map(f).collect()
     }
+}
+
+/// What [`Log::append_entries`] tells of a record it appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    pub hash: Hash,
+    pub time: Timestamp,
+    pub kind: Kind,
+    /// Where its frame is in the file.
+    pub span: Span,
+    /// What the index finds it under.
+    pub keys: Keys,
 }
 
 /// When appended records are fsync'd (besides [`Log::barrier`]).
@@ -207,7 +221,7 @@ impl Log {
         let drafts = per_record(entries.iter().enumerate().collect(), |(i, &(kind, body, time))| {
             Draft::new(key_id, first + i as u64, time, kind, body)
         })?;
-        self.write_drafts(drafts)
+        self.records(drafts)
     }
 
     /// [`Log::append_batch`] with bodies already in JSON, which become the
@@ -218,7 +232,31 @@ impl Log {
         let drafts = per_record(entries.into_iter().enumerate().collect(), |(i, (kind, body, time))| {
             Draft::of_value(key_id, first + i as u64, time, kind, body)
         })?;
-        self.write_drafts(drafts)
+        self.records(drafts)
+    }
+
+    /// [`Log::append_batch`] for a caller that keeps its bodies: what the
+    /// log tells of each record is its [`Entry`] (seq, hash, time, kind,
+    /// where its frame is, its index keys), not a copy of the record. A
+    /// body that serializes straight to canonical text (a JSON value, or a
+    /// struct with its fields in sorted order) never becomes a JSON tree
+    /// on the way. The bytes written are [`Log::append_batch`]'s.
+    pub fn append_entries<B: Serialize + Sync + ?Sized>(&mut self, entries: &[(Kind, &B, Timestamp)]) -> Result<Vec<Entry>> {
+        self.check_times(entries.iter().map(|e| e.2))?;
+        let (key_id, first) = (self.signer.key_id(), self.head.next_seq);
+        let drafts = per_record(entries.iter().enumerate().collect(), |(i, &(kind, body, time))| {
+            Draft::lean(key_id, first + i as u64, time, kind, body)
+        })?;
+        let (drafts, keys): (Vec<Draft>, Vec<Keys>) = drafts.into_iter().unzip();
+        let first_span = self.spans.len();
+        let sealed = self.write_drafts(drafts, |record| (record.kind, record.time))?;
+        let spans = &self.spans[first_span..];
+        Ok(sealed
+            .into_iter()
+            .zip(keys)
+            .zip(spans)
+            .map(|(((seq, hash, (kind, time)), keys), &span)| Entry { seq, hash, time, kind, span, keys })
+            .collect())
     }
 
     /// Refuses a batch when the log is poisoned, or one of its times goes
@@ -242,16 +280,29 @@ impl Log {
         Ok(())
     }
 
+    /// [`Log::write_drafts`] keeping the whole records.
+    fn records(&mut self, drafts: Vec<Draft>) -> Result<Vec<Record>> {
+        Ok(self.write_drafts(drafts, |record| record)?.into_iter().map(|(_, _, record)| record).collect())
+    }
+
     /// Links `drafts` after the head in order, seals them (in parallel for
     /// a batch), writes their frames at once and applies the fsync policy.
-    fn write_drafts(&mut self, mut drafts: Vec<Draft>) -> Result<Vec<Record>> {
+    /// Each record's seq and hash come back with what `keep` makes of the
+    /// record, on the thread that sealed it.
+    fn write_drafts<T: Send>(&mut self, mut drafts: Vec<Draft>, keep: impl Fn(Record) -> T + Sync + Send) -> Result<Vec<(u64, Hash, T)>> {
         let mut prev = self.head.prev;
         for d in &mut drafts {
             prev = d.link(prev)?;
         }
+        let Some(head) = drafts.last().map(Draft::head) else {
+            return Ok(Vec::new());
+        };
         let signer = &self.signer;
-        let sealed = per_record(drafts, |d| d.seal(signer))?;
-        let (records, frames): (Vec<Record>, Vec<Vec<u8>>) = sealed.into_iter().unzip();
+        let sealed = per_record(drafts, |d| {
+            let (record, frame) = d.seal(signer)?;
+            Ok(((record.seq, record.hash, keep(record)), frame))
+        })?;
+        let (kept, frames): (Vec<(u64, Hash, T)>, Vec<Vec<u8>>) = sealed.into_iter().unzip();
         let mut spans = Vec::with_capacity(frames.len());
         let mut end = self.len_bytes;
         for frame in &frames {
@@ -260,16 +311,14 @@ impl Log {
         }
         self.write(&frames)?;
         self.len_bytes = end;
-        if let Some(end) = records.last() {
-            self.head = ChainState { next_seq: end.seq + 1, prev: end.hash, last_time: Some(end.time) };
-        }
-        self.hashes.extend(records.iter().map(|r| r.hash));
+        self.head = head;
+        self.hashes.extend(kept.iter().map(|(_, hash, _)| *hash));
         self.spans.extend(spans);
-        self.unsynced += records.len() as u64;
-        if !records.is_empty() && self.sync_due() {
+        self.unsynced += kept.len() as u64;
+        if self.sync_due() {
             self.sync()?;
         }
-        Ok(records)
+        Ok(kept)
     }
 
     /// [`Log::append`] with a typed body.

@@ -23,9 +23,11 @@ use crate::{
     body::RecordBody,
     error::{Error, Result},
     frame,
+    index::Keys,
     keys::{KeyRefusal, KeyRing, Signer},
     merkle::{self, Hash},
     timestamp::Timestamp,
+    verify::ChainState,
     wire,
 };
 
@@ -393,6 +395,30 @@ impl Draft {
         Self::around(key_id, seq, time, kind, canonical_body(kind, body)?)
     }
 
+    /// [`Draft::new`] and the body's index keys, with no JSON tree when the
+    /// body serializes straight to canonical text (a JSON value, or a
+    /// struct whose fields are declared in sorted order): the draft then
+    /// holds the text alone and its record a `null` body, so it is only for
+    /// [`crate::Log::append_entries`], which returns no records. Any other
+    /// body takes [`Draft::new`]'s way.
+    pub(crate) fn lean<B: Serialize + ?Sized>(key_id: &str, seq: u64, time: Timestamp, kind: Kind, body: &B) -> Result<(Draft, Keys)> {
+        let mut text = Vec::with_capacity(4096);
+        let mut watch = IntegerWatch { too_big: false };
+        if body.serialize(&mut serde_json::Serializer::with_formatter(&mut text, &mut watch)).is_ok()
+            && !watch.too_big
+            && let Some(members) = canonical::members(&text)
+        {
+            let keys = Keys::of_members(kind, &text, &members);
+            let draft = Self::around(key_id, seq, time, kind, (Value::Null, Some(text)))?;
+            if draft.signable.is_some() {
+                return Ok((draft, keys));
+            }
+        }
+        let draft = Self::new(key_id, seq, time, kind, body)?;
+        let keys = Keys::of_body(kind, &draft.record.body);
+        Ok((draft, keys))
+    }
+
     /// [`Draft::new`] with a body already in JSON, which it keeps.
     pub(crate) fn of_value(key_id: &str, seq: u64, time: Timestamp, kind: Kind, body: Value) -> Result<Draft> {
         Self::around(key_id, seq, time, kind, canonical_value(kind, body)?)
@@ -437,6 +463,11 @@ impl Draft {
             None => self.record.compute_hash().map_err(|e| refuse_body(self.record.kind, e))?,
         };
         Ok(self.record.hash)
+    }
+
+    /// Where the log ends once the linked draft is in it.
+    pub(crate) fn head(&self) -> ChainState {
+        ChainState { next_seq: self.record.seq + 1, prev: self.record.hash, last_time: Some(self.record.time) }
     }
 
     /// Signs the linked draft: the record and its log frame (the canonical

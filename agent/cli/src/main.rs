@@ -409,12 +409,9 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
         eprintln!("bench audit: append run {run}/{}: making {} decision bodies", args.runs, args.records);
         let bodies: Vec<serde_json::Value> = (0..args.records).map(synthetic::decision).collect();
         body_bytes = bodies.iter().map(|b| serde_json::to_vec(b).map_or(0, |b| b.len())).sum();
-        let mut entries = bodies.into_iter().zip(0..).map(|(body, s)| Ok((Kind::Decision, body, time_of(s)?))).collect::<Result<Vec<_>>>()?;
-        let mut batches = Vec::new();
-        while !entries.is_empty() {
-            let rest = entries.split_off(entries.len().min(group));
-            batches.push(std::mem::replace(&mut entries, rest));
-        }
+        let times = (0..args.records).map(time_of).collect::<Result<Vec<_>, _>>()?;
+        let entries: Vec<(Kind, &serde_json::Value, Timestamp)> = bodies.iter().zip(times).map(|(body, time)| (Kind::Decision, body, time)).collect();
+        let batches: Vec<&[(Kind, &serde_json::Value, Timestamp)]> = entries.chunks(group).collect();
         let (log, _) = Log::open(&log_path, signer(), SyncPolicy::EveryN(group as u32), ring.clone())?;
         let index = Index::open(dir.join("index"), &log_path)?;
         let result = append_run(log, index, batches)?;
@@ -496,14 +493,14 @@ struct AppendRun {
 
 /// Appends `batches` to `log` with `index` following on a thread of its
 /// own; the time ends when both are durable.
-fn append_run(mut log: ballast_audit::Log, index: ballast_audit::Index, batches: Vec<Vec<(ballast_audit::Kind, serde_json::Value, ballast_audit::Timestamp)>>) -> Result<AppendRun> {
+fn append_run(mut log: ballast_audit::Log, index: ballast_audit::Index, batches: Vec<&[(ballast_audit::Kind, &serde_json::Value, ballast_audit::Timestamp)]>) -> Result<AppendRun> {
     let cpu_before = process_cpu_seconds();
     let started = std::time::Instant::now();
     std::thread::scope(|scope| -> Result<()> {
-        let (to_index, groups) = std::sync::mpsc::sync_channel::<(Vec<ballast_audit::Record>, Vec<ballast_audit::frame::Span>)>(4);
+        let (to_index, groups) = std::sync::mpsc::sync_channel::<Vec<ballast_audit::Entry>>(4);
         let indexer = scope.spawn(move || -> Result<()> {
-            for (records, spans) in groups {
-                index.apply_all(records.iter().zip(spans))?;
+            for entries in groups {
+                index.apply_entries(&entries)?;
             }
             index.flush()?;
             Ok(())
@@ -514,10 +511,7 @@ fn append_run(mut log: ballast_audit::Log, index: ballast_audit::Index, batches:
             Err(_) => eyre::eyre!("the index thread panicked"),
         };
         for batch in batches {
-            let first = log.len() as usize;
-            let records = log.append_values(batch)?;
-            let spans = log.spans()[first..].to_vec();
-            if to_index.send((records, spans)).is_err() {
+            if to_index.send(log.append_entries(batch)?).is_err() {
                 return Err(indexer_failed(indexer));
             }
         }

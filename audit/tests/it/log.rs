@@ -11,9 +11,11 @@ use std::{
 };
 
 use ballast_audit::{
-    Error, KeyRing, Kind, Log, MerkleTree, Signer, SyncPolicy, Validity,
+    Entry, Error, KeyRing, Kind, Log, MerkleTree, Signer, SyncPolicy, Validity,
     body::{KeyRotation, SettlementSubmitted},
-    frame, root_of, verify_records,
+    frame,
+    index::Keys,
+    root_of, verify_records,
 };
 use serde_json::json;
 
@@ -382,6 +384,71 @@ fn batches_write_the_bytes_one_append_at_a_time_writes() {
         let from_spans: Vec<usize> = spans.iter().map(|s| s.offset as usize).chain([bytes.len()]).collect();
         assert_eq!(from_spans, starts);
     }
+
+    // And as entries: the same bytes, and each entry tells what the record
+    // read back says (seq, hash, time, kind, frame, index keys).
+    let path = dir.path().join("entries.log");
+    let (mut log, _) = open(&path, SyncPolicy::EveryN(64));
+    let mut entries = Vec::new();
+    let mut next = 0u64;
+    for size in sizes.iter().cycle() {
+        if next == n {
+            break;
+        }
+        let end = (next + *size as u64).min(n);
+        let bodies: Vec<_> = (next..end).map(|i| (body_of(i), time_of(i))).collect();
+        let batch: Vec<_> = bodies.iter().map(|((kind, body), time)| (*kind, body, *time)).collect();
+        entries.extend(log.append_entries(&batch).unwrap());
+        next = end;
+    }
+    drop(log);
+    assert_eq!(fs::read(&path).unwrap(), want_bytes, "as entries");
+    let read = ballast_audit::read::read_log(&path, &ring_a()).unwrap();
+    let want: Vec<Entry> = read
+        .records
+        .iter()
+        .zip(&read.spans)
+        .map(|(r, &span)| Entry { seq: r.seq, hash: r.hash, time: r.time, kind: r.kind, span, keys: Keys::of(r) })
+        .collect();
+    assert_eq!(entries, want);
+}
+
+/// Field order decides whether a struct's text is canonical as it comes;
+/// either way an entry's record is the one `append_batch` writes.
+#[test]
+fn entries_of_structs_in_any_field_order_write_what_append_batch_writes() {
+    #[derive(serde::Serialize)]
+    struct Sorted {
+        account: u64,
+        ips: serde_json::Value,
+        note: &'static str,
+    }
+    #[derive(serde::Serialize)]
+    struct Unsorted {
+        note: &'static str,
+        account: u64,
+        ips: serde_json::Value,
+    }
+    /// The log's bytes and the second record's keys, appended as entries
+    /// or as records.
+    fn appended<B: serde::Serialize + Sync>(path: &Path, body: &B, as_entries: bool) -> (Vec<u8>, Keys) {
+        let (mut log, _) = open(path, SyncPolicy::EveryRecord);
+        let batch = [(Kind::Decision, body, time_of(0)), (Kind::Decision, body, time_of(1))];
+        let keys = if as_entries { log.append_entries(&batch).unwrap()[1].keys.clone() } else { Keys::of(&log.append_batch(&batch).unwrap()[1]) };
+        drop(log);
+        (fs::read(path).unwrap(), keys)
+    }
+    let ips = || json!({"id": "ips-7", "version": 2});
+    let want_keys = Keys { accounts: vec![9], ips: Some(("ips-7".into(), 2)), ..Keys::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let sorted = Sorted { account: 9, ips: ips(), note: "x" };
+    let unsorted = Unsorted { note: "x", account: 9, ips: ips() };
+    let by_records = appended(&at("sorted-records.log"), &sorted, false);
+    assert_eq!(by_records.1, want_keys);
+    assert_eq!(appended(&at("sorted-entries.log"), &sorted, true), by_records);
+    assert_eq!(appended(&at("unsorted-records.log"), &unsorted, false), by_records);
+    assert_eq!(appended(&at("unsorted-entries.log"), &unsorted, true), by_records);
 }
 
 #[test]
