@@ -271,8 +271,13 @@ impl Record {
 
     /// [`Record::sorted_json_around`], appended to `out`.
     fn sorted_json_into(&self, body_text: &[u8], sealed: bool, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        out.extend_from_slice(br#"{"body":"#);
+        out.extend_from_slice(BODY_OPEN);
         out.extend_from_slice(body_text);
+        self.members_after_body_into(sealed, out)
+    }
+
+    /// The members after the body, and the closing brace, appended to `out`.
+    fn members_after_body_into(&self, sealed: bool, out: &mut Vec<u8>) -> serde_json::Result<()> {
         if sealed {
             out.extend_from_slice(br#","hash":"#);
             wire::hex32::serialize(&self.hash, &mut serde_json::Serializer::new(&mut *out))?;
@@ -289,7 +294,7 @@ impl Record {
             out.extend_from_slice(br#","sig":"#);
             wire::hex64::serialize(&self.sig, &mut serde_json::Serializer::new(&mut *out))?;
         }
-        out.extend_from_slice(br#","time":"#);
+        out.extend_from_slice(TIME_MEMBER);
         serde_json::to_writer(&mut *out, &self.time)?;
         out.extend_from_slice(br#","version":"#);
         serde_json::to_writer(&mut *out, &self.version)?;
@@ -380,14 +385,65 @@ impl Record {
 pub(crate) struct Draft {
     /// `prev`, `hash` and `sig` zero until linked and sealed.
     record: Record,
-    /// The body's text, when serde_json's is canonical.
-    body_text: Option<Vec<u8>>,
-    /// The canonical signable bytes with a zero `prev`, where `prev`'s 64
-    /// hex digits are in them, and the hash's state after the domain and
-    /// every byte before those digits (made in parallel, so that linking
-    /// in order hashes only the short rest); `None` leaves both hash and
-    /// payload to the JCS crate.
-    signable: Option<(Vec<u8>, usize, Sha256)>,
+    /// The frame in the making, when the record's bytes are canonical as
+    /// written here; `None` leaves both hash and payload to the JCS crate.
+    signable: Option<Unsealed>,
+}
+
+/// A draft's frame in the making: room for the frame header, then the
+/// canonical signable bytes, with a zero `prev` until linked. Sealing
+/// puts the `hash` and `sig` members in their sorted places and the header
+/// in front, so the body's text is written once, here.
+#[derive(Debug)]
+struct Unsealed {
+    frame: Vec<u8>,
+    /// Where the body's text ends in `frame`: where `hash` goes.
+    body_end: usize,
+    /// Where `prev`'s 64 hex digits are in `frame`.
+    prev_at: usize,
+    /// The hash's state after the domain and every signable byte before
+    /// `prev`'s digits, made in parallel so that linking in order hashes
+    /// only the short rest.
+    before_prev: Sha256,
+}
+
+/// How the signable bytes start, before the body's text.
+const BODY_OPEN: &[u8] = br#"{"body":"#;
+/// The member `sig` goes before when sealing.
+const TIME_MEMBER: &[u8] = br#","time":"#;
+
+impl Unsealed {
+    /// A frame with room for the header and `{"body":`, for the body's text
+    /// to be written after.
+    fn start(body_len: usize) -> Vec<u8> {
+        let mut frame = Vec::with_capacity(frame::FRAME_HEADER_LEN + BODY_OPEN.len() + body_len + 512);
+        frame.resize(frame::FRAME_HEADER_LEN, 0);
+        frame.extend_from_slice(BODY_OPEN);
+        frame
+    }
+
+    /// Completes `frame` (from [`Unsealed::start`], then a canonical body
+    /// text) with `record`'s other members; `None` if they are not in
+    /// canonical form as written here (the JCS crate must then decide).
+    fn around(record: &Record, mut frame: Vec<u8>) -> Result<Option<Unsealed>> {
+        let refuse = |e| refuse_body(record.kind, e);
+        // The body's text is canonical, and so is the whole when the
+        // envelope around an empty body is: a short check instead of
+        // scanning the body again. Any `prev` spells 64 lower-case hex
+        // digits, so the zero one's bytes are canonical exactly when the
+        // linked ones are.
+        let envelope = record.sorted_json_around(b"{}", false).map_err(refuse)?;
+        if canonical::members(&envelope).is_none() {
+            return Ok(None);
+        }
+        let body_end = frame.len();
+        record.members_after_body_into(false, &mut frame).map_err(refuse)?;
+        let prev_at = body_end + prev_digits_at(&frame[body_end..]);
+        let mut before_prev = Sha256::new();
+        before_prev.update(HASH_DOMAIN);
+        before_prev.update(&frame[frame::FRAME_HEADER_LEN..prev_at]);
+        Ok(Some(Unsealed { frame, body_end, prev_at, before_prev }))
+    }
 }
 
 impl Draft {
@@ -402,16 +458,17 @@ impl Draft {
     /// [`crate::Log::append_entries`], which returns no records. Any other
     /// body takes [`Draft::new`]'s way.
     pub(crate) fn lean<B: Serialize + ?Sized>(key_id: &str, seq: u64, time: Timestamp, kind: Kind, body: &B) -> Result<(Draft, Keys)> {
-        let mut text = Vec::with_capacity(4096);
+        let mut frame = Unsealed::start(4096);
+        let text_at = frame.len();
         let mut watch = IntegerWatch { too_big: false };
-        if body.serialize(&mut serde_json::Serializer::with_formatter(&mut text, &mut watch)).is_ok()
+        if body.serialize(&mut serde_json::Serializer::with_formatter(&mut frame, &mut watch)).is_ok()
             && !watch.too_big
-            && let Some(members) = canonical::members(&text)
+            && let Some(members) = canonical::members(&frame[text_at..])
         {
-            let keys = Keys::of_members(kind, &text, &members);
-            let draft = Self::around(key_id, seq, time, kind, (Value::Null, Some(text)))?;
-            if draft.signable.is_some() {
-                return Ok((draft, keys));
+            let keys = Keys::of_members(kind, &frame[text_at..], &members);
+            let record = Self::unsealed(key_id, seq, time, kind, Value::Null);
+            if let Some(signable) = Unsealed::around(&record, frame)? {
+                return Ok((Draft { record, signable: Some(signable) }, keys));
             }
         }
         let draft = Self::new(key_id, seq, time, kind, body)?;
@@ -424,40 +481,34 @@ impl Draft {
         Self::around(key_id, seq, time, kind, canonical_value(kind, body)?)
     }
 
+    fn unsealed(key_id: &str, seq: u64, time: Timestamp, kind: Kind, body: Value) -> Record {
+        Record { version: RECORD_VERSION, seq, prev: GENESIS_PREV, time, key_id: key_id.to_owned(), kind, body, hash: [0; 32], sig: [0; 64] }
+    }
+
+    /// A draft of `body`, with its text when that is canonical.
     fn around(key_id: &str, seq: u64, time: Timestamp, kind: Kind, (body, body_text): (Value, Option<Vec<u8>>)) -> Result<Draft> {
-        let record =
-            Record { version: RECORD_VERSION, seq, prev: GENESIS_PREV, time, key_id: key_id.to_owned(), kind, body, hash: [0; 32], sig: [0; 64] };
-        let signable = match &body_text {
+        let record = Self::unsealed(key_id, seq, time, kind, body);
+        let signable = match body_text {
             Some(text) => {
-                let bytes = record.sorted_json_around(text, false).map_err(|e| refuse_body(kind, e))?;
-                // The body's text is canonical (`canonical_value` found it
-                // so), and so the whole is when the envelope around an empty
-                // body is: a short check instead of scanning the body again.
-                // Any `prev` spells 64 lower-case hex digits, so the zero
-                // one's bytes are canonical exactly when the linked ones are.
-                let envelope = record.sorted_json_around(b"{}", false).map_err(|e| refuse_body(kind, e))?;
-                canonical::members(&envelope).is_some().then(|| {
-                    let at = prev_digits_at(&bytes, text.len());
-                    let mut before_prev = Sha256::new();
-                    before_prev.update(HASH_DOMAIN);
-                    before_prev.update(&bytes[..at]);
-                    (bytes, at, before_prev)
-                })
+                let mut frame = Unsealed::start(text.len());
+                frame.extend_from_slice(&text);
+                Unsealed::around(&record, frame)?
             }
             None => None,
         };
-        Ok(Draft { record, body_text, signable })
+        Ok(Draft { record, signable })
     }
 
     /// Puts the draft after the record whose hash is `prev`; returns its hash.
     pub(crate) fn link(&mut self, prev: Hash) -> Result<Hash> {
         self.record.prev = prev;
         self.record.hash = match &mut self.signable {
-            Some((bytes, at, before_prev)) => {
-                hex::encode_to_slice(prev, &mut bytes[*at..*at + 64]).expect("64 digits for 32 bytes");
-                // `domain_hash(bytes)`, from the state it had before `prev`.
-                let mut h = before_prev.clone();
-                h.update(&bytes[*at..]);
+            Some(s) => {
+                hex::encode_to_slice(prev, &mut s.frame[s.prev_at..s.prev_at + 64]).expect("64 digits for 32 bytes");
+                // `domain_hash` of the signable bytes, from the state it had
+                // before `prev`.
+                let mut h = s.before_prev.clone();
+                h.update(&s.frame[s.prev_at..]);
                 h.finalize().into()
             }
             None => self.record.compute_hash().map_err(|e| refuse_body(self.record.kind, e))?,
@@ -474,37 +525,50 @@ impl Draft {
     /// bytes behind their header).
     pub(crate) fn seal(mut self, signer: &Signer) -> Result<(Record, Vec<u8>)> {
         self.record.sig = signer.sign_hash(&self.record.hash);
-        let refuse = |e| refuse_body(self.record.kind, e);
-        let frame = match (&self.signable, &self.body_text) {
+        let frame = match self.signable {
             // The signable members are canonical, and so are `hash` and
             // `sig` (lower-case hex strings) in their sorted places among
-            // them. Written behind room for the header: no copy to frame it.
-            (Some((signable, _, _)), Some(text)) => {
-                let mut frame = Vec::with_capacity(frame::FRAME_HEADER_LEN + signable.len() + 256);
-                frame.resize(frame::FRAME_HEADER_LEN, 0);
-                self.record.sorted_json_into(text, true, &mut frame).map_err(refuse)?;
+            // them: `hash` right after the body, `sig` right before `time`
+            // (no JSON string holds `,"` unescaped, so the first `,"time":`
+            // after the body is the member).
+            Some(Unsealed { mut frame, body_end, .. }) => {
+                let time_at = body_end + find(&frame[body_end..], TIME_MEMBER).expect("the envelope has a time");
+                let mut sig = [0u8; 8 + 128 + 1];
+                sig[..8].copy_from_slice(br#","sig":""#);
+                hex::encode_to_slice(self.record.sig, &mut sig[8..136]).expect("128 digits for 64 bytes");
+                sig[136] = b'"';
+                frame.splice(time_at..time_at, sig);
+                let mut hash = [0u8; 9 + 64 + 1];
+                hash[..9].copy_from_slice(br#","hash":""#);
+                hex::encode_to_slice(self.record.hash, &mut hash[9..73]).expect("64 digits for 32 bytes");
+                hash[73] = b'"';
+                frame.splice(body_end..body_end, hash);
                 let header = frame::header(&frame[frame::FRAME_HEADER_LEN..])?;
                 frame[..frame::FRAME_HEADER_LEN].copy_from_slice(&header);
                 frame
             }
-            _ => frame::encode(&self.record.canonical_bytes().map_err(refuse)?)?,
+            None => frame::encode(&self.record.canonical_bytes().map_err(|e| refuse_body(self.record.kind, e))?)?,
         };
         Ok((self.record, frame))
     }
+}
+
+/// Where `needle` first starts in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn refuse_body(kind: Kind, e: serde_json::Error) -> Error {
     Error::Body { kind: kind.as_str(), reason: e.to_string() }
 }
 
-/// Where the digits of `prev` start in signable bytes made by
-/// [`Record::sorted_json_around`] around a body text of `body_len` bytes:
-/// after the body, the first `,"prev":"` (a string member before it, `key_id`,
-/// cannot hold that text unescaped).
-fn prev_digits_at(signable: &[u8], body_len: usize) -> usize {
+/// Where the digits of `prev` start in the members after a body, as
+/// [`Record::members_after_body_into`] writes them: after the first
+/// `,"prev":"` (a string member before it, `key_id`, cannot hold that text
+/// unescaped).
+fn prev_digits_at(after_body: &[u8]) -> usize {
     const MARK: &[u8] = br#","prev":""#;
-    let from = br#"{"body":"#.len() + body_len;
-    from + signable[from..].windows(MARK.len()).position(|w| w == MARK).expect("the envelope has a prev") + MARK.len()
+    find(after_body, MARK).expect("the envelope has a prev") + MARK.len()
 }
 
 /// A record's position in the chain and its hash: what the chain checks
