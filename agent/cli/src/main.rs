@@ -414,9 +414,10 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
         let batches: Vec<&[(Kind, &serde_json::Value, Timestamp)]> = entries.chunks(group).collect();
         let (log, _) = Log::open(&log_path, signer(), SyncPolicy::EveryN(group as u32), ring.clone())?;
         let index = Index::open(dir.join("index"), &log_path)?;
-        let result = append_run(log, index, batches)?;
+        let signature_us = signature_micros();
+        let result = append_run(log, index, batches, signature_us)?;
         eprintln!(
-            "bench audit: append run {run}/{}: {:.3} s, {:.0} records/s",
+            "bench audit: append run {run}/{}: {:.3} s, {:.0} records/s (a signature took {signature_us:.1} µs just before)",
             args.runs,
             result.secs,
             args.records as f64 / result.secs
@@ -425,7 +426,7 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
             best = Some(result);
         }
     }
-    let AppendRun { secs: append_secs, cpu: append_cpu, fsyncs, log_bytes } = best.expect("at least one run");
+    let AppendRun { secs: append_secs, cpu: append_cpu, fsyncs, log_bytes, signature_us } = best.expect("at least one run");
 
     let bytes = std::fs::read(&log_path).wrap_err_with(|| format!("reading {}", log_path.display()))?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -475,6 +476,9 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
             cpu * 1e6 / n as f64
         ));
     }
+    table.push_str(&format!(
+        "Just before it, one Ed25519 signature took {signature_us:.1} µs on one thread (the machine's speed changes from minute to minute).\n"
+    ));
     print!("{table}");
     if let Some(path) = args.write {
         write_table(&path, "audit-table", &table)?;
@@ -489,11 +493,33 @@ struct AppendRun {
     cpu: Option<f64>,
     fsyncs: u64,
     log_bytes: u64,
+    /// [`signature_micros`] just before the run: how fast the machine was.
+    signature_us: f64,
+}
+
+/// Microseconds one Ed25519 signature of a 32-byte hash takes on this
+/// thread now (the mean of 2,000): a yardstick for the machine's speed,
+/// which on a shared host changes from minute to minute.
+fn signature_micros() -> f64 {
+    use ed25519_dalek::Signer as _;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[0x5e; 32]);
+    let started = std::time::Instant::now();
+    for i in 0..2_000u32 {
+        let mut hash = [0u8; 32];
+        hash[..4].copy_from_slice(&i.to_be_bytes());
+        std::hint::black_box(key.sign(std::hint::black_box(&hash)));
+    }
+    started.elapsed().as_secs_f64() * 1e6 / 2_000.0
 }
 
 /// Appends `batches` to `log` with `index` following on a thread of its
 /// own; the time ends when both are durable.
-fn append_run(mut log: ballast_audit::Log, index: ballast_audit::Index, batches: Vec<&[(ballast_audit::Kind, &serde_json::Value, ballast_audit::Timestamp)]>) -> Result<AppendRun> {
+fn append_run(
+    mut log: ballast_audit::Log,
+    index: ballast_audit::Index,
+    batches: Vec<&[(ballast_audit::Kind, &serde_json::Value, ballast_audit::Timestamp)]>,
+    signature_us: f64,
+) -> Result<AppendRun> {
     let cpu_before = process_cpu_seconds();
     let started = std::time::Instant::now();
     std::thread::scope(|scope| -> Result<()> {
@@ -521,7 +547,7 @@ fn append_run(mut log: ballast_audit::Log, index: ballast_audit::Index, batches:
     })?;
     let secs = started.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
-    Ok(AppendRun { secs, cpu, fsyncs: log.fsyncs(), log_bytes: log.len_bytes() })
+    Ok(AppendRun { secs, cpu, fsyncs: log.fsyncs(), log_bytes: log.len_bytes(), signature_us })
 }
 
 /// This process's processor time so far (user and system, all threads),
