@@ -19,20 +19,21 @@
 //! | `r` | page | per seq of the page, in order: time, kind, frame offset, frame length |
 //! | `a` | account, time, seq | |
 //! | `k` | kind, seq (all kinds but `decision`, the bulk of a log: its seqs are those of no other kind) | |
-//! | `i` | IPS id (length-prefixed), version, seq | |
+//! | `i` | IPS id (length-prefixed), version, page | the page's seqs made under that IPS version |
 //! | `b` | batch id, seq | |
 //! | `x` | tx hash, seq | |
 //! | `c` | checkpoint size | the anchoring record's seq |
 //! | `m` | `indexed` | number of records indexed |
 //!
-//! A page is [`PAGE`] consecutive seqs, keyed by its first: the entry
-//! every record has (`r`) is packed by page, so that a batch of records
-//! costs sled one write for them all, not one per record (the other keys
-//! are as many as an IPS or an account has records: one each, as a client
-//! has an IPS of its own). Pages are fixed by seq, never by how records arrive, so an index
-//! kept one record at a time and one rebuilt in any chunks hold the same
-//! entries. Adding to a page reads its entry and writes it back longer:
-//! one writer at a time (the agent's), as for every index here.
+//! A page is [`PAGE`] consecutive seqs, keyed by its first. The entry every
+//! record has (`r`) is packed by page, and so are a decision's IPS keys: a
+//! batch of records costs sled one `r` write for them all, and one `i`
+//! write per IPS version in a page (one per decision where each client has
+//! an IPS of its own, far fewer where many share one). Pages are fixed by
+//! seq, never by how records arrive, so an index kept one record at a time
+//! and one rebuilt in any chunks hold the same entries. Adding to a page
+//! indexed before reads its entry and writes it back longer: one writer at
+//! a time (the agent's), as for every index here.
 //!
 //! There is no key by time: a log's times never go back (it refuses a
 //! record older than the one before), so the records of a time range are a
@@ -178,23 +179,36 @@ fn page_of(seq: u64) -> [u8; 8] {
 
 /// The packed entries a batch adds to, by full key: each starts as what the
 /// tree holds and grows by the batch's records.
-#[derive(Default)]
-struct Pages(std::collections::BTreeMap<Vec<u8>, Vec<u8>>);
+struct Pages {
+    entries: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    /// The first seq not indexed before the batch: a page starting at or
+    /// after it has nothing in the tree yet.
+    fresh_from: u64,
+}
 
 impl Pages {
-    fn append(&mut self, tree: &sled::Tree, key: Vec<u8>, bytes: &[u8]) -> Result<()> {
-        if let Some(value) = self.0.get_mut(&key) {
+    fn new(fresh_from: u64) -> Self {
+        Self { entries: std::collections::BTreeMap::new(), fresh_from }
+    }
+
+    /// Appends `bytes` to the entry `key` of the page of `seq`.
+    fn append(&mut self, tree: &sled::Tree, key: Vec<u8>, seq: u64, bytes: &[u8]) -> Result<()> {
+        if let Some(value) = self.entries.get_mut(&key) {
             value.extend_from_slice(bytes);
             return Ok(());
         }
-        let mut value = tree.get(&key).map_err(|e| index_error("reading a page".into(), e))?.map_or_else(Vec::new, |v| v.to_vec());
+        let mut value = if seq - seq % PAGE >= self.fresh_from {
+            Vec::new()
+        } else {
+            tree.get(&key).map_err(|e| index_error("reading a page".into(), e))?.map_or_else(Vec::new, |v| v.to_vec())
+        };
         value.extend_from_slice(bytes);
-        self.0.insert(key, value);
+        self.entries.insert(key, value);
         Ok(())
     }
 
     fn write(self, batch: &mut sled::Batch) {
-        for (key, value) in self.0 {
+        for (key, value) in self.entries {
             batch.insert(key, value);
         }
     }
@@ -251,13 +265,14 @@ impl Index {
     }
 
     fn with_db(db: sled::Db, log: &Path) -> Result<Self> {
-        // `-v3`: `r` packed by page. Older trees (`-v1` held copies
-        // of the records, `-v2` one `r` entry per record) are
-        // dropped; the new one starts empty and catches up from the log.
-        for old in ["ballast-index-v1", "ballast-index-v2"] {
+        // `-v4`: `r` and `i` packed by page. Older trees (`-v1` held copies
+        // of the records, `-v2` one `r` and `i` entry per record, `-v3` `r`
+        // packed and `i` per record) are dropped; the new one starts empty
+        // and catches up from the log.
+        for old in ["ballast-index-v1", "ballast-index-v2", "ballast-index-v3"] {
             db.drop_tree(old).map_err(|e| index_error("dropping an old index tree".into(), e))?;
         }
-        let tree = db.open_tree("ballast-index-v3").map_err(|e| index_error("opening the index tree".into(), e))?;
+        let tree = db.open_tree("ballast-index-v4").map_err(|e| index_error("opening the index tree".into(), e))?;
         Ok(Self { db, tree, log: log.to_path_buf() })
     }
 
@@ -291,7 +306,7 @@ impl Index {
         let mut next = self.indexed()?;
         let start = next;
         let mut batch = sled::Batch::default();
-        let mut pages = Pages::default();
+        let mut pages = Pages::new(next);
         for (seq, time, kind, keys, span) in items {
             if seq < next {
                 continue;
@@ -322,7 +337,7 @@ impl Index {
         value[16] = kind;
         value[17..25].copy_from_slice(&at.span.offset.to_be_bytes());
         value[25..].copy_from_slice(&at.span.len.to_be_bytes());
-        pages.append(&self.tree, key(RECORD, &[&page]), &value)?;
+        pages.append(&self.tree, key(RECORD, &[&page]), at.seq, &value)?;
         if at.kind != Kind::Decision {
             batch.insert(key(KIND, &[&[kind], &seq]), &[]);
         }
@@ -332,8 +347,8 @@ impl Index {
         if let Some((id, version)) = &keys.ips {
             let mut k = ips_prefix(id);
             k.extend_from_slice(&version.to_be_bytes());
-            k.extend_from_slice(&seq);
-            batch.insert(k, &[]);
+            k.extend_from_slice(&page);
+            pages.append(&self.tree, k, at.seq, &seq)?;
         }
         if let Some(b) = &keys.batch {
             batch.insert(key(BATCH, &[b.as_bytes(), &[0], &seq]), &[]);
@@ -444,13 +459,23 @@ impl Index {
         Ok((0..self.indexed()?).filter(|seq| others.next_if_eq(seq).is_none()).collect())
     }
 
-    /// Seqs of the records made under an IPS (any version, or one).
+    /// Seqs of the records made under an IPS (any version, or one), by
+    /// version, then seq.
     pub fn by_ips(&self, id: &str, version: Option<u32>) -> Result<Vec<u64>> {
         let mut prefix = ips_prefix(id);
         if let Some(v) = version {
             prefix.extend_from_slice(&v.to_be_bytes());
         }
-        self.seqs_with_prefix(&prefix)
+        let what = || format!("reading the records of IPS {id}");
+        let mut seqs = Vec::new();
+        for kv in self.tree.scan_prefix(&prefix) {
+            let (_, page) = kv.map_err(|e| index_error(what(), e))?;
+            if page.len() % 8 != 0 {
+                return Err(Error::Index { what: what(), reason: "a malformed entry (rebuild the index)".into() });
+            }
+            seqs.extend(page.chunks_exact(8).map(be_u64));
+        }
+        Ok(seqs)
     }
 
     /// Seqs of the records of a settlement batch (hex id).
