@@ -356,24 +356,28 @@ fn batches_write_the_bytes_one_append_at_a_time_writes() {
     // Batches of every size around the parallel threshold, by reference
     // and by value, and one beyond the 1,024 buffers of one `writev`.
     let sizes = [1usize, 2, 3, 4, 5, 7, 64, 1, 100, 1_200];
+    let mut batches: Vec<Vec<((Kind, serde_json::Value), ballast_audit::Timestamp)>> = Vec::new();
+    let mut next = 0u64;
+    for size in sizes.iter().cycle() {
+        if next == n {
+            break;
+        }
+        let end = (next + *size as u64).min(n);
+        batches.push((next..end).map(|i| (body_of(i), time_of(i))).collect());
+        next = end;
+    }
     for by_value in [false, true] {
         let path = dir.path().join(format!("batches-{by_value}.log"));
         let (mut log, _) = open(&path, SyncPolicy::EveryN(64));
-        let mut next = 0u64;
-        for size in sizes.iter().cycle() {
-            if next == n {
-                break;
-            }
-            let end = (next + *size as u64).min(n);
-            let bodies: Vec<_> = (next..end).map(|i| (body_of(i), time_of(i))).collect();
+        for bodies in batches.clone() {
+            let first = log.len();
             let records = if by_value {
                 log.append_values(bodies.into_iter().map(|((kind, body), time)| (kind, body, time)).collect()).unwrap()
             } else {
                 let entries: Vec<_> = bodies.iter().map(|((kind, body), time)| (*kind, body, *time)).collect();
                 log.append_batch(&entries).unwrap()
             };
-            assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), (next..end).collect::<Vec<_>>());
-            next = end;
+            assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), (first..log.len()).collect::<Vec<_>>());
         }
         assert_eq!(log.record_hashes(), &want[..]);
         let spans = log.spans().to_vec();
@@ -390,16 +394,9 @@ fn batches_write_the_bytes_one_append_at_a_time_writes() {
     let path = dir.path().join("entries.log");
     let (mut log, _) = open(&path, SyncPolicy::EveryN(64));
     let mut entries = Vec::new();
-    let mut next = 0u64;
-    for size in sizes.iter().cycle() {
-        if next == n {
-            break;
-        }
-        let end = (next + *size as u64).min(n);
-        let bodies: Vec<_> = (next..end).map(|i| (body_of(i), time_of(i))).collect();
+    for bodies in &batches {
         let batch: Vec<_> = bodies.iter().map(|((kind, body), time)| (*kind, body, *time)).collect();
         entries.extend(log.append_entries(&batch).unwrap());
-        next = end;
     }
     drop(log);
     assert_eq!(fs::read(&path).unwrap(), want_bytes, "as entries");
