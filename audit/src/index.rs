@@ -66,7 +66,7 @@ const CHECKPOINT: u8 = b'c';
 const META: u8 = b'm';
 const INDEXED: &[u8] = b"mindexed";
 
-/// Seqs per page of `r` entries.
+/// Seqs per page of the packed entries (`r`, and `i` of decisions).
 pub const PAGE: u64 = 256;
 
 /// How long [`Index::open`] waits for sled's folder lock.
