@@ -26,7 +26,7 @@
 //! | `m` | `indexed` | number of records indexed |
 //!
 //! A page is [`PAGE`] consecutive seqs, keyed by its first. The entry every
-//! record has (`r`) is packed by page, and so are a decision's IPS keys: a
+//! record has (`r`) is packed by page, and so are IPS keys (decisions, registrations): a
 //! batch of records costs sled one `r` write for them all, and one `i`
 //! write per IPS version in a page (one per decision where each client has
 //! an IPS of its own, far fewer where many share one). Pages are fixed by
@@ -66,7 +66,7 @@ const CHECKPOINT: u8 = b'c';
 const META: u8 = b'm';
 const INDEXED: &[u8] = b"mindexed";
 
-/// Seqs per page of the packed entries (`r`, and `i` of decisions).
+/// Seqs per page of the packed entries (`r` and `i`).
 pub const PAGE: u64 = 256;
 
 /// How long [`Index::open`] waits for sled's folder lock.
