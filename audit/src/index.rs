@@ -282,6 +282,19 @@ impl Index {
         Ok(v.map(|b| u64::from_be_bytes(b.as_ref().try_into().unwrap_or([0; 8]))).unwrap_or(0))
     }
 
+    /// Where the frame of the last indexed record ends in the log: the log's
+    /// length when the index is up to date (0 for an empty index).
+    pub fn covered_bytes(&self) -> Result<u64> {
+        let indexed = self.indexed()?;
+        let Some(last) = indexed.checked_sub(1) else {
+            return Ok(0);
+        };
+        let entry = self.entry(last)?.ok_or(Error::IndexGap { indexed, seq: last })?;
+        let offset = u64::from_be_bytes(entry[17..25].try_into().expect("8 bytes"));
+        let len = u32::from_be_bytes(entry[25..].try_into().expect("4 bytes"));
+        Ok(offset + u64::from(len))
+    }
+
     /// Indexes `record`, whose frame is at `span` in the log, which must be
     /// the next one (`seq == indexed()`); a record already indexed is
     /// skipped (replays are idempotent).
@@ -757,6 +770,8 @@ mod tests {
         }
         let index = Index::open(dir.path().join("index"), &log).unwrap();
         assert_eq!(index.indexed().unwrap(), 30);
+        assert_eq!(index.covered_bytes().unwrap(), std::fs::metadata(&log).unwrap().len());
+        assert_eq!(Index::temporary(&log).unwrap().covered_bytes().unwrap(), 0);
         assert_eq!(index.get(29).unwrap().as_ref(), Some(&recs[29]));
         // An index over a log that lost its tail says so instead of
         // answering from whatever bytes are there.

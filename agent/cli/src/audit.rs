@@ -313,7 +313,20 @@ fn open_index(data: &DataDir) -> Result<Index> {
     if !path.exists() {
         bail!("no index at {} (run `ballast audit reindex`)", path.display());
     }
-    Ok(Index::open(&path, data.log())?)
+    let index = Index::open(&path, data.log())?;
+    // An index behind its log answers without the newer records: say so.
+    let log_bytes = std::fs::metadata(data.log()).map_or(0, |m| m.len());
+    let covered = index.covered_bytes()?;
+    if log_bytes > covered {
+        eprintln!(
+            "warning: the index covers {} records ({covered} bytes of the log), but {} is {log_bytes} bytes long: \
+             answers leave out what came after (an index of an older format starts empty). \
+             Run `ballast audit reindex`, or start the agent, which catches the index up.",
+            index.indexed()?,
+            data.log().display()
+        );
+    }
+    Ok(index)
 }
 
 fn selected(index: &Index, filter: &Filter) -> Result<Vec<Record>> {

@@ -165,3 +165,26 @@ fn verify_without_keys_or_log_says_what_is_missing() {
     assert!(!out.status.success());
     assert!(text(&out).contains("run `ballast audit reindex`"), "{}", text(&out));
 }
+
+#[test]
+fn queries_say_when_the_index_is_behind_its_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_log(&data, 7, false);
+    let data_s = data.to_str().unwrap();
+    let out = ballast(&["audit", "reindex", "--data-dir", data_s]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = ballast(&["audit", "show", "--data-dir", data_s, "--seq", "0"]);
+    assert!(out.status.success() && !text(&out).contains("warning"), "{}", text(&out));
+    // One more record in the log, none in the index.
+    let signer = Signer::from_seed(&[7; 32]);
+    let ring = KeyRing::single(signer.verifying_key()).unwrap();
+    let (mut log, _) = Log::open(data.join("audit.log"), signer, SyncPolicy::EveryRecord, ring).unwrap();
+    let time = Timestamp::from_unix_nanos(t0() + i128::from(RECORDS) * 60_000_000_000).unwrap();
+    log.append(Kind::Decision, &body(RECORDS, 0), time).unwrap();
+    drop(log);
+    let out = ballast(&["audit", "show", "--data-dir", data_s, "--seq", "0"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(&format!("warning: the index covers {RECORDS} records")), "{}", text(&out));
+    assert!(text(&out).contains("ballast audit reindex"), "{}", text(&out));
+}
