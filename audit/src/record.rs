@@ -294,7 +294,7 @@ impl Record {
             out.extend_from_slice(br#","sig":"#);
             wire::hex64::serialize(&self.sig, &mut serde_json::Serializer::new(&mut *out))?;
         }
-        out.extend_from_slice(TIME_MEMBER);
+        out.extend_from_slice(br#","time":"#);
         serde_json::to_writer(&mut *out, &self.time)?;
         out.extend_from_slice(br#","version":"#);
         serde_json::to_writer(&mut *out, &self.version)?;
@@ -392,8 +392,9 @@ pub(crate) struct Draft {
 
 /// A draft's frame in the making: room for the frame header, then the
 /// canonical signable bytes, with a zero `prev` until linked. Sealing
-/// puts the `hash` and `sig` members in their sorted places and the header
-/// in front, so the body's text is written once, here.
+/// writes the short members after the body again with `hash` and `sig`
+/// among them, and the header in front, so the body's text is written
+/// once, here.
 #[derive(Debug)]
 struct Unsealed {
     frame: Vec<u8>,
@@ -409,8 +410,6 @@ struct Unsealed {
 
 /// How the signable bytes start, before the body's text.
 const BODY_OPEN: &[u8] = br#"{"body":"#;
-/// The member `sig` goes before when sealing.
-const TIME_MEMBER: &[u8] = br#","time":"#;
 
 impl Unsealed {
     /// A frame with room for the header and `{"body":`, for the body's text
@@ -528,21 +527,10 @@ impl Draft {
         let frame = match self.signable {
             // The signable members are canonical, and so are `hash` and
             // `sig` (lower-case hex strings) in their sorted places among
-            // them: `hash` right after the body, `sig` right before `time`
-            // (no JSON string holds `,"` unescaped, so the first `,"time":`
-            // after the body is the member).
+            // them: the members after the body are written again, sealed.
             Some(Unsealed { mut frame, body_end, .. }) => {
-                let time_at = body_end + find(&frame[body_end..], TIME_MEMBER).expect("the envelope has a time");
-                let mut sig = [0u8; 8 + 128 + 1];
-                sig[..8].copy_from_slice(br#","sig":""#);
-                hex::encode_to_slice(self.record.sig, &mut sig[8..136]).expect("128 digits for 64 bytes");
-                sig[136] = b'"';
-                frame.splice(time_at..time_at, sig);
-                let mut hash = [0u8; 9 + 64 + 1];
-                hash[..9].copy_from_slice(br#","hash":""#);
-                hex::encode_to_slice(self.record.hash, &mut hash[9..73]).expect("64 digits for 32 bytes");
-                hash[73] = b'"';
-                frame.splice(body_end..body_end, hash);
+                frame.truncate(body_end);
+                self.record.members_after_body_into(true, &mut frame).map_err(|e| refuse_body(self.record.kind, e))?;
                 let header = frame::header(&frame[frame::FRAME_HEADER_LEN..])?;
                 frame[..frame::FRAME_HEADER_LEN].copy_from_slice(&header);
                 frame
@@ -551,11 +539,6 @@ impl Draft {
         };
         Ok((self.record, frame))
     }
-}
-
-/// Where `needle` first starts in `haystack`.
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn refuse_body(kind: Kind, e: serde_json::Error) -> Error {
@@ -568,7 +551,7 @@ fn refuse_body(kind: Kind, e: serde_json::Error) -> Error {
 /// unescaped).
 fn prev_digits_at(after_body: &[u8]) -> usize {
     const MARK: &[u8] = br#","prev":""#;
-    find(after_body, MARK).expect("the envelope has a prev") + MARK.len()
+    after_body.windows(MARK.len()).position(|w| w == MARK).expect("the envelope has a prev") + MARK.len()
 }
 
 /// A record's position in the chain and its hash: what the chain checks
