@@ -216,23 +216,15 @@ impl Log {
     /// object, a time before the last, a key not valid at its time) nothing
     /// is written.
     pub fn append_batch<B: Serialize + Sync + ?Sized>(&mut self, entries: &[(Kind, &B, Timestamp)]) -> Result<Vec<Record>> {
-        self.check_times(entries.iter().map(|e| e.2))?;
-        let (key_id, first) = (self.signer.key_id(), self.head.next_seq);
-        let drafts = per_record(entries.iter().enumerate().collect(), |(i, &(kind, body, time))| {
-            Draft::new(key_id, first + i as u64, time, kind, body)
-        })?;
-        self.records(drafts)
+        let drafts = self.drafts(entries.iter().collect(), |e| e.2, |key_id, seq, &(kind, body, time)| Draft::new(key_id, seq, time, kind, body))?;
+        self.write_drafts(drafts, |record| record)
     }
 
     /// [`Log::append_batch`] with bodies already in JSON, which become the
     /// records' bodies without a copy.
     pub fn append_values(&mut self, entries: Vec<(Kind, Value, Timestamp)>) -> Result<Vec<Record>> {
-        self.check_times(entries.iter().map(|e| e.2))?;
-        let (key_id, first) = (self.signer.key_id(), self.head.next_seq);
-        let drafts = per_record(entries.into_iter().enumerate().collect(), |(i, (kind, body, time))| {
-            Draft::of_value(key_id, first + i as u64, time, kind, body)
-        })?;
-        self.records(drafts)
+        let drafts = self.drafts(entries, |e| e.2, |key_id, seq, (kind, body, time)| Draft::of_value(key_id, seq, time, kind, body))?;
+        self.write_drafts(drafts, |record| record)
     }
 
     /// [`Log::append_batch`] for a caller that keeps its bodies: what the
@@ -242,26 +234,33 @@ impl Log {
     /// struct with its fields in sorted order) never becomes a JSON tree
     /// on the way. The bytes written are [`Log::append_batch`]'s.
     pub fn append_entries<B: Serialize + Sync + ?Sized>(&mut self, entries: &[(Kind, &B, Timestamp)]) -> Result<Vec<Entry>> {
-        self.check_times(entries.iter().map(|e| e.2))?;
-        let (key_id, first) = (self.signer.key_id(), self.head.next_seq);
-        let drafts = per_record(entries.iter().enumerate().collect(), |(i, &(kind, body, time))| {
-            Draft::lean(key_id, first + i as u64, time, kind, body)
-        })?;
+        let first = self.head.next_seq;
+        let drafts = self.drafts(entries.iter().collect(), |e| e.2, |key_id, seq, &(kind, body, time)| Draft::lean(key_id, seq, time, kind, body))?;
         let (drafts, keys): (Vec<Draft>, Vec<Keys>) = drafts.into_iter().unzip();
-        let first_span = self.spans.len();
-        let sealed = self.write_drafts(drafts, |record| (record.kind, record.time))?;
-        let spans = &self.spans[first_span..];
-        Ok(sealed
-            .into_iter()
-            .zip(keys)
-            .zip(spans)
-            .map(|(((seq, hash, (kind, time)), keys), &span)| Entry { seq, hash, time, kind, span, keys })
-            .collect())
+        self.write_drafts(drafts, drop)?;
+        let entry = |(i, keys): (usize, Keys)| {
+            let at = first as usize + i;
+            Entry { seq: at as u64, hash: self.hashes[at], time: entries[i].2, kind: entries[i].0, span: self.spans[at], keys }
+        };
+        Ok(keys.into_iter().enumerate().map(entry).collect())
+    }
+
+    /// Admits a batch ([`Log::admit`]) and makes each item's draft with
+    /// `make` (key id, seq, item): on rayon's threads for a batch.
+    fn drafts<T: Send, D: Send>(
+        &self,
+        items: Vec<T>,
+        time: impl Fn(&T) -> Timestamp,
+        make: impl Fn(&str, u64, T) -> Result<D> + Sync + Send,
+    ) -> Result<Vec<D>> {
+        self.admit(items.iter().map(time))?;
+        let (key_id, first) = (self.signer.key_id(), self.head.next_seq);
+        per_record(items.into_iter().zip(first..).collect(), |(item, seq)| make(key_id, seq, item))
     }
 
     /// Refuses a batch when the log is poisoned, or one of its times goes
     /// back or falls outside the signer's key window.
-    fn check_times(&self, times: impl Iterator<Item = Timestamp>) -> Result<()> {
+    fn admit(&self, times: impl Iterator<Item = Timestamp>) -> Result<()> {
         if self.poisoned {
             return Err(Error::Poisoned);
         }
@@ -280,19 +279,15 @@ impl Log {
         Ok(())
     }
 
-    /// [`Log::write_drafts`] keeping the whole records.
-    fn records(&mut self, drafts: Vec<Draft>) -> Result<Vec<Record>> {
-        Ok(self.write_drafts(drafts, |record| record)?.into_iter().map(|(_, _, record)| record).collect())
-    }
-
     /// Links `drafts` after the head in order, seals them (in parallel for
-    /// a batch), writes their frames at once and applies the fsync policy.
-    /// Each record's seq and hash come back with what `keep` makes of the
-    /// record, on the thread that sealed it.
-    fn write_drafts<T: Send>(&mut self, mut drafts: Vec<Draft>, keep: impl Fn(Record) -> T + Sync + Send) -> Result<Vec<(u64, Hash, T)>> {
+    /// a batch), writes their frames at once and applies the fsync policy;
+    /// returns what `keep` makes of each record, on the thread that sealed it.
+    fn write_drafts<T: Send>(&mut self, mut drafts: Vec<Draft>, keep: impl Fn(Record) -> T + Sync + Send) -> Result<Vec<T>> {
         let mut prev = self.head.prev;
+        let mut hashes = Vec::with_capacity(drafts.len());
         for d in &mut drafts {
             prev = d.link(prev)?;
+            hashes.push(prev);
         }
         let Some(head) = drafts.last().map(Draft::head) else {
             return Ok(Vec::new());
@@ -300,9 +295,9 @@ impl Log {
         let signer = &self.signer;
         let sealed = per_record(drafts, |d| {
             let (record, frame) = d.seal(signer)?;
-            Ok(((record.seq, record.hash, keep(record)), frame))
+            Ok((keep(record), frame))
         })?;
-        let (kept, frames): (Vec<(u64, Hash, T)>, Vec<Vec<u8>>) = sealed.into_iter().unzip();
+        let (kept, frames): (Vec<T>, Vec<Vec<u8>>) = sealed.into_iter().unzip();
         let mut spans = Vec::with_capacity(frames.len());
         let mut end = self.len_bytes;
         for frame in &frames {
@@ -312,9 +307,9 @@ impl Log {
         self.write(&frames)?;
         self.len_bytes = end;
         self.head = head;
-        self.hashes.extend(kept.iter().map(|(_, hash, _)| *hash));
+        self.unsynced += hashes.len() as u64;
+        self.hashes.extend(hashes);
         self.spans.extend(spans);
-        self.unsynced += kept.len() as u64;
         if self.sync_due() {
             self.sync()?;
         }
