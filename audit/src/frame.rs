@@ -58,6 +58,13 @@ pub struct Span {
     pub len: u32,
 }
 
+impl Span {
+    /// Just past the frame.
+    pub fn end(&self) -> u64 {
+        self.offset + u64::from(self.len)
+    }
+}
+
 /// The spans of the frames in `bytes[..valid_len]`, which must be whole
 /// frames (as verification found them); checksums are not read again.
 pub fn spans(bytes: &[u8], valid_len: u64) -> Vec<Span> {

@@ -172,6 +172,14 @@ fn kind_byte(kind: Kind) -> u8 {
 /// frame length.
 const RECORD_VALUE_LEN: usize = 16 + 1 + 8 + 4;
 
+/// The frame span an `r` entry holds (after time and kind).
+fn span_of(entry: &[u8; RECORD_VALUE_LEN]) -> Span {
+    Span {
+        offset: u64::from_be_bytes(entry[17..25].try_into().expect("8 bytes")),
+        len: u32::from_be_bytes(entry[25..].try_into().expect("4 bytes")),
+    }
+}
+
 /// The first seq of `seq`'s page, as a key part.
 fn page_of(seq: u64) -> [u8; 8] {
     (seq - seq % PAGE).to_be_bytes()
@@ -290,9 +298,7 @@ impl Index {
             return Ok(0);
         };
         let entry = self.entry(last)?.ok_or(Error::IndexGap { indexed, seq: last })?;
-        let offset = u64::from_be_bytes(entry[17..25].try_into().expect("8 bytes"));
-        let len = u32::from_be_bytes(entry[25..].try_into().expect("4 bytes"));
-        Ok(offset + u64::from(len))
+        Ok(span_of(&entry).end())
     }
 
     /// Indexes `record`, whose frame is at `span` in the log, which must be
@@ -305,29 +311,28 @@ impl Index {
     /// Indexes every record of `records` (each with its frame's span) not
     /// yet indexed, in one sled batch.
     pub fn apply_all<'a>(&self, records: impl IntoIterator<Item = (&'a Record, Span)>) -> Result<u64> {
-        self.apply_each(records.into_iter().map(|(r, span)| (r.seq, r.time, r.kind, Cow::Owned(Keys::of(r)), span)))
+        self.apply_each(records.into_iter().map(|(r, span)| (Place { seq: r.seq, time: r.time, kind: r.kind, span }, Cow::Owned(Keys::of(r)))))
     }
 
     /// [`Index::apply_all`] for what [`crate::Log::append_entries`] returned.
     pub fn apply_entries<'a>(&self, entries: impl IntoIterator<Item = &'a Entry>) -> Result<u64> {
-        self.apply_each(entries.into_iter().map(|e| (e.seq, e.time, e.kind, Cow::Borrowed(&e.keys), e.span)))
+        self.apply_each(entries.into_iter().map(|e| (Place { seq: e.seq, time: e.time, kind: e.kind, span: e.span }, Cow::Borrowed(&e.keys))))
     }
 
-    /// Indexes each (seq, time, kind, keys, span) not yet indexed, in one
-    /// sled batch.
-    fn apply_each<'a>(&self, items: impl Iterator<Item = (u64, Timestamp, Kind, Cow<'a, Keys>, Span)>) -> Result<u64> {
+    /// Indexes each record (where it is, and its keys) not yet indexed, in
+    /// one sled batch.
+    fn apply_each<'a>(&self, items: impl Iterator<Item = (Place, Cow<'a, Keys>)>) -> Result<u64> {
         let mut next = self.indexed()?;
         let start = next;
         let mut batch = sled::Batch::default();
         let mut pages = Pages::new(next);
-        for (seq, time, kind, keys, span) in items {
-            if seq < next {
+        for (at, keys) in items {
+            if at.seq < next {
                 continue;
             }
-            if seq > next {
-                return Err(Error::IndexGap { indexed: next, seq });
+            if at.seq > next {
+                return Err(Error::IndexGap { indexed: next, seq: at.seq });
             }
-            let at = Place { seq, time, kind, span };
             self.entries(at, &keys, &mut batch, &mut pages)?;
             next += 1;
         }
@@ -387,13 +392,13 @@ impl Index {
 
     /// `seq`'s part of its page's `r` value, if indexed.
     fn entry(&self, seq: u64) -> Result<Option<[u8; RECORD_VALUE_LEN]>> {
-        let malformed = || Error::Index { what: format!("reading record {seq}"), reason: "a malformed entry (rebuild the index)".into() };
+
         let page = self.tree.get(key(RECORD, &[&page_of(seq)])).map_err(|e| index_error(format!("reading record {seq}"), e))?;
         let Some(page) = page else {
             return Ok(None);
         };
         if page.len() % RECORD_VALUE_LEN != 0 {
-            return Err(malformed());
+            return Err(malformed(format!("reading record {seq}")));
         }
         let at = (seq % PAGE) as usize * RECORD_VALUE_LEN;
         Ok(page.get(at..at + RECORD_VALUE_LEN).map(|e| e.try_into().expect("the length asked for")))
@@ -425,8 +430,7 @@ impl Index {
     /// Reads the frame an `r` entry points at and decodes its record,
     /// which must be record `seq`.
     fn read(&self, log: &File, seq: u64, entry: &[u8; RECORD_VALUE_LEN]) -> Result<Record> {
-        let offset = u64::from_be_bytes(entry[17..25].try_into().expect("8 bytes"));
-        let len = u32::from_be_bytes(entry[25..].try_into().expect("4 bytes"));
+        let Span { offset, len } = span_of(entry);
         let stale = |reason: String| Error::Index {
             what: format!("reading record {seq} at offset {offset} of {}", self.log.display()),
             reason: format!("{reason}; the index does not match the log (rebuild it with `ballast audit reindex`)"),
@@ -484,7 +488,7 @@ impl Index {
         for kv in self.tree.scan_prefix(&prefix) {
             let (_, page) = kv.map_err(|e| index_error(what(), e))?;
             if page.len() % 8 != 0 {
-                return Err(Error::Index { what: what(), reason: "a malformed entry (rebuild the index)".into() });
+                return Err(malformed(what()));
             }
             seqs.extend(page.chunks_exact(8).map(be_u64));
         }
@@ -565,6 +569,11 @@ impl Index {
 
 fn be_u64(b: &[u8]) -> u64 {
     u64::from_be_bytes(b.try_into().unwrap_or([0; 8]))
+}
+
+/// An entry of the wrong length: not what this version writes.
+fn malformed(what: String) -> Error {
+    Error::Index { what, reason: "a malformed entry (rebuild the index)".into() }
 }
 
 fn index_error(what: String, e: sled::Error) -> Error {
