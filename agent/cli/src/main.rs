@@ -397,36 +397,34 @@ fn bench_audit(args: BenchAudit) -> Result<()> {
     let time_of = |seq: u64| Timestamp::from_unix_nanos(start + i128::from(seq) * 1_000_000);
 
     // Append, `--runs` times on a new log and index each, the best kept: the
-    // bodies are made before the clock starts. The index follows the log on
+    // bodies are made once, before any clock starts, and only borrowed. The index follows the log on
     // its own thread, a few batches behind at most, as a derived and
     // rebuildable index may; the clock stops when both are durable.
     let log_path = dir.join("audit.log");
-    let mut best: Option<AppendRun> = None;
-    let mut body_bytes = 0;
+    eprintln!("bench audit: making {} decision bodies", args.records);
+    let bodies: Vec<serde_json::Value> = (0..args.records).map(synthetic::decision).collect();
+    let body_bytes: usize = bodies.iter().map(|b| serde_json::to_vec(b).map_or(0, |b| b.len())).sum();
+    let times = (0..args.records).map(time_of).collect::<Result<Vec<_>, _>>()?;
+    let entries: Vec<(Kind, &serde_json::Value, Timestamp)> = bodies.iter().zip(times).map(|(body, time)| (Kind::Decision, body, time)).collect();
+    let mut best: Option<(AppendRun, f64)> = None;
     for run in 1..=args.runs {
         let _ = std::fs::remove_file(&log_path);
         let _ = std::fs::remove_dir_all(dir.join("index"));
-        eprintln!("bench audit: append run {run}/{}: making {} decision bodies", args.runs, args.records);
-        let bodies: Vec<serde_json::Value> = (0..args.records).map(synthetic::decision).collect();
-        body_bytes = bodies.iter().map(|b| serde_json::to_vec(b).map_or(0, |b| b.len())).sum();
-        let times = (0..args.records).map(time_of).collect::<Result<Vec<_>, _>>()?;
-        let entries: Vec<(Kind, &serde_json::Value, Timestamp)> = bodies.iter().zip(times).map(|(body, time)| (Kind::Decision, body, time)).collect();
-        let batches: Vec<&[(Kind, &serde_json::Value, Timestamp)]> = entries.chunks(group).collect();
         let (log, _) = Log::open(&log_path, signer(), SyncPolicy::EveryN(group as u32), ring.clone())?;
         let index = Index::open(dir.join("index"), &log_path)?;
         let signature_us = signature_micros();
-        let result = append_run(log, index, batches, signature_us)?;
+        let result = append_run(log, index, entries.chunks(group))?;
         eprintln!(
             "bench audit: append run {run}/{}: {:.3} s, {:.0} records/s (a signature took {signature_us:.1} µs just before)",
             args.runs,
             result.secs,
             args.records as f64 / result.secs
         );
-        if best.as_ref().is_none_or(|b| result.secs < b.secs) {
-            best = Some(result);
+        if best.as_ref().is_none_or(|(b, _)| result.secs < b.secs) {
+            best = Some((result, signature_us));
         }
     }
-    let AppendRun { secs: append_secs, cpu: append_cpu, fsyncs, log_bytes, signature_us } = best.expect("at least one run");
+    let (AppendRun { secs: append_secs, cpu: append_cpu, fsyncs, log_bytes }, signature_us) = best.expect("at least one run");
 
     let bytes = std::fs::read(&log_path).wrap_err_with(|| format!("reading {}", log_path.display()))?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -493,8 +491,6 @@ struct AppendRun {
     cpu: Option<f64>,
     fsyncs: u64,
     log_bytes: u64,
-    /// [`signature_micros`] just before the run: how fast the machine was.
-    signature_us: f64,
 }
 
 /// Microseconds one Ed25519 signature of a 32-byte hash takes on this
@@ -514,11 +510,10 @@ fn signature_micros() -> f64 {
 
 /// Appends `batches` to `log` with `index` following on a thread of its
 /// own; the time ends when both are durable.
-fn append_run(
+fn append_run<'a>(
     mut log: ballast_audit::Log,
     index: ballast_audit::Index,
-    batches: Vec<&[(ballast_audit::Kind, &serde_json::Value, ballast_audit::Timestamp)]>,
-    signature_us: f64,
+    batches: impl Iterator<Item = &'a [(ballast_audit::Kind, &'a serde_json::Value, ballast_audit::Timestamp)]>,
 ) -> Result<AppendRun> {
     let cpu_before = process_cpu_seconds();
     let started = std::time::Instant::now();
@@ -547,7 +542,7 @@ fn append_run(
     })?;
     let secs = started.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds().zip(cpu_before).map(|(after, before)| after - before);
-    Ok(AppendRun { secs, cpu, fsyncs: log.fsyncs(), log_bytes: log.len_bytes(), signature_us })
+    Ok(AppendRun { secs, cpu, fsyncs: log.fsyncs(), log_bytes: log.len_bytes() })
 }
 
 /// This process's processor time so far (user and system, all threads),
