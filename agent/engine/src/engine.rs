@@ -821,7 +821,7 @@ pub(crate) fn decide_traced<'a>(
     }
 
     frame.sleeves = sleeves;
-    finish(ctx, frame, trades, None, triggers, acted_on, checks, tax, lot_left, wash)
+    finish(ctx, frame, trades, None, triggers, acted_on, checks, tax, lot_left)
 }
 
 /// The part every decision shares once its trades are known: lots and tax
@@ -837,7 +837,6 @@ fn finish<'a>(
     mut checks: Vec<Check>,
     mut tax: TaxSummary,
     mut lot_left: BTreeMap<&'a str, Decimal>,
-    wash: &WashState,
 ) -> Result<Decision> {
     let Frame { account, ips, model, held, sleeves, value, before, halts, withdrawals, .. } = frame;
     let staying = value - withdrawals;
@@ -1016,7 +1015,9 @@ fn finish<'a>(
         checks,
         halts,
         tax,
-        input_digest: digest(ctx, account, ips, model, wash),
+        // Made once the household's decisions are final (see `input_digest`):
+        // a decision taken again in a later round would hash for nothing.
+        input_digest: String::new(),
     })
 }
 
@@ -1268,7 +1269,6 @@ pub(crate) fn decide_pooled<'a>(
             checks,
             TaxSummary::default(),
             lot_left,
-            wash,
         )?);
     }
     Ok(decisions)
@@ -1494,6 +1494,12 @@ fn shared_digest(inputs: &Inputs, ips: &Ips, model: &Model) -> [u8; 32] {
     let shared = (ips, model, &inputs.market, &inputs.limits, inputs.now.unix_timestamp());
     serde_json::to_writer(&mut w, &shared).expect("inputs serialize");
     w.0.finalize().into()
+}
+
+/// The input digest of a decision `account` took under `wash`.
+pub(crate) fn input_digest(ctx: &Context<'_>, account: &Account, wash: &WashState) -> String {
+    let ips = ctx.ips[account.ips.as_str()];
+    digest(ctx, account, ips, ctx.models[ips.model.as_str()], wash)
 }
 
 /// SHA-256 over everything the account's decision read: the shared digest

@@ -137,14 +137,17 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     let base = engine::WashState::from_recent(ctx, household);
     let mut added: BTreeMap<String, String> = BTreeMap::new();
     let mut lifted: BTreeSet<String> = BTreeSet::new();
-    let mut decided: Vec<Option<(Vec<Decision>, BTreeSet<String>)>> = vec![None; units.len()];
+    // Each unit's decisions, the assets they consulted and the wash-sale state they read.
+    type Decided = (Vec<Decision>, BTreeSet<String>, std::rc::Rc<engine::WashState>);
+    let mut decided: Vec<Option<Decided>> = vec![None; units.len()];
     let mut changed: Option<BTreeSet<String>> = None;
     for _ in 0..=2 * ctx.assets.len() + 1 {
         let mut wash = base.clone();
         wash.loss_sold.extend(added.iter().map(|(a, why)| (a.clone(), why.clone())));
+        let wash = std::rc::Rc::new(wash);
         for (unit, slot) in units.iter().zip(decided.iter_mut()) {
             let stale = match (slot.as_ref(), changed.as_ref()) {
-                (Some((_, consulted)), Some(changed)) => !consulted.is_disjoint(changed),
+                (Some((_, consulted, _)), Some(changed)) => !consulted.is_disjoint(changed),
                 _ => true,
             };
             if !stale {
@@ -157,9 +160,9 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
                 let accounts: Vec<&types::Account> = unit.iter().map(|&i| &ctx.inputs.accounts[i]).collect();
                 engine::decide_pooled(ctx, &accounts, &wash, &consulted)?
             };
-            *slot = Some((decisions, consulted.into_inner()));
+            *slot = Some((decisions, consulted.into_inner(), wash.clone()));
         }
-        let all = || decided.iter().flatten().flat_map(|(ds, _)| ds.iter());
+        let all = || decided.iter().flatten().flat_map(|(ds, _, _)| ds.iter());
         let mut loss_sold = BTreeMap::new();
         for d in all() {
             for t in d.trades.iter().chain(&d.queued).filter(|t| t.side == types::Side::Sell) {
@@ -185,8 +188,14 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
         if unneeded.is_empty() {
             let mut out = Vec::with_capacity(members.len());
             for (unit, slot) in units.iter().zip(decided) {
-                let (decisions, _) = slot.expect("every unit decided");
-                out.extend(unit.iter().copied().zip(decisions));
+                let (decisions, _, wash) = slot.expect("every unit decided");
+                for (&i, mut d) in unit.iter().zip(decisions) {
+                    // Halted decisions carry theirs already.
+                    if d.input_digest.is_empty() {
+                        d.input_digest = engine::input_digest(ctx, &ctx.inputs.accounts[i], &wash);
+                    }
+                    out.push((i, d));
+                }
             }
             return Ok(out);
         }
