@@ -58,7 +58,8 @@ pub fn sale_order<'a>(
                 let gain = price - l.cost;
                 (gain * rate(rates, term(l.acquired, today)), gain)
             };
-            ordered.sort_by_key(|a| key(a));
+            // A key costs a multiplication and a date computation: once per lot.
+            ordered.sort_by_cached_key(|a| key(a));
         }
     }
     ordered
