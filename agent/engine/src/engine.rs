@@ -518,7 +518,8 @@ pub(crate) fn decide_traced<'a>(
     }
 
     let mut trades: Vec<Trade> = Vec::new();
-    let mut lot_left: BTreeMap<&str, Decimal> = account.lots.iter().map(|l| (l.id.as_str(), l.quantity)).collect();
+    // What is left of each lot of `account.lots`, by position.
+    let mut lot_left: Vec<Decimal> = account.lots.iter().map(|l| l.quantity).collect();
     let mut tax = TaxSummary::default();
 
     // Tax-loss harvesting: sell lots with a large enough loss and buy a
@@ -533,11 +534,13 @@ pub(crate) fn decide_traced<'a>(
                 if m.halt.is_some() || m.held <= Decimal::ZERO || m.harvest_bought > Decimal::ZERO {
                     continue;
                 }
-                let losers: Vec<&crate::types::Lot> = account
+                let losers: Vec<(usize, &crate::types::Lot)> = account
                     .lots
                     .iter()
-                    .filter(|l| l.asset == m.asset && l.quantity > Decimal::ZERO)
-                    .filter(|l| {
+                    .enumerate()
+                    .filter(|(_, l)| l.asset == m.asset && l.quantity > Decimal::ZERO)
+                    .map(|(i, l)| (i, l))
+                    .filter(|(_, l)| {
                         let loss = (l.cost - m.price) * l.quantity;
                         loss > Decimal::ZERO && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
                     })
@@ -545,7 +548,7 @@ pub(crate) fn decide_traced<'a>(
                 if losers.is_empty() {
                     continue;
                 }
-                let loss: Decimal = losers.iter().map(|l| (l.cost - m.price) * l.quantity).sum();
+                let loss: Decimal = losers.iter().map(|(_, l)| (l.cost - m.price) * l.quantity).sum();
                 let name = format!("harvest:{}", m.asset);
                 if let Some(date) = wash.bought.get(m.asset) {
                     checks.push(Check { name, passed: false, detail: format!("skipped: the household bought {} on {date}, within {WASH_SALE_DAYS} days (wash sale)", m.asset) });
@@ -563,16 +566,16 @@ pub(crate) fn decide_traced<'a>(
                     checks.push(Check { name, passed: false, detail: format!("skipped: no substitute of {} may be bought", m.asset) });
                     continue;
                 };
-                let quantity: Decimal = losers.iter().map(|l| l.quantity).sum();
+                let quantity: Decimal = losers.iter().map(|(_, l)| l.quantity).sum();
                 let proceeds = quantity * m.price;
                 let s_price = ctx.prices[substitute].price;
                 let s_quantity = round_down(proceeds / s_price, ctx.assets[substitute].quantum);
                 let used: Vec<LotUse> = losers
                     .iter()
-                    .map(|l| LotUse { lot: l.id.clone(), quantity: l.quantity, gain: (m.price - l.cost) * l.quantity, term: lots::term(l.acquired, ctx.today) })
+                    .map(|(_, l)| LotUse { lot: l.id.clone(), quantity: l.quantity, gain: (m.price - l.cost) * l.quantity, term: lots::term(l.acquired, ctx.today) })
                     .collect();
-                for l in &losers {
-                    lot_left.insert(l.id.as_str(), Decimal::ZERO);
+                for (i, _) in &losers {
+                    lot_left[*i] = Decimal::ZERO;
                 }
                 let estimated_tax = lots::tax_of(&used, &ips.tax);
                 triggers.push(Trigger { kind: TriggerKind::Harvest, detail: format!("{} lots at a loss of {loss}", m.asset) });
@@ -836,7 +839,7 @@ fn finish<'a>(
     acted_on: Option<TriggerKind>,
     mut checks: Vec<Check>,
     mut tax: TaxSummary,
-    mut lot_left: BTreeMap<&'a str, Decimal>,
+    mut lot_left: Vec<Decimal>,
 ) -> Result<Decision> {
     let Frame { account, ips, model, held, sleeves, value, before, halts, withdrawals, .. } = frame;
     let staying = value - withdrawals;
@@ -855,22 +858,23 @@ fn finish<'a>(
             let refs: Vec<&crate::types::Lot> = own.iter().collect();
             t.lots = lots::take(&refs, t.quantity, t.price, ctx.today);
         } else {
-            let mine: Vec<&crate::types::Lot> = account.lots.iter().filter(|l| l.asset == t.asset).collect();
+            let mine: Vec<usize> = (0..account.lots.len()).filter(|&i| account.lots[i].asset == t.asset).collect();
             // Copies of the lots only when an earlier sale used part of them.
-            let left: Option<Vec<crate::types::Lot>> = (!mine.iter().all(|l| lot_left[l.id.as_str()] == l.quantity)).then(|| {
+            let left: Option<Vec<crate::types::Lot>> = (!mine.iter().all(|&i| lot_left[i] == account.lots[i].quantity)).then(|| {
                 mine.iter()
-                    .map(|l| crate::types::Lot { quantity: lot_left[l.id.as_str()], ..(*l).clone() })
+                    .map(|&i| crate::types::Lot { quantity: lot_left[i], ..account.lots[i].clone() })
                     .filter(|l| l.quantity > Decimal::ZERO)
                     .collect()
             });
             let refs: Vec<&crate::types::Lot> = match &left {
                 Some(left) => left.iter().collect(),
-                None => mine,
+                None => mine.iter().map(|&i| &account.lots[i]).collect(),
             };
             let order = lots::sale_order(&refs, ips.lot_method, t.price, ctx.today, &ips.tax, &account.sell_order);
             t.lots = lots::take(&order, t.quantity, t.price, ctx.today);
             for u in &t.lots {
-                *lot_left.get_mut(u.lot.as_str()).expect("lot of the account") -= u.quantity;
+                let i = mine.iter().copied().find(|&i| account.lots[i].id == u.lot).ok_or_else(|| Error::Internal(format!("lot {} sold but not held", u.lot)))?;
+                lot_left[i] -= u.quantity;
             }
         }
         t.estimated_tax = if account.kind.realises_tax() { lots::tax_of(&t.lots, &ips.tax) } else { Decimal::ZERO };
@@ -1258,7 +1262,7 @@ pub(crate) fn decide_pooled<'a>(
                 own[i].len()
             ),
         });
-        let lot_left = account.lots.iter().map(|l| (l.id.as_str(), l.quantity)).collect();
+        let lot_left = account.lots.iter().map(|l| l.quantity).collect();
         decisions.push(finish(
             ctx,
             frame,
