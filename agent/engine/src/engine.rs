@@ -255,7 +255,8 @@ impl Sleeve<'_> {
 }
 
 /// An account valued and cut into sleeves, ready to decide.
-struct Frame<'a> {
+#[derive(Clone)]
+pub(crate) struct Frame<'a> {
     account: &'a Account,
     ips: &'a Ips,
     model: &'a Model,
@@ -300,9 +301,14 @@ fn group_of<'a>(ctx: &Context<'a>, asset: &str) -> Option<&'a str> {
     ctx.assets.get(asset).and_then(|a| a.substitute_group.as_deref())
 }
 
+/// An account ready to decide, or the decision that it cannot be.
+pub(crate) type Prepared<'a> = std::result::Result<Frame<'a>, Decision>;
+
 /// Values the account and cuts it into sleeves; a held asset without a
-/// price halts the account (the `Err` side carries that decision).
-fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<std::result::Result<Frame<'a>, Decision>> {
+/// price halts the account (the `Err` side carries that decision). What
+/// comes out does not depend on the household's wash-sale state, so a
+/// household prepares each account once for all its rounds.
+pub(crate) fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<Prepared<'a>> {
     let ips = *ctx.ips.get(account.ips.as_str()).ok_or_else(|| Error::Unknown {
         kind: "IPS",
         id: account.ips.clone(),
@@ -391,14 +397,16 @@ fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<std::result::R
 /// wash-sale block can change.
 pub(crate) fn decide_traced<'a>(
     ctx: &Context<'a>,
-    account: &'a Account,
+    prepared: &Prepared<'a>,
     wash: &WashState,
     consulted: &std::cell::RefCell<BTreeSet<String>>,
 ) -> Result<Decision> {
-    let mut frame = match prepare(ctx, account)? {
+    let prepared = match prepared {
         Ok(frame) => frame,
-        Err(halted) => return Ok(halted),
+        Err(halted) => return Ok(halted.clone()),
     };
+    let mut frame = prepared.clone();
+    let account = frame.account;
     let (ips, model) = (frame.ips, frame.model);
     let limits = &ctx.inputs.limits;
     let r = &ips.restrictions;
@@ -406,13 +414,13 @@ pub(crate) fn decide_traced<'a>(
     let value = frame.value;
     let base = frame.base;
     let withdrawals = frame.withdrawals;
-    let excluded = frame.excluded.clone();
-    let before = frame.before.clone();
+    let excluded = &prepared.excluded;
+    let before = &prepared.before;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     let group_of = |asset: &str| group_of(ctx, asset);
     let mut sleeves = std::mem::take(&mut frame.sleeves);
-    let held = frame.held.clone();
+    let held = &prepared.held;
 
     // Why an asset may not be bought here, if it may not.
     let mut harvested: BTreeMap<&str, String> = BTreeMap::new();
@@ -1067,7 +1075,7 @@ pub(crate) fn decide_pooled<'a>(
         manual_request: accounts.iter().any(|a| a.manual_request),
         sell_order: Vec::new(),
     };
-    let combined = decide_traced(ctx, &pooled, wash, consulted)?;
+    let combined = decide_traced(ctx, &prepare(ctx, &pooled)?, wash, consulted)?;
     if combined.status == Status::Halted {
         return accounts.iter().map(|a| Ok(halted(ctx, a, ctx.ips[a.ips.as_str()], ctx.models[ctx.ips[a.ips.as_str()].model.as_str()], combined.halts.clone()))).collect();
     }

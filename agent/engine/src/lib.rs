@@ -141,11 +141,19 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     type Decided = (Vec<Decision>, BTreeSet<String>, std::rc::Rc<engine::WashState>);
     let mut decided: Vec<Option<Decided>> = vec![None; units.len()];
     let mut changed: Option<BTreeSet<String>> = None;
+    // Accounts deciding alone, valued once for every round.
+    let prepared: Vec<Option<engine::Prepared<'_>>> = units
+        .iter()
+        .map(|unit| match unit.as_slice() {
+            [i] => engine::prepare(ctx, &ctx.inputs.accounts[*i]).map(Some),
+            _ => Ok(None),
+        })
+        .collect::<Result<_>>()?;
     for _ in 0..=2 * ctx.assets.len() + 1 {
         let mut wash = base.clone();
         wash.loss_sold.extend(added.iter().map(|(a, why)| (a.clone(), why.clone())));
         let wash = std::rc::Rc::new(wash);
-        for (unit, slot) in units.iter().zip(decided.iter_mut()) {
+        for ((unit, slot), prepared) in units.iter().zip(decided.iter_mut()).zip(&prepared) {
             let stale = match (slot.as_ref(), changed.as_ref()) {
                 (Some((_, consulted, _)), Some(changed)) => !consulted.is_disjoint(changed),
                 _ => true,
@@ -154,8 +162,8 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
                 continue;
             }
             let consulted = std::cell::RefCell::new(BTreeSet::new());
-            let decisions = if let [i] = unit.as_slice() {
-                vec![engine::decide_traced(ctx, &ctx.inputs.accounts[*i], &wash, &consulted)?]
+            let decisions = if let Some(prepared) = prepared {
+                vec![engine::decide_traced(ctx, prepared, &wash, &consulted)?]
             } else {
                 let accounts: Vec<&types::Account> = unit.iter().map(|&i| &ctx.inputs.accounts[i]).collect();
                 engine::decide_pooled(ctx, &accounts, &wash, &consulted)?
