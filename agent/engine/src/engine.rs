@@ -42,6 +42,8 @@ pub(crate) struct Context<'a> {
     pub pause: Option<String>,
     /// Per IPS id, the digest of what all its accounts read alike.
     pub shared_digests: BTreeMap<&'a str, [u8; 32]>,
+    /// Recent trades by household, read once (not once per household).
+    pub recent: BTreeMap<&'a str, Vec<&'a crate::types::PastTrade>>,
 }
 
 impl<'a> Context<'a> {
@@ -120,7 +122,11 @@ impl<'a> Context<'a> {
                 pause = Some(format!("volatility index {vix} above {max}"));
             }
         let shared_digests = ips.iter().map(|(id, i)| (*id, shared_digest(inputs, i, models[i.model.as_str()]))).collect();
-        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, shared_digests })
+        let mut recent: BTreeMap<&str, Vec<&crate::types::PastTrade>> = BTreeMap::new();
+        for t in &inputs.recent_trades {
+            recent.entry(t.household.as_str()).or_default().push(t);
+        }
+        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, shared_digests, recent })
     }
 }
 
@@ -196,17 +202,20 @@ pub(crate) struct WashState {
 }
 
 impl WashState {
-    /// The household's recent trades within the wash-sale window.
-    pub fn from_recent(ctx: &Context<'_>, household: &str) -> Self {
+    /// The household's recent trades within the wash-sale window. A sale in
+    /// one of `untaxed` (the household's tax-deferred and tax-free accounts)
+    /// realises no loss for tax, so it starts no window.
+    pub fn from_recent(ctx: &Context<'_>, household: &str, untaxed: &[u64]) -> Self {
         let mut state = Self::default();
         let since = ctx.today - time::Duration::days(WASH_SALE_DAYS);
-        for t in ctx.inputs.recent_trades.iter().filter(|t| t.household == household && t.date >= since && t.date <= ctx.today) {
+        let trades = ctx.recent.get(household).map_or(&[][..], Vec::as_slice);
+        for t in trades.iter().filter(|t| t.date >= since && t.date <= ctx.today) {
             match t.side {
                 Side::Buy => {
                     let d = state.bought.entry(t.asset.clone()).or_insert(t.date);
                     *d = (*d).max(t.date);
                 }
-                Side::Sell if t.realised_loss > Decimal::ZERO => {
+                Side::Sell if t.realised_loss > Decimal::ZERO && !untaxed.contains(&t.account) => {
                     state.loss_sold.entry(t.asset.clone()).or_insert_with(|| {
                         format!("sold at a loss in account {} on {} (wash-sale window {WASH_SALE_DAYS} days)", t.account, t.date)
                     });

@@ -90,10 +90,11 @@ pub fn project(account: &types::Account, decision: &Decision, today: time::Date)
 /// Decides every account of `inputs`, in input order.
 ///
 /// The accounts of a household are decided together so that no account
-/// buys an asset another sells at a loss (a wash sale): when one does, the
-/// household is decided again with that asset blocked for purchase (its
-/// buys go to a substitute of the same group, or wait), until no such buy
-/// remains.
+/// buys an asset another sells at a loss in a taxable account (a wash
+/// sale; a sale in a tax-deferred or tax-free account realises no loss for
+/// tax): when one does, the household is decided again with that asset
+/// blocked for purchase (its buys go to a substitute of the same group, or
+/// wait), until no such buy remains.
 ///
 /// Households are independent, so they are decided in parallel on the
 /// current rayon pool; the result does not depend on the number of threads.
@@ -134,7 +135,9 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     // lifted once. Each asset is blocked at most twice, so this ends. Only
     // the accounts that considered buying a changed asset decide again.
     let units: Vec<Vec<usize>> = alone.iter().map(|&i| vec![i]).chain(pools.into_values()).collect();
-    let base = engine::WashState::from_recent(ctx, household);
+    let untaxed: Vec<u64> =
+        members.iter().map(|&i| &ctx.inputs.accounts[i]).filter(|a| !a.kind.realises_tax()).map(|a| a.id).collect();
+    let base = engine::WashState::from_recent(ctx, household, &untaxed);
     let mut added: BTreeMap<String, String> = BTreeMap::new();
     let mut lifted: BTreeSet<String> = BTreeSet::new();
     // Each unit's decisions, the assets they consulted and the wash-sale state they read.
@@ -172,7 +175,8 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
         }
         let all = || decided.iter().flatten().flat_map(|(ds, _, _)| ds.iter());
         let mut loss_sold = BTreeMap::new();
-        for d in all() {
+        // Only a sale in a taxable account realises a loss for tax.
+        for d in all().filter(|d| !untaxed.contains(&d.account)) {
             for t in d.trades.iter().chain(&d.queued).filter(|t| t.side == types::Side::Sell) {
                 if t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO) {
                     loss_sold.entry(t.asset.clone()).or_insert_with(|| format!("sold at a loss in account {} today", d.account));

@@ -10,7 +10,7 @@
 use ballast_engine::{
     decide,
     decision::{Reason, Term},
-    types::{Band, CashFlow, FlowKind, Frequency, Inputs, LotMethod, Side, SmallTargetRule, Sizing, TriggerMode},
+    types::{AccountKind, Band, CashFlow, FlowKind, Frequency, Inputs, LotMethod, Side, SmallTargetRule, Sizing, TriggerMode},
     Decision, Status, TriggerKind,
 };
 use rust_decimal::Decimal;
@@ -454,6 +454,40 @@ fn a_household_account_buys_a_substitute_when_another_sells_at_a_loss() {
     assert_eq!((geq2.side, geq2.quantity), (Side::Buy, dec!(60)), "3,000 at 50");
     let check = d2.checks.iter().find(|c| c.name == "buy:GEQ").unwrap();
     assert!(check.passed && check.detail.contains("buying GEQ2 instead: GEQ: wash sale: sold at a loss in account 1"), "{}", check.detail);
+}
+
+#[test]
+fn a_loss_sale_in_a_tax_deferred_account_blocks_no_purchase() {
+    // The same household as above with the accounts' kinds swapped: account 1
+    // now sells GEQ at a loss in a tax-deferred account, which realises no
+    // loss for tax, so account 2's deposit may buy GEQ.
+    let mut inputs = fixture();
+    inputs.accounts[1].household = "h1".into();
+    inputs.accounts[0].kind = AccountKind::TaxDeferred;
+    inputs.accounts[1].kind = AccountKind::Taxable;
+    let decisions = decide(&inputs).unwrap();
+    assert!(decisions[0].trades.iter().any(|t| t.asset == "GEQ" && t.side == Side::Sell && t.lots[0].gain < dec!(0)));
+    assert_eq!(trades(&decisions[1]), vec![(Side::Buy, "BND", dec!(40)), (Side::Buy, "GEQ", dec!(30))]);
+    // Nor does one from the last 30 days.
+    let mut inputs = fixture();
+    inputs.accounts[0].kind = AccountKind::TaxDeferred;
+    inputs.recent_trades.push(ballast_engine::types::PastTrade {
+        account: 1,
+        household: "h2".into(),
+        asset: "GEQ".into(),
+        side: Side::Sell,
+        quantity: dec!(10),
+        date: date!(2026 - 11 - 15),
+        realised_loss: dec!(100),
+    });
+    inputs.accounts[0].household = "h2".into();
+    assert!(one(&inputs, 2).trades.iter().any(|t| t.asset == "GEQ" && t.side == Side::Buy));
+    // In a taxable account it does block.
+    inputs.accounts[0].kind = AccountKind::Taxable;
+    let d = one(&inputs, 2);
+    assert!(d.trades.iter().all(|t| t.asset != "GEQ"));
+    let check = d.checks.iter().find(|c| c.name == "buy:GEQ").unwrap();
+    assert!(check.detail.contains("sold at a loss in account 1 on 2026-11-15"), "{}", check.detail);
 }
 
 #[test]

@@ -320,12 +320,14 @@ proptest! {
         let inputs = build(&s);
         let decisions = decide(&inputs).unwrap();
         let mut households: BTreeMap<&str, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
-        for d in &decisions {
+        for (account, d) in inputs.accounts.iter().zip(&decisions) {
             let entry = households.entry(d.household.as_str()).or_default();
+            // Only a sale in a taxable account realises a loss for tax.
+            let taxable = account.kind.realises_tax();
             for t in d.trades.iter().chain(&d.queued) {
                 match t.side {
                     Side::Buy => { entry.0.insert(t.asset.as_str()); }
-                    Side::Sell if t.lots.iter().any(|u| u.gain < Decimal::ZERO) => { entry.1.insert(t.asset.as_str()); }
+                    Side::Sell if taxable && t.lots.iter().any(|u| u.gain < Decimal::ZERO) => { entry.1.insert(t.asset.as_str()); }
                     Side::Sell => {}
                 }
             }
