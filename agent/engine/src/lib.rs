@@ -132,11 +132,32 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     }
     // Rounds: a purchase of an asset that another account sells at a loss
     // blocks that asset and decides again; a block no sale needs any more is
-    // lifted once. Each asset is blocked at most twice, so this ends. Only
-    // the accounts that considered buying a changed asset decide again.
-    let units: Vec<Vec<usize>> = alone.iter().map(|&i| vec![i]).chain(pools.into_values()).collect();
+    // lifted once. Only the accounts that considered buying a changed asset
+    // decide again.
+    //
+    // In the first round the units decide one after another, and each loss
+    // sale blocks its asset for the units after it at once; units with a
+    // taxable account (the only ones whose sales realise losses) go first.
+    // Later rounds then only revisit purchases made before a loss sale was
+    // known, instead of nearly every account of a household deciding twice.
+    //
+    // After the first round, every round adds a block (an asset not blocked
+    // yet) or lifts one, and a lifted block is never lifted again: at most
+    // three rounds per asset, so this ends.
+    let mut units: Vec<Vec<usize>> = alone.iter().map(|&i| vec![i]).chain(pools.into_values()).collect();
+    units.sort_by_key(|unit| !unit.iter().any(|&i| ctx.inputs.accounts[i].kind.realises_tax()));
     let untaxed: Vec<u64> =
         members.iter().map(|&i| &ctx.inputs.accounts[i]).filter(|a| !a.kind.realises_tax()).map(|a| a.id).collect();
+    // The assets a unit's decisions sell at a loss in a taxable account, with why.
+    let loss_sales = |decisions: &[Decision], into: &mut BTreeMap<String, String>| {
+        for d in decisions.iter().filter(|d| !untaxed.contains(&d.account)) {
+            for t in d.trades.iter().chain(&d.queued).filter(|t| t.side == types::Side::Sell) {
+                if t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO) && !into.contains_key(&t.asset) {
+                    into.insert(t.asset.clone(), format!("sold at a loss in account {} today", d.account));
+                }
+            }
+        }
+    };
     let base = engine::WashState::from_recent(ctx, household, &untaxed);
     let mut added: BTreeMap<String, String> = BTreeMap::new();
     let mut lifted: BTreeSet<String> = BTreeSet::new();
@@ -152,10 +173,15 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
             _ => Ok(None),
         })
         .collect::<Result<_>>()?;
-    for _ in 0..=2 * ctx.assets.len() + 1 {
+    let blocked = |added: &BTreeMap<String, String>| {
         let mut wash = base.clone();
-        wash.loss_sold.extend(added.iter().map(|(a, why)| (a.clone(), why.clone())));
-        let wash = std::rc::Rc::new(wash);
+        for (asset, why) in added {
+            wash.loss_sold.entry(asset.clone()).or_insert_with(|| why.clone());
+        }
+        std::rc::Rc::new(wash)
+    };
+    for round in 0..=3 * ctx.assets.len() + 1 {
+        let mut wash = blocked(&added);
         for ((unit, slot), prepared) in units.iter().zip(decided.iter_mut()).zip(&prepared) {
             let stale = match (slot.as_ref(), changed.as_ref()) {
                 (Some((_, consulted, _)), Some(changed)) => !consulted.is_disjoint(changed),
@@ -171,17 +197,19 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
                 let accounts: Vec<&types::Account> = unit.iter().map(|&i| &ctx.inputs.accounts[i]).collect();
                 engine::decide_pooled(ctx, &accounts, &wash, &consulted)?
             };
+            if round == 0 {
+                let known = added.len();
+                loss_sales(&decisions, &mut added);
+                if added.len() != known {
+                    wash = blocked(&added);
+                }
+            }
             *slot = Some((decisions, consulted.into_inner(), wash.clone()));
         }
         let all = || decided.iter().flatten().flat_map(|(ds, _, _)| ds.iter());
         let mut loss_sold = BTreeMap::new();
-        // Only a sale in a taxable account realises a loss for tax.
-        for d in all().filter(|d| !untaxed.contains(&d.account)) {
-            for t in d.trades.iter().chain(&d.queued).filter(|t| t.side == types::Side::Sell) {
-                if t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO) {
-                    loss_sold.entry(t.asset.clone()).or_insert_with(|| format!("sold at a loss in account {} today", d.account));
-                }
-            }
+        for (ds, _, _) in decided.iter().flatten() {
+            loss_sales(ds, &mut loss_sold);
         }
         let clashes: BTreeSet<String> = all()
             .flat_map(|d| d.trades.iter().chain(&d.queued))
