@@ -12,6 +12,7 @@ use crate::{
         Check, Decision, Drift, Halt, IpsRef, LotUse, Reason, Status, TaxSummary, Term, Trade, Trigger, TriggerKind,
     },
     lots,
+    text::Num,
     types::{
         Account, AccountKind, Asset, Band, FlowKind, Frequency, Inputs, Ips, Model, Side, Sizing,
         TriggerMode,
@@ -496,7 +497,7 @@ pub(crate) fn decide_traced<'a>(
         } else {
             s.members.iter().any(|m| m.held > Decimal::ZERO && m.halt.is_none() && !r.no_sell.iter().any(|a| a == m.asset))
         };
-        let line = format!("{} {:+.2} pp (band ±{:.2})", s.id, drift * HUNDRED, s.band * HUNDRED);
+        let line = format!("{} {:+.2} pp (band ±{:.2})", s.id, Num(drift * HUNDRED), Num(s.band * HUNDRED));
         if actionable {
             out_of_band.push(line);
         } else {
@@ -516,7 +517,7 @@ pub(crate) fn decide_traced<'a>(
         triggers.push(Trigger { kind: TriggerKind::NewIps, detail: format!("IPS {} version {} not yet applied", ips.id, ips.version) });
     }
     if withdrawals > Decimal::ZERO {
-        triggers.push(Trigger { kind: TriggerKind::Withdrawal, detail: format!("withdrawal of {withdrawals} pending") });
+        triggers.push(Trigger { kind: TriggerKind::Withdrawal, detail: format!("withdrawal of {} pending", Num(withdrawals)) });
     }
     if threshold_on && !out_of_band.is_empty() {
         triggers.push(Trigger { kind: TriggerKind::Threshold, detail: out_of_band.join(", ") });
@@ -530,7 +531,7 @@ pub(crate) fn decide_traced<'a>(
     for (kind, flow) in [(TriggerKind::Deposit, FlowKind::Deposit), (TriggerKind::Dividend, FlowKind::Dividend)] {
         let amount: Decimal = account.flows.iter().filter(|f| f.kind == flow).map(|f| f.amount).sum();
         if amount > Decimal::ZERO {
-            triggers.push(Trigger { kind, detail: format!("{amount} to invest") });
+            triggers.push(Trigger { kind, detail: format!("{} to invest", Num(amount)) });
         }
     }
 
@@ -595,8 +596,8 @@ pub(crate) fn decide_traced<'a>(
                     lot_left[*i] = Decimal::ZERO;
                 }
                 let estimated_tax = lots::tax_of(&used, &ips.tax);
-                triggers.push(Trigger { kind: TriggerKind::Harvest, detail: format!("{} lots at a loss of {loss}", m.asset) });
-                checks.push(Check { name, passed: true, detail: format!("sell {quantity} {} (loss {loss}), buy {s_quantity} {substitute}", m.asset) });
+                triggers.push(Trigger { kind: TriggerKind::Harvest, detail: format!("{} lots at a loss of {}", m.asset, Num(loss)) });
+                checks.push(Check { name, passed: true, detail: format!("sell {} {} (loss {}), buy {} {substitute}", Num(quantity), m.asset, Num(loss), Num(s_quantity)) });
                 harvested.insert(m.asset, format!("harvested at a loss in account {} on {}", account.id, ctx.today));
                 trades.push(Trade {
                     asset: m.asset.to_string(), side: Side::Sell, quantity, price: m.price, value: proceeds, lots: used,
@@ -798,9 +799,9 @@ pub(crate) fn decide_traced<'a>(
             (spendable / buys, |t| t.side == Side::Buy)
         };
         scale(&mut trades, &mut checks, which, factor, ctx, ips);
-        checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys of {buys} scaled by {factor:.4} to the {spendable} available") });
+        checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys of {} scaled by {:.4} to the {} available", Num(buys), Num(factor), Num(spendable)) });
     } else {
-        checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys {buys} within {spendable} available") });
+        checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys {} within {} available", Num(buys), Num(spendable)) });
     }
 
     let asset_value: BTreeMap<&str, Decimal> =
@@ -926,7 +927,7 @@ fn finish<'a>(
         } else if !asset.liquid {
             Some(format!("{} is illiquid: trades need approval", t.asset))
         } else if ips.approval_limit.is_some_and(|limit| t.value > limit) {
-            Some(format!("worth {} above the approval limit of {}", t.value, ips.approval_limit.unwrap_or_default()))
+            Some(format!("worth {} above the approval limit of {}", Num(t.value), Num(ips.approval_limit.unwrap_or_default())))
         } else {
             None
         };
@@ -993,7 +994,7 @@ fn finish<'a>(
             }
         }
     }
-    checks.push(Check { name: "cash_non_negative".into(), passed: cash_after >= Decimal::ZERO, detail: format!("cash after trades {cash_after}") });
+    checks.push(Check { name: "cash_non_negative".into(), passed: cash_after >= Decimal::ZERO, detail: format!("cash after trades {}", Num(cash_after)) });
     if cash_after < Decimal::ZERO {
         return Err(Error::Internal(format!("account {}: cash would go negative ({cash_after})", account.id)));
     }
@@ -1324,7 +1325,7 @@ fn push_trade(
         checks.push(Check {
             name: format!("min_trade_value:{asset}"),
             passed: false,
-            detail: format!("{} {quantity} {asset} worth {value} is below the minimum {}", side_word(side), ips.min_trade_value),
+            detail: format!("{} {} {asset} worth {} is below the minimum {}", side_word(side), Num(quantity), Num(value), Num(ips.min_trade_value)),
         });
         return;
     }
@@ -1423,10 +1424,10 @@ fn scale(
                 detail: format!(
                     "{} {} {} worth {} after scaling is below the minimum {}",
                     side_word(t.side),
-                    t.quantity,
+                    Num(t.quantity),
                     t.asset,
-                    t.value,
-                    ips.min_trade_value
+                    Num(t.value),
+                    Num(ips.min_trade_value)
                 ),
             });
             t.quantity = Decimal::ZERO;
@@ -1458,13 +1459,13 @@ fn rationale(t: &Trade, weight: Decimal, target: Decimal, band: Decimal) -> Stri
     };
     format!(
         "{} {} {} at {} to {what}: weight {:.2} % vs target {:.2} % (band ±{:.2} pp)",
-        format!("{:?}", t.side).to_lowercase(),
-        t.quantity,
+        side_word(t.side),
+        Num(t.quantity),
         t.asset,
-        t.price,
-        weight * HUNDRED,
-        target * HUNDRED,
-        band * HUNDRED
+        Num(t.price),
+        Num(weight * HUNDRED),
+        Num(target * HUNDRED),
+        Num(band * HUNDRED)
     )
 }
 

@@ -19,6 +19,8 @@ pub mod decision;
 pub mod lots;
 /// Deciding one account.
 mod engine;
+/// Decimals as text, fast.
+mod text;
 /// Deterministic synthetic books for benchmarks and demos.
 pub mod synthetic;
 

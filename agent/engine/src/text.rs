@@ -1,0 +1,153 @@
+//! Decimals as text, fast. The decisions' check details, trigger lines and
+//! rationales print dozens of decimals per account; `rust_decimal`'s own
+//! `Display` finds the digits one division by ten of a 96-bit number at a
+//! time. [`Num`] prints exactly the same text (the same digits, the same
+//! truncation to a precision, the same sign and padding flags) from one
+//! 128-bit division at most and 64-bit arithmetic after it.
+
+use std::fmt;
+
+use rust_decimal::Decimal;
+
+/// The most fraction digits `rust_decimal` prints itself; beyond, it pads.
+const MAX_SCALE: usize = 28;
+
+/// A decimal that prints like `Decimal`'s `Display`, faster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Num(pub Decimal);
+
+/// Decimal digits of `n` (at least one), most significant first, written at
+/// the end of `out`; returns where they start.
+fn digits_u64(mut n: u64, out: &mut [u8], mut end: usize) -> usize {
+    loop {
+        end -= 1;
+        out[end] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return end;
+        }
+    }
+}
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const TEN_19: u128 = 10_000_000_000_000_000_000;
+        // The mantissa has at most 29 digits; a scale at most 28.
+        let d = self.0;
+        let mut scale = d.scale() as usize;
+        let mut m = d.mantissa().unsigned_abs();
+        // Digits past the precision are cut, not rounded: drop them first
+        // (weights carry 28 digits; their text shows 2).
+        if let Some(p) = f.precision().filter(|p| *p < scale) {
+            m /= 10u128.pow((scale - p) as u32);
+            scale = p;
+        }
+        let mut buf = [0u8; 40];
+        let end = buf.len();
+        let start = if m == 0 {
+            end
+        } else if m <= u128::from(u64::MAX) {
+            digits_u64(m as u64, &mut buf, end)
+        } else {
+            // Low 19 digits, zero-padded, then the rest (below 10^10).
+            let (high, low) = ((m / TEN_19) as u64, (m % TEN_19) as u64);
+            let low_start = digits_u64(low, &mut buf, end);
+            let mut at = low_start;
+            while end - at < 19 {
+                at -= 1;
+                buf[at] = b'0';
+            }
+            digits_u64(high, &mut buf, at)
+        };
+        let digits = &buf[start..];
+        // As `rust_decimal`: at least `scale` digits (leading zeros), the
+        // whole part, then the fraction cut (not rounded) or padded to the
+        // precision; "0" before a point with no whole part, and for nothing.
+        let len = digits.len().max(scale);
+        let whole = len - scale;
+        let wanted = f.precision().unwrap_or(scale);
+        let digit = |i: usize| if i < len - digits.len() { b'0' } else { digits[i - (len - digits.len())] };
+        let mut text = [0u8; 96];
+        let mut n = 0;
+        let fraction = wanted.min(MAX_SCALE);
+        for i in 0..whole + fraction {
+            if i == whole {
+                if i == 0 {
+                    text[n] = b'0';
+                    n += 1;
+                }
+                text[n] = b'.';
+                n += 1;
+            }
+            text[n] = if i >= len { b'0' } else { digit(i) };
+            n += 1;
+        }
+        if n == 0 {
+            text[n] = b'0';
+            n += 1;
+        }
+        let text = std::str::from_utf8(&text[..n]).map_err(|_| fmt::Error)?;
+        if wanted > fraction {
+            let padded = [text, "0".repeat(wanted - fraction).as_str()].concat();
+            return f.pad_integral(!d.is_sign_negative(), "", &padded);
+        }
+        f.pad_integral(!d.is_sign_negative(), "", text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const ANY: &[usize] = &[0, 1, 2, 4];
+
+    fn same(d: Decimal, precisions: &[usize]) {
+        assert_eq!(Num(d).to_string(), d.to_string(), "{d:?}");
+        // rust_decimal panics when the whole digits, the point and the
+        // precision pass its 32-character buffer.
+        let whole = d.trunc().abs().to_string().len();
+        for &p in precisions.iter().filter(|&&p| whole + 1 + p <= 32) {
+            assert_eq!(format!("{:.*}", p, Num(d)), format!("{:.*}", p, d), "{d:?} to {p} places");
+            assert_eq!(format!("{:+.*}", p, Num(d)), format!("{:+.*}", p, d), "{d:?} to {p} places with a sign");
+        }
+        assert_eq!(format!("{:>12}", Num(d)), format!("{:>12}", d));
+    }
+
+    #[test]
+    fn prints_as_rust_decimal_does_at_the_edges() {
+        for d in [
+            Decimal::ZERO,
+            Decimal::new(0, 5),
+            -Decimal::new(0, 5),
+            Decimal::ONE,
+            Decimal::NEGATIVE_ONE,
+            Decimal::new(5, 3),
+            Decimal::new(-5, 28),
+            Decimal::new(12345, 2),
+            Decimal::new(-37_682_000, 6),
+            Decimal::MAX,
+            Decimal::MIN,
+            Decimal::from_i128_with_scale(10_000_000_000_000_000_000, 0),
+            Decimal::from_i128_with_scale(9_999_999_999_999_999_999, 19),
+            Decimal::from_i128_with_scale(18_446_744_073_709_551_616, 28),
+            Decimal::from_i128_with_scale(-79_228_162_514_264_337_593_543_950_335, 28),
+        ] {
+            same(d, ANY);
+        }
+        // Past rust_decimal's 28 places it pads with zeros.
+        same(Decimal::new(-5, 28), &[27, 28, 29, 30]);
+    }
+
+    proptest! {
+        #[test]
+        fn prints_as_rust_decimal_does(mantissa in -(1i128 << 96) + 1..(1i128 << 96), scale in 0u32..=28) {
+            same(Decimal::from_i128_with_scale(mantissa, scale), ANY);
+        }
+
+        #[test]
+        fn prints_small_numbers_as_rust_decimal_does(mantissa in -1_000_000_000i128..1_000_000_000, scale in 0u32..=28) {
+            same(Decimal::from_i128_with_scale(mantissa, scale), &[0, 1, 2, 3, 4, 8, 19]);
+        }
+    }
+}
