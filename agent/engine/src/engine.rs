@@ -11,6 +11,7 @@ use crate::{
     decision::{
         Check, Decision, Drift, Halt, IpsRef, LotUse, Reason, Status, TaxSummary, Term, Trade, Trigger, TriggerKind,
     },
+    keyed::Keyed,
     lots,
     text::Num,
     types::{
@@ -35,10 +36,10 @@ pub(crate) struct Priced {
 pub(crate) struct Context<'a> {
     pub inputs: &'a Inputs,
     pub today: Date,
-    pub assets: BTreeMap<&'a str, &'a Asset>,
+    pub assets: Keyed<'a, &'a Asset>,
     pub models: BTreeMap<&'a str, &'a Model>,
     pub ips: BTreeMap<&'a str, &'a Ips>,
-    pub prices: BTreeMap<&'a str, Priced>,
+    pub prices: Keyed<'a, Priced>,
     /// Market-wide pause of automatic trading, with the reason.
     pub pause: Option<String>,
     /// Per IPS id, the digest of what all its accounts read alike.
@@ -127,6 +128,7 @@ impl<'a> Context<'a> {
         for t in &inputs.recent_trades {
             recent.entry(t.household.as_str()).or_default().push(t);
         }
+        let (assets, prices) = (Keyed::from_sorted(assets), Keyed::from_sorted(prices));
         Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, shared_digests, recent })
     }
 }

@@ -21,6 +21,8 @@ pub mod lots;
 mod engine;
 /// Decimals as text, fast.
 mod text;
+/// Look-ups by asset id.
+mod keyed;
 /// Deterministic synthetic books for benchmarks and demos.
 pub mod synthetic;
 

@@ -1,0 +1,104 @@
+//! A read-only map from short string keys (asset ids) to values, for the
+//! look-ups the engine makes for every lot, member and trade of every
+//! account. A `BTreeMap<&str, _>` compares the key with several others on
+//! each look-up; this finds the slot by a hash of the key and compares once.
+//! Iteration is in key order, as a `BTreeMap`'s.
+
+/// Keys in order, their values, and an open-addressing table of positions.
+#[derive(Debug, Clone)]
+pub(crate) struct Keyed<'a, V> {
+    keys: Vec<&'a str>,
+    values: Vec<V>,
+    /// Positions into `keys`, `EMPTY` where free; a power of two long.
+    slots: Vec<u32>,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+/// FNV-1a: a few instructions per byte, and asset ids are a few bytes.
+fn hash(key: &str) -> u64 {
+    key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+impl<'a, V> Keyed<'a, V> {
+    /// The map of `entries`, which must be in key order without duplicates
+    /// (as a `BTreeMap` iterates).
+    pub fn from_sorted(entries: impl IntoIterator<Item = (&'a str, V)>) -> Self {
+        let (keys, values): (Vec<&'a str>, Vec<V>) = entries.into_iter().unzip();
+        debug_assert!(keys.windows(2).all(|w| w[0] < w[1]), "keys in order, once each");
+        let size = (keys.len() * 2).next_power_of_two().max(8);
+        let mut slots = vec![EMPTY; size];
+        for (at, key) in keys.iter().enumerate() {
+            let mut i = hash(key) as usize & (size - 1);
+            while slots[i] != EMPTY {
+                i = (i + 1) & (size - 1);
+            }
+            slots[i] = at as u32;
+        }
+        Self { keys, values, slots }
+    }
+
+    /// The key's position in key order.
+    pub fn position(&self, key: &str) -> Option<usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = hash(key) as usize & mask;
+        loop {
+            let at = self.slots[i];
+            if at == EMPTY {
+                return None;
+            }
+            if self.keys[at as usize] == key {
+                return Some(at as usize);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.position(key).map(|at| &self.values[at])
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// Values in key order.
+    pub fn values(&self) -> std::slice::Iter<'_, V> {
+        self.values.iter()
+    }
+}
+
+impl<V> std::ops::Index<&str> for Keyed<'_, V> {
+    type Output = V;
+
+    fn index(&self, key: &str) -> &V {
+        match self.get(key) {
+            Some(v) => v,
+            None => panic!("no entry for {key}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    proptest! {
+        #[test]
+        fn answers_as_a_btreemap_does(keys in prop::collection::btree_set("[A-Z0-9]{1,6}", 0..60), probes in prop::collection::vec("[A-Z0-9]{1,6}", 0..60)) {
+            let model: BTreeMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+            let keyed = Keyed::from_sorted(model.iter().map(|(k, v)| (*k, *v)));
+            for k in keys.iter().chain(&probes) {
+                prop_assert_eq!(keyed.get(k), model.get(k.as_str()));
+                prop_assert_eq!(keyed.contains_key(k), model.contains_key(k.as_str()));
+            }
+            prop_assert!(keyed.values().eq(model.values()));
+        }
+    }
+}
