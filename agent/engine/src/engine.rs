@@ -234,6 +234,8 @@ impl WashState {
 #[derive(Debug, Clone)]
 struct Member<'a> {
     asset: &'a str,
+    /// The asset's position in `Context::assets`.
+    ix: usize,
     held: Decimal,
     price: Decimal,
     halt: Option<String>,
@@ -282,12 +284,15 @@ pub(crate) struct Frame<'a> {
     base: Decimal,
     halts: Vec<Halt>,
     excluded: BTreeSet<&'a str>,
+    /// Each lot's asset, as a position in `Context::assets`.
+    lot_ix: Vec<usize>,
 }
 
 fn member<'a>(ctx: &Context<'a>, held: &BTreeMap<&'a str, Decimal>, asset: &'a str) -> Member<'a> {
     let priced = ctx.prices.get(asset);
     Member {
         asset,
+        ix: ctx.assets.position(asset).unwrap_or(usize::MAX),
         held: held.get(asset).copied().unwrap_or_default(),
         price: priced.map_or(Decimal::ZERO, |p| p.price),
         halt: match priced {
@@ -330,16 +335,20 @@ pub(crate) fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<Pre
     let r = &ips.restrictions;
     let mut halts: Vec<Halt> = Vec::new();
 
-    let mut held: BTreeMap<&str, Decimal> = BTreeMap::new();
+    // Quantities by asset position: one look-up per lot, then a map in id order.
+    let mut by_asset: Vec<Option<(&str, Decimal)>> = vec![None; ctx.assets.len()];
+    let mut lot_ix = Vec::with_capacity(account.lots.len());
     for lot in &account.lots {
-        if !ctx.assets.contains_key(lot.asset.as_str()) {
+        let Some(ix) = ctx.assets.position(&lot.asset) else {
             return Err(Error::Unknown { kind: "asset", id: lot.asset.clone(), referrer: format!("lot {} of account {}", lot.id, account.id) });
-        }
+        };
         if lot.quantity < Decimal::ZERO {
             return Err(Error::Invalid { what: format!("lot {} of account {}", lot.id, account.id), field: "quantity", value: lot.quantity.to_string() });
         }
-        *held.entry(lot.asset.as_str()).or_default() += lot.quantity;
+        by_asset[ix].get_or_insert((lot.asset.as_str(), Decimal::ZERO)).1 += lot.quantity;
+        lot_ix.push(ix);
     }
+    let held: BTreeMap<&str, Decimal> = by_asset.into_iter().flatten().collect();
     for (asset, q) in &held {
         if *q > Decimal::ZERO && !ctx.prices.contains_key(asset) {
             // Without a price the account cannot be valued: decide nothing.
@@ -401,7 +410,7 @@ pub(crate) fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<Pre
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     let before: BTreeMap<&str, Decimal> = sleeves.iter().map(|s| (s.id, weight(s.value()))).collect();
     let base = (value - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
-    Ok(Ok(Frame { account, ips, model, held, sleeves, value, before, withdrawals, base, halts, excluded }))
+    Ok(Ok(Frame { account, ips, model, held, sleeves, value, before, withdrawals, base, halts, excluded, lot_ix }))
 }
 
 /// Decides one account on its own, noting in `consulted` every asset whose purchase it
@@ -558,8 +567,7 @@ pub(crate) fn decide_traced<'a>(
                     .lots
                     .iter()
                     .enumerate()
-                    .filter(|(_, l)| l.asset == m.asset && l.quantity > Decimal::ZERO)
-                    .map(|(i, l)| (i, l))
+                    .filter(|(i, l)| prepared.lot_ix[*i] == m.ix && l.quantity > Decimal::ZERO)
                     .filter(|(_, l)| {
                         let loss = (l.cost - m.price) * l.quantity;
                         loss > Decimal::ZERO && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
@@ -861,7 +869,7 @@ fn finish<'a>(
     mut tax: TaxSummary,
     mut lot_left: Vec<Decimal>,
 ) -> Result<Decision> {
-    let Frame { account, ips, model, held, sleeves, value, before, halts, withdrawals, .. } = frame;
+    let Frame { account, ips, model, held, sleeves, value, before, halts, withdrawals, lot_ix, .. } = frame;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     let group_of = |asset: &str| group_of(ctx, asset);
@@ -878,7 +886,8 @@ fn finish<'a>(
             let refs: Vec<&crate::types::Lot> = own.iter().collect();
             t.lots = lots::take(&refs, t.quantity, t.price, ctx.today);
         } else {
-            let mine: Vec<usize> = (0..account.lots.len()).filter(|&i| account.lots[i].asset == t.asset).collect();
+            let ix = ctx.assets.position(&t.asset);
+            let mine: Vec<usize> = (0..account.lots.len()).filter(|&i| Some(lot_ix[i]) == ix).collect();
             // Copies of the lots only when an earlier sale used part of them.
             let left: Option<Vec<crate::types::Lot>> = (!mine.iter().all(|&i| lot_left[i] == account.lots[i].quantity)).then(|| {
                 mine.iter()
