@@ -44,11 +44,21 @@ pub(crate) struct Context<'a> {
     pub pause: Option<String>,
     /// Per IPS id, the digest of what all its accounts read alike.
     pub shared_digests: BTreeMap<&'a str, [u8; 32]>,
+    /// Per asset (by position), the assets that may fill its sleeve in
+    /// order of preference: itself, then its substitutes in id order.
+    pub substitutes: Vec<Vec<&'a str>>,
     /// Recent trades by household, read once (not once per household).
     pub recent: BTreeMap<&'a str, Vec<&'a crate::types::PastTrade>>,
 }
 
 impl<'a> Context<'a> {
+    /// The assets that may fill `asset`'s sleeve, in order of preference.
+    /// Every sleeve's asset is known: models and lots are checked against
+    /// the assets before any sleeve is made.
+    pub fn candidates(&self, asset: &str) -> &[&'a str] {
+        self.assets.position(asset).map_or(&[][..], |at| &self.substitutes[at])
+    }
+
     pub fn new(inputs: &'a Inputs) -> Result<Self> {
         let mut assets = BTreeMap::new();
         for a in &inputs.assets {
@@ -128,8 +138,17 @@ impl<'a> Context<'a> {
         for t in &inputs.recent_trades {
             recent.entry(t.household.as_str()).or_default().push(t);
         }
+        let substitutes = assets
+            .values()
+            .map(|a| {
+                let group = a.substitute_group.as_deref();
+                std::iter::once(a.id.as_str())
+                    .chain(assets.values().filter(|b| group.is_some() && b.substitute_group.as_deref() == group && b.id != a.id).map(|b| b.id.as_str()))
+                    .collect()
+            })
+            .collect();
         let (assets, prices) = (Keyed::from_sorted(assets), Keyed::from_sorted(prices));
-        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, shared_digests, recent })
+        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, shared_digests, substitutes, recent })
     }
 }
 
@@ -227,6 +246,77 @@ impl WashState {
             }
         }
         state
+    }
+}
+
+/// Why an asset may not be bought in an account.
+#[derive(Debug, Clone, Copy)]
+enum Block<'x> {
+    NoPrice,
+    Halted(&'x str),
+    NoBuy,
+    Excluded,
+    NotAllowed,
+    WashSale(&'x str),
+}
+
+impl std::fmt::Display for Block<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Block::NoPrice => f.write_str("no price"),
+            Block::Halted(why) => write!(f, "halted: {why}"),
+            Block::NoBuy => f.write_str("on the IPS no-buy list"),
+            Block::Excluded => f.write_str("excluded by the IPS"),
+            Block::NotAllowed => f.write_str("not on the IPS allowed list"),
+            Block::WashSale(why) => write!(f, "wash sale: {why}"),
+        }
+    }
+}
+
+/// Blocked candidates as a check lists them: `asset: why; asset: why`.
+struct Blocks<'b, 'x>(&'b [(&'b str, Block<'x>)]);
+
+impl std::fmt::Display for Blocks<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (asset, why)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{asset}: {why}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What decides whether an account may buy an asset.
+struct Buyer<'x> {
+    ctx: &'x Context<'x>,
+    restrictions: &'x crate::types::Restrictions,
+    excluded: &'x BTreeSet<&'x str>,
+    wash: &'x WashState,
+}
+
+impl<'x> Buyer<'x> {
+    /// Why `asset` may not be bought, given what this decision harvested.
+    fn block(&self, asset: &str, harvested: &'x BTreeMap<&str, String>) -> Option<Block<'x>> {
+        let r = self.restrictions;
+        let Some(priced) = self.ctx.prices.get(asset) else { return Some(Block::NoPrice) };
+        if let Some(h) = &priced.halt {
+            return Some(Block::Halted(h));
+        }
+        if r.no_buy.iter().any(|a| a == asset) {
+            return Some(Block::NoBuy);
+        }
+        if self.excluded.contains(asset) {
+            return Some(Block::Excluded);
+        }
+        if r.allowed_only.as_ref().is_some_and(|a| !a.iter().any(|x| x == asset)) {
+            return Some(Block::NotAllowed);
+        }
+        if let Some(why) = harvested.get(asset) {
+            return Some(Block::WashSale(why));
+        }
+        self.wash.loss_sold.get(asset).map(|why| Block::WashSale(why))
     }
 }
 
@@ -439,7 +529,6 @@ pub(crate) fn decide_traced<'a>(
     let before = &prepared.before;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
-    let group_of = |asset: &str| group_of(ctx, asset);
     let mut sleeves = std::mem::take(&mut frame.sleeves);
     let held = &prepared.held;
 
@@ -454,39 +543,9 @@ pub(crate) fn decide_traced<'a>(
             consulted.borrow_mut().insert(asset.to_string());
         }
     };
-    let buy_block = |asset: &str, harvested: &BTreeMap<&str, String>| -> Option<String> {
-        let priced = ctx.prices.get(asset);
-        if priced.is_none() {
-            return Some("no price".into());
-        }
-        if let Some(h) = priced.and_then(|p| p.halt.clone()) {
-            return Some(format!("halted: {h}"));
-        }
-        if r.no_buy.iter().any(|a| a == asset) {
-            return Some("on the IPS no-buy list".into());
-        }
-        if excluded.contains(asset) {
-            return Some("excluded by the IPS".into());
-        }
-        if r.allowed_only.as_ref().is_some_and(|a| !a.iter().any(|x| x == asset)) {
-            return Some("not on the IPS allowed list".into());
-        }
-        if let Some(why) = harvested.get(asset) {
-            return Some(format!("wash sale: {why}"));
-        }
-        if let Some(why) = wash.loss_sold.get(asset) {
-            return Some(format!("wash sale: {why}"));
-        }
-        None
-    };
+    let buyer = Buyer { ctx, restrictions: r, excluded, wash };
     // The assets that may fill a sleeve, in order of preference.
-    let candidates = |s: &Sleeve<'a>| -> Vec<&'a str> {
-        let mut c = vec![s.id];
-        if let Some(group) = group_of(s.id) {
-            c.extend(ctx.assets.values().filter(|a| a.substitute_group.as_deref() == Some(group) && a.id != s.id).map(|a| a.id.as_str()));
-        }
-        c
-    };
+    let candidates = |s: &Sleeve<'a>| -> &[&'a str] { ctx.candidates(s.id) };
 
     // Triggers.
     let mut triggers = Vec::new();
@@ -501,9 +560,9 @@ pub(crate) fn decide_traced<'a>(
             continue;
         }
         let actionable = if drift < Decimal::ZERO {
-            candidates(s).into_iter().any(|c| {
+            candidates(s).iter().any(|c| {
                 note(c);
-                buy_block(c, &no_harvest).is_none()
+                buyer.block(c, &no_harvest).is_none()
             })
         } else {
             s.members.iter().any(|m| m.held > Decimal::ZERO && m.halt.is_none() && !r.no_sell.iter().any(|a| a == m.asset))
@@ -586,9 +645,9 @@ pub(crate) fn decide_traced<'a>(
                     checks.push(Check { name, passed: false, detail: format!("skipped: {} is on the IPS no-sell list", m.asset) });
                     continue;
                 }
-                let substitute = candidates(&sleeves[si]).into_iter().filter(|c| *c != m.asset).find(|c| {
+                let substitute = candidates(&sleeves[si]).iter().copied().filter(|c| *c != m.asset).find(|c| {
                     note(c);
-                    buy_block(c, &harvested).is_none()
+                    buyer.block(c, &harvested).is_none()
                 });
                 let Some(substitute) = substitute else {
                     checks.push(Check { name, passed: false, detail: format!("skipped: no substitute of {} may be bought", m.asset) });
@@ -681,15 +740,15 @@ pub(crate) fn decide_traced<'a>(
     // sales) is left as it is, and no cash is planned for it.
     for s in &mut sleeves {
         let mut blocked = Vec::new();
-        s.buyable = candidates(s).into_iter().any(|c| match buy_block(c, &harvested) {
+        s.buyable = candidates(s).iter().any(|c| match buyer.block(c, &harvested) {
             Some(why) => {
-                blocked.push(format!("{c}: {why}"));
+                blocked.push((*c, why));
                 false
             }
             None => true,
         });
         if !s.buyable && s.delta > Decimal::ZERO {
-            checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", blocked.join("; ")) });
+            checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
             s.delta = Decimal::ZERO;
         }
         // Likewise a sleeve nothing of which may be sold (halts, the no-sell list).
@@ -727,21 +786,21 @@ pub(crate) fn decide_traced<'a>(
     for s in &sleeves {
         if s.delta > Decimal::ZERO {
             let mut blocked = Vec::new();
-            let Some(asset) = candidates(s).into_iter().find(|c| {
+            let Some(asset) = candidates(s).iter().copied().find(|c| {
                 note(c);
-                match buy_block(c, &harvested) {
+                match buyer.block(c, &harvested) {
                     Some(why) => {
-                        blocked.push(format!("{c}: {why}"));
+                        blocked.push((*c, why));
                         false
                     }
                     None => true,
                 }
             }) else {
-                checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", blocked.join("; ")) });
+                checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
                 continue;
             };
             if !blocked.is_empty() {
-                checks.push(Check { name: format!("buy:{}", s.id), passed: true, detail: format!("buying {asset} instead: {}", blocked.join("; ")) });
+                checks.push(Check { name: format!("buy:{}", s.id), passed: true, detail: format!("buying {asset} instead: {}", Blocks(&blocked)) });
             }
             let price = ctx.prices[asset].price;
             let quantity = round_down(s.delta / price, ctx.assets[asset].quantum);
