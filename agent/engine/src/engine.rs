@@ -326,6 +326,8 @@ struct Member<'a> {
     asset: &'a str,
     /// The asset's position in `Context::assets`.
     ix: usize,
+    /// What the account holds before this decision (`held` changes with a harvest).
+    start: Decimal,
     held: Decimal,
     price: Decimal,
     halt: Option<String>,
@@ -350,6 +352,8 @@ struct Sleeve<'a> {
     sellable: bool,
     /// Signed money to trade: positive buys.
     delta: Decimal,
+    /// Weight before any trade.
+    before: Decimal,
 }
 
 impl Sleeve<'_> {
@@ -367,8 +371,6 @@ pub(crate) struct Frame<'a> {
     held: BTreeMap<&'a str, Decimal>,
     sleeves: Vec<Sleeve<'a>>,
     value: Decimal,
-    /// Sleeve weights before any trade.
-    before: BTreeMap<&'a str, Decimal>,
     withdrawals: Decimal,
     /// What the targets apply to: value less withdrawals and the cash buffer.
     base: Decimal,
@@ -380,10 +382,12 @@ pub(crate) struct Frame<'a> {
 
 fn member<'a>(ctx: &Context<'a>, held: &BTreeMap<&'a str, Decimal>, asset: &'a str) -> Member<'a> {
     let priced = ctx.prices.get(asset);
+    let start = held.get(asset).copied().unwrap_or_default();
     Member {
         asset,
         ix: ctx.assets.position(asset).unwrap_or(usize::MAX),
-        held: held.get(asset).copied().unwrap_or_default(),
+        held: start,
+        start,
         price: priced.map_or(Decimal::ZERO, |p| p.price),
         halt: match priced {
             None => Some("no price".into()),
@@ -478,10 +482,11 @@ pub(crate) fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<Pre
             buyable: true,
             sellable: true,
             delta: Decimal::ZERO,
+            before: Decimal::ZERO,
         });
     }
     for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !placed.contains(**h)) {
-        sleeves.push(Sleeve { id: h, members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), buyable: true, sellable: true, delta: Decimal::ZERO });
+        sleeves.push(Sleeve { id: h, members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO });
     }
     for s in &sleeves {
         for m in &s.members {
@@ -498,9 +503,11 @@ pub(crate) fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<Pre
     // Weights are of what stays once pending withdrawals are paid out.
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
-    let before: BTreeMap<&str, Decimal> = sleeves.iter().map(|s| (s.id, weight(s.value()))).collect();
+    for s in &mut sleeves {
+        s.before = weight(s.value());
+    }
     let base = (value - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
-    Ok(Ok(Frame { account, ips, model, held, sleeves, value, before, withdrawals, base, halts, excluded, lot_ix }))
+    Ok(Ok(Frame { account, ips, model, held, sleeves, value, withdrawals, base, halts, excluded, lot_ix }))
 }
 
 /// Decides one account on its own, noting in `consulted` every asset whose purchase it
@@ -526,7 +533,6 @@ pub(crate) fn decide_traced<'a>(
     let base = frame.base;
     let withdrawals = frame.withdrawals;
     let excluded = &prepared.excluded;
-    let before = &prepared.before;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     let mut sleeves = std::mem::take(&mut frame.sleeves);
@@ -555,7 +561,7 @@ pub(crate) fn decide_traced<'a>(
     let no_harvest = BTreeMap::new();
     let mut out_of_band: Vec<String> = Vec::new();
     for s in &sleeves {
-        let drift = before[s.id] - s.target;
+        let drift = s.before - s.target;
         if drift.abs() <= s.band {
             continue;
         }
@@ -873,10 +879,10 @@ pub(crate) fn decide_traced<'a>(
         checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys {} within {} available", Num(buys), Num(spendable)) });
     }
 
-    let asset_value: BTreeMap<&str, Decimal> =
-        sleeves.iter().flat_map(|s| s.members.iter().map(|m| (m.asset, m.held * m.price))).collect();
     // Maximum position weight after the trades: buys are trimmed to fit.
     if let Some(max) = r.max_position_weight {
+        let asset_value: BTreeMap<&str, Decimal> =
+            sleeves.iter().flat_map(|s| s.members.iter().map(|m| (m.asset, m.held * m.price))).collect();
         for t in trades.iter_mut().filter(|t| t.side == Side::Buy) {
             let held_value = asset_value.get(t.asset.as_str()).copied().unwrap_or_default();
             let after = weight(held_value + t.value);
@@ -928,7 +934,7 @@ fn finish<'a>(
     mut tax: TaxSummary,
     mut lot_left: Vec<Decimal>,
 ) -> Result<Decision> {
-    let Frame { account, ips, model, held, sleeves, value, before, halts, withdrawals, lot_ix, .. } = frame;
+    let Frame { account, ips, model, sleeves, value, halts, withdrawals, lot_ix, .. } = frame;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     let group_of = |asset: &str| group_of(ctx, asset);
@@ -1034,25 +1040,21 @@ fn finish<'a>(
     }
     let mut trades = kept;
     let sleeve_of = |asset: &str| {
-        sleeves.iter().find(|s| {
-            s.id == asset || s.members.iter().any(|m| m.asset == asset) || (group_of(asset).is_some() && group_of(asset) == group_of(s.id))
+        let ix = ctx.assets.position(asset);
+        sleeves.iter().position(|s| {
+            s.members.iter().any(|m| Some(m.ix) == ix) || s.id == asset || (group_of(asset).is_some() && group_of(asset) == group_of(s.id))
         })
     };
     // Rationales are written once the household's decisions are final (see `explain`).
 
     // Projected weights after the trades that settle now.
     let mut cash_after = account.cash;
-    let mut after_value: BTreeMap<&str, Decimal> = sleeves.iter().map(|s| (s.id, Decimal::ZERO)).collect();
-    for s in &sleeves {
-        for m in &s.members {
-            // Harvest adjustments are re-applied below from the trades themselves.
-            let original = held.get(m.asset).copied().unwrap_or_default();
-            *after_value.get_mut(s.id).expect("sleeve") += original * m.price;
-        }
-    }
+    // Harvest adjustments are re-applied below from the trades themselves.
+    let mut after_value: Vec<Decimal> =
+        sleeves.iter().map(|s| s.members.iter().map(|m| m.start * m.price).sum()).collect();
     for t in &trades {
-        let s = sleeve_of(&t.asset).map(|s| s.id).ok_or_else(|| Error::Internal(format!("trade in {} outside every sleeve", t.asset)))?;
-        let v = after_value.get_mut(s).expect("sleeve");
+        let s = sleeve_of(&t.asset).ok_or_else(|| Error::Internal(format!("trade in {} outside every sleeve", t.asset)))?;
+        let v = &mut after_value[s];
         match t.side {
             Side::Buy => {
                 *v += t.value;
@@ -1070,13 +1072,14 @@ fn finish<'a>(
     }
     let drift = sleeves
         .iter()
-        .map(|s| Drift {
+        .enumerate()
+        .map(|(i, s)| Drift {
             asset: s.id.to_string(),
             target: s.target,
-            before: before[s.id],
-            after: weight(after_value[s.id]),
+            before: s.before,
+            after: weight(after_value[i]),
             band: s.band,
-            out_of_band: (before[s.id] - s.target).abs() > s.band,
+            out_of_band: (s.before - s.target).abs() > s.band,
         })
         .collect();
 
