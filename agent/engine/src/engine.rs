@@ -55,7 +55,7 @@ impl<'a> Context<'a> {
     /// The assets that may fill `asset`'s sleeve, in order of preference.
     /// Every sleeve's asset is known: models and lots are checked against
     /// the assets before any sleeve is made.
-    pub fn candidates(&self, asset: &str) -> &[&'a str] {
+    pub fn candidates(&'a self, asset: &str) -> &'a [&'a str] {
         self.assets.position(asset).map_or(&[][..], |at| &self.substitutes[at])
     }
 
@@ -342,6 +342,8 @@ struct Member<'a> {
 #[derive(Debug, Clone)]
 struct Sleeve<'a> {
     id: &'a str,
+    /// The candidates that may fill it (see `Context::substitutes`).
+    candidates: &'a [&'a str],
     members: Vec<Member<'a>>,
     target: Decimal,
     band: Decimal,
@@ -419,7 +421,7 @@ pub(crate) type Prepared<'a> = std::result::Result<Frame<'a>, Decision>;
 /// price halts the account (the `Err` side carries that decision). What
 /// comes out does not depend on the household's wash-sale state, so a
 /// household prepares each account once for all its rounds.
-pub(crate) fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<Prepared<'a>> {
+pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<Prepared<'a>> {
     let ips = *ctx.ips.get(account.ips.as_str()).ok_or_else(|| Error::Unknown {
         kind: "IPS",
         id: account.ips.clone(),
@@ -475,6 +477,7 @@ pub(crate) fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<Pre
         }
         sleeves.push(Sleeve {
             id: asset.as_str(),
+            candidates: ctx.candidates(asset),
             members,
             target,
             band: band_width(model, ips, asset, target),
@@ -486,7 +489,7 @@ pub(crate) fn prepare<'a>(ctx: &Context<'a>, account: &'a Account) -> Result<Pre
         });
     }
     for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !placed.contains(**h)) {
-        sleeves.push(Sleeve { id: h, members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO });
+        sleeves.push(Sleeve { id: h, candidates: ctx.candidates(h), members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO });
     }
     for s in &sleeves {
         for m in &s.members {
@@ -551,7 +554,7 @@ pub(crate) fn decide_traced<'a>(
     };
     let buyer = Buyer { ctx, restrictions: r, excluded, wash };
     // The assets that may fill a sleeve, in order of preference.
-    let candidates = |s: &Sleeve<'a>| -> &[&'a str] { ctx.candidates(s.id) };
+    let candidates = |s: &Sleeve<'a>| -> &'a [&'a str] { s.candidates };
 
     // Triggers.
     let mut triggers = Vec::new();
@@ -1041,8 +1044,9 @@ fn finish<'a>(
     let mut trades = kept;
     let sleeve_of = |asset: &str| {
         let ix = ctx.assets.position(asset);
+        let group = group_of(asset);
         sleeves.iter().position(|s| {
-            s.members.iter().any(|m| Some(m.ix) == ix) || s.id == asset || (group_of(asset).is_some() && group_of(asset) == group_of(s.id))
+            s.members.iter().any(|m| Some(m.ix) == ix) || s.id == asset || (group.is_some() && group == group_of(s.id))
         })
     };
     // Rationales are written once the household's decisions are final (see `explain`).
@@ -1513,9 +1517,10 @@ fn scale(
 /// once per final decision, not in every round a household takes.
 pub(crate) fn explain(ctx: &Context<'_>, d: &mut Decision) {
     let Decision { trades, queued, drift, .. } = d;
+    let groups: Vec<Option<&str>> = drift.iter().map(|x| group_of(ctx, &x.asset)).collect();
     for t in trades.iter_mut().chain(queued.iter_mut()) {
         let group = group_of(ctx, &t.asset);
-        let sleeve = drift.iter().find(|x| x.asset == t.asset || (group.is_some() && group == group_of(ctx, &x.asset)));
+        let sleeve = drift.iter().zip(&groups).find(|(x, g)| x.asset == t.asset || (group.is_some() && group == **g)).map(|(x, _)| x);
         let (w, target, band) = sleeve.map_or((Decimal::ZERO, Decimal::ZERO, Decimal::ZERO), |x| (x.before, x.target, x.band));
         t.rationale = rationale(t, w, target, band);
     }
