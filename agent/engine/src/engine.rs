@@ -747,15 +747,25 @@ pub(crate) fn decide_traced<'a>(
     }
     // A sleeve nothing of which may be bought (restrictions, halts, wash
     // sales) is left as it is, and no cash is planned for it.
+    // Candidates looked at to tell whether a sleeve may be bought.
+    let mut looked: Vec<&str> = Vec::new();
     for s in &mut sleeves {
         let mut blocked = Vec::new();
-        s.buyable = candidates(s).iter().any(|c| match buyer.block(c, &harvested) {
-            Some(why) => {
-                blocked.push((*c, why));
-                false
+        let from = looked.len();
+        s.buyable = candidates(s).iter().any(|c| {
+            looked.push(*c);
+            match buyer.block(c, &harvested) {
+                Some(why) => {
+                    blocked.push((*c, why));
+                    false
+                }
+                None => true,
             }
-            None => true,
         });
+        // What was looked at shapes a purchase here: noted, as for any purchase.
+        if s.delta > Decimal::ZERO {
+            looked[from..].iter().for_each(|c| note(c));
+        }
         if !s.buyable && s.delta > Decimal::ZERO {
             checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
             s.delta = Decimal::ZERO;
@@ -785,6 +795,8 @@ pub(crate) fn decide_traced<'a>(
         let traded: Decimal = sleeves.iter().map(|s| s.delta).sum();
         let surplus = cash - traded - cash_target;
         if surplus > Decimal::ZERO {
+            // Which sleeves may be bought decides where the surplus goes.
+            looked.iter().for_each(|c| note(c));
             invest_surplus(&mut sleeves, surplus, base);
         } else if surplus < Decimal::ZERO {
             raise_cash(&mut sleeves, -surplus, base);

@@ -122,6 +122,14 @@ pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
     Ok(out.into_iter().map(|d| d.expect("every account decided")).collect())
 }
 
+/// Why an asset may not be bought today: an account of its household sells
+/// it at a loss in a taxable account today.
+const SOLD_TODAY: &str = "sold at a loss in the household today";
+
+/// Why a block no loss sale needs stays: it was lifted once, and while the
+/// asset could be bought, an account of the household sold it at a loss.
+const KEPT: &str = "kept: while it could be bought today, a household account sold it at a loss";
+
 fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize]) -> Result<Vec<(usize, Decision)>> {
     use std::collections::{BTreeMap, BTreeSet};
     // Accounts whose IPS targets the household decide together, per IPS.
@@ -145,30 +153,35 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     // Later rounds then only revisit purchases made before a loss sale was
     // known, instead of nearly every account of a household deciding twice.
     //
-    // After the first round, every round adds a block (an asset not blocked
-    // yet) or lifts one, and a lifted block is never lifted again: at most
-    // three rounds per asset, so this ends.
+    // A unit decides again whenever an asset it looked at is blocked (or
+    // blocked for another reason) differently from when it decided, so the
+    // decisions that come out each saw the final blocks, and their reasons,
+    // on everything they looked at. A block no loss sale needs any more is
+    // lifted, once: if the asset comes back, its block stays and says why.
+    // Every round but those that only re-decide adds a block or lifts one
+    // (at most three per asset); trades depend only on which assets are
+    // blocked, so a reason follows its block within a round; this ends.
     let mut units: Vec<Vec<usize>> = alone.iter().map(|&i| vec![i]).chain(pools.into_values()).collect();
     units.sort_by_key(|unit| !unit.iter().any(|&i| ctx.inputs.accounts[i].kind.realises_tax()));
     let untaxed: Vec<u64> =
         members.iter().map(|&i| &ctx.inputs.accounts[i]).filter(|a| !a.kind.realises_tax()).map(|a| a.id).collect();
-    // The assets a unit's decisions sell at a loss in a taxable account, with why.
-    let loss_sales = |decisions: &[Decision], into: &mut BTreeMap<String, String>| {
+    // The assets a unit's decisions sell at a loss in a taxable account.
+    let loss_sales = |decisions: &[Decision], into: &mut BTreeSet<String>| {
         for d in decisions.iter().filter(|d| !untaxed.contains(&d.account)) {
             for t in d.trades.iter().chain(&d.queued).filter(|t| t.side == types::Side::Sell) {
-                if t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO) && !into.contains_key(&t.asset) {
-                    into.insert(t.asset.clone(), format!("sold at a loss in account {} today", d.account));
+                if t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO) && !into.contains(&t.asset) {
+                    into.insert(t.asset.clone());
                 }
             }
         }
     };
     let base = engine::WashState::from_recent(ctx, household, &untaxed);
-    let mut added: BTreeMap<String, String> = BTreeMap::new();
+    // Today's blocks, with why (see `SOLD_TODAY` and `KEPT`).
+    let mut added: BTreeMap<String, &str> = BTreeMap::new();
     let mut lifted: BTreeSet<String> = BTreeSet::new();
     // Each unit's decisions, the assets they consulted and the wash-sale state they read.
     type Decided = (Vec<Decision>, BTreeSet<String>, std::rc::Rc<engine::WashState>);
     let mut decided: Vec<Option<Decided>> = vec![None; units.len()];
-    let mut changed: Option<BTreeSet<String>> = None;
     // Accounts deciding alone, valued once for every round.
     let prepared: Vec<Option<engine::Prepared<'_>>> = units
         .iter()
@@ -177,21 +190,21 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
             _ => Ok(None),
         })
         .collect::<Result<_>>()?;
-    let blocked = |added: &BTreeMap<String, String>| {
+    let blocked = |added: &BTreeMap<String, &str>| {
         let mut wash = base.clone();
         for (asset, why) in added {
-            wash.loss_sold.entry(asset.clone()).or_insert_with(|| why.clone());
+            wash.loss_sold.entry(asset.clone()).or_insert_with(|| (*why).to_string());
         }
         std::rc::Rc::new(wash)
     };
-    for round in 0..=3 * ctx.assets.len() + 1 {
+    let stale = |slot: &Option<Decided>, wash: &engine::WashState| match slot {
+        None => true,
+        Some((_, consulted, seen)) => consulted.iter().any(|a| seen.loss_sold.get(a) != wash.loss_sold.get(a)),
+    };
+    for round in 0..=8 * ctx.assets.len() + 4 {
         let mut wash = blocked(&added);
         for ((unit, slot), prepared) in units.iter().zip(decided.iter_mut()).zip(&prepared) {
-            let stale = match (slot.as_ref(), changed.as_ref()) {
-                (Some((_, consulted, _)), Some(changed)) => !consulted.is_disjoint(changed),
-                _ => true,
-            };
-            if !stale {
+            if !stale(slot, &wash) {
                 continue;
             }
             let consulted = std::cell::RefCell::new(BTreeSet::new());
@@ -201,35 +214,55 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
                 let accounts: Vec<&types::Account> = unit.iter().map(|&i| &ctx.inputs.accounts[i]).collect();
                 engine::decide_pooled(ctx, &accounts, &wash, &consulted)?
             };
+            let seen = wash.clone();
             if round == 0 {
+                let mut sold = BTreeSet::new();
+                loss_sales(&decisions, &mut sold);
                 let known = added.len();
-                loss_sales(&decisions, &mut added);
+                for asset in sold {
+                    added.entry(asset).or_insert(SOLD_TODAY);
+                }
                 if added.len() != known {
                     wash = blocked(&added);
                 }
             }
-            *slot = Some((decisions, consulted.into_inner(), wash.clone()));
+            *slot = Some((decisions, consulted.into_inner(), seen));
         }
-        let all = || decided.iter().flatten().flat_map(|(ds, _, _)| ds.iter());
-        let mut loss_sold = BTreeMap::new();
+        let mut loss_sold = BTreeSet::new();
         for (ds, _, _) in decided.iter().flatten() {
             loss_sales(ds, &mut loss_sold);
         }
-        let clashes: BTreeSet<String> = all()
+        // New blocks: purchases of assets sold at a loss (a purchase of one
+        // blocked already comes from a decision that decides again anyway).
+        let clashes: BTreeSet<String> = decided
+            .iter()
+            .flatten()
+            .flat_map(|(ds, _, _)| ds.iter())
             .flat_map(|d| d.trades.iter().chain(&d.queued))
-            .filter(|t| t.side == types::Side::Buy && loss_sold.contains_key(&t.asset))
+            .filter(|t| t.side == types::Side::Buy && loss_sold.contains(&t.asset) && !added.contains_key(&t.asset))
             .map(|t| t.asset.clone())
             .collect();
-        if !clashes.is_empty() {
-            for asset in &clashes {
-                added.insert(asset.clone(), loss_sold[asset].clone());
-            }
-            changed = Some(clashes);
-            continue;
+        let mut changed = !clashes.is_empty();
+        for asset in clashes {
+            added.insert(asset, SOLD_TODAY);
         }
-        let unneeded: BTreeSet<String> =
-            added.keys().filter(|a| !loss_sold.contains_key(*a) && !lifted.contains(*a)).cloned().collect();
-        if unneeded.is_empty() {
+        if !changed {
+            let unneeded: Vec<String> =
+                added.keys().filter(|a| !loss_sold.contains(*a) && !lifted.contains(*a)).cloned().collect();
+            changed = !unneeded.is_empty();
+            for asset in unneeded {
+                added.remove(&asset);
+                lifted.insert(asset);
+            }
+        }
+        for (asset, why) in &mut added {
+            *why = if loss_sold.contains(asset) || !lifted.contains(asset) { SOLD_TODAY } else { KEPT };
+        }
+        let settled = !changed && {
+            let wash = blocked(&added);
+            !decided.iter().any(|slot| stale(slot, &wash))
+        };
+        if settled {
             let mut out = Vec::with_capacity(members.len());
             for (unit, slot) in units.iter().zip(decided) {
                 let (decisions, _, wash) = slot.expect("every unit decided");
@@ -243,11 +276,6 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
             }
             return Ok(out);
         }
-        for asset in &unneeded {
-            added.remove(asset);
-            lifted.insert(asset.clone());
-        }
-        changed = Some(unneeded);
     }
     Err(Error::Internal(format!("household {household}: wash-sale blocking did not settle")))
 }

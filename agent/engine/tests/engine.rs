@@ -453,7 +453,7 @@ fn a_household_account_buys_a_substitute_when_another_sells_at_a_loss() {
     let geq2 = d2.trades.iter().find(|t| t.asset == "GEQ2").expect("the substitute is bought");
     assert_eq!((geq2.side, geq2.quantity), (Side::Buy, dec!(60)), "3,000 at 50");
     let check = d2.checks.iter().find(|c| c.name == "buy:GEQ").unwrap();
-    assert!(check.passed && check.detail.contains("buying GEQ2 instead: GEQ: wash sale: sold at a loss in account 1"), "{}", check.detail);
+    assert!(check.passed && check.detail.contains("buying GEQ2 instead: GEQ: wash sale: sold at a loss in the household today"), "{}", check.detail);
 }
 
 #[test]

@@ -332,9 +332,23 @@ proptest! {
                 }
             }
         }
-        for (household, (bought, loss_sold)) in households {
-            let both: Vec<_> = bought.intersection(&loss_sold).collect();
+        for (household, (bought, loss_sold)) in &households {
+            let both: Vec<_> = bought.intersection(loss_sold).collect();
             prop_assert!(both.is_empty(), "household {} buys and sells at a loss {:?}", household, both);
+        }
+        // A purchase blocked for a sale at a loss today names an asset the
+        // household does sell at a loss in its final decisions.
+        for d in &decisions {
+            for c in &d.checks {
+                for part in c.detail.split("; ") {
+                    let Some((asset, _)) = part.rsplit_once(": wash sale: sold at a loss in the household today") else { continue };
+                    let asset = asset.rsplit(": ").next().unwrap_or(asset);
+                    prop_assert!(
+                        households[d.household.as_str()].1.contains(asset),
+                        "account {} cites a loss sale of {} its household does not make: {}", d.account, asset, c.detail
+                    );
+                }
+            }
         }
     }
 
