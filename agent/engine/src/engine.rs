@@ -13,7 +13,7 @@ use crate::{
     },
     keyed::Keyed,
     lots,
-    text::Num,
+    text::{push_num, Num},
     types::{
         Account, AccountKind, Asset, Band, FlowKind, Frequency, Inputs, Ips, Model, Side, Sizing,
         TriggerMode,
@@ -576,7 +576,14 @@ pub(crate) fn decide_traced<'a>(
         } else {
             s.members.iter().any(|m| m.held > Decimal::ZERO && m.halt.is_none() && !r.no_sell.iter().any(|a| a == m.asset))
         };
-        let line = format!("{} {:+.2} pp (band ±{:.2})", s.id, Num(drift * HUNDRED), Num(s.band * HUNDRED));
+        // "{id} {:+.2} pp (band ±{:.2})"
+        let mut line = String::with_capacity(40);
+        line.push_str(s.id);
+        line.push(' ');
+        push_num(&mut line, drift * HUNDRED, Some(2), true);
+        line.push_str(" pp (band ±");
+        push_num(&mut line, s.band * HUNDRED, Some(2), false);
+        line.push(')');
         if actionable {
             out_of_band.push(line);
         } else {
@@ -1547,16 +1554,26 @@ fn rationale(t: &Trade, weight: Decimal, target: Decimal, band: Decimal) -> Stri
         Reason::HarvestReplace => "replace a harvested asset",
         Reason::Excluded => "sell an excluded asset",
     };
-    format!(
-        "{} {} {} at {} to {what}: weight {:.2} % vs target {:.2} % (band ±{:.2} pp)",
-        side_word(t.side),
-        Num(t.quantity),
-        t.asset,
-        Num(t.price),
-        Num(weight * HUNDRED),
-        Num(target * HUNDRED),
-        Num(band * HUNDRED)
-    )
+    // "{side} {quantity} {asset} at {price} to {what}: weight {:.2} % vs
+    // target {:.2} % (band ±{:.2} pp)", written piece by piece: one per trade.
+    let mut out = String::with_capacity(128);
+    out.push_str(side_word(t.side));
+    out.push(' ');
+    push_num(&mut out, t.quantity, None, false);
+    out.push(' ');
+    out.push_str(&t.asset);
+    out.push_str(" at ");
+    push_num(&mut out, t.price, None, false);
+    out.push_str(" to ");
+    out.push_str(what);
+    out.push_str(": weight ");
+    push_num(&mut out, weight * HUNDRED, Some(2), false);
+    out.push_str(" % vs target ");
+    push_num(&mut out, target * HUNDRED, Some(2), false);
+    out.push_str(" % (band ±");
+    push_num(&mut out, band * HUNDRED, Some(2), false);
+    out.push_str(" pp)");
+    out
 }
 
 fn ips_ref(ips: &Ips) -> IpsRef {

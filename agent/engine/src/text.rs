@@ -29,70 +29,92 @@ fn digits_u64(mut n: u64, out: &mut [u8], mut end: usize) -> usize {
     }
 }
 
-impl fmt::Display for Num {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const TEN_19: u128 = 10_000_000_000_000_000_000;
-        // The mantissa has at most 29 digits; a scale at most 28.
-        let d = self.0;
-        let mut scale = d.scale() as usize;
-        let mut m = d.mantissa().unsigned_abs();
-        // Digits past the precision are cut, not rounded: drop them first
-        // (weights carry 28 digits; their text shows 2).
-        if let Some(p) = f.precision().filter(|p| *p < scale) {
-            m /= 10u128.pow((scale - p) as u32);
-            scale = p;
+/// The text of `d` without its sign, as `rust_decimal` writes it to
+/// `precision` places (its own scale without one), into `text`; returns
+/// the length, and how many zeros follow past rust_decimal's 28 places.
+fn unsigned_text(d: Decimal, precision: Option<usize>, text: &mut [u8; 64]) -> (usize, usize) {
+    const TEN_19: u128 = 10_000_000_000_000_000_000;
+    // The mantissa has at most 29 digits; a scale at most 28.
+    let mut scale = d.scale() as usize;
+    let mut m = d.mantissa().unsigned_abs();
+    // Digits past the precision are cut, not rounded: drop them first
+    // (weights carry 28 digits; their text shows 2).
+    if let Some(p) = precision.filter(|p| *p < scale) {
+        m /= 10u128.pow((scale - p) as u32);
+        scale = p;
+    }
+    let mut buf = [0u8; 40];
+    let end = buf.len();
+    let start = if m == 0 {
+        end
+    } else if m <= u128::from(u64::MAX) {
+        digits_u64(m as u64, &mut buf, end)
+    } else {
+        // Low 19 digits, zero-padded, then the rest (below 10^10).
+        let (high, low) = ((m / TEN_19) as u64, (m % TEN_19) as u64);
+        let low_start = digits_u64(low, &mut buf, end);
+        let mut at = low_start;
+        while end - at < 19 {
+            at -= 1;
+            buf[at] = b'0';
         }
-        let mut buf = [0u8; 40];
-        let end = buf.len();
-        let start = if m == 0 {
-            end
-        } else if m <= u128::from(u64::MAX) {
-            digits_u64(m as u64, &mut buf, end)
-        } else {
-            // Low 19 digits, zero-padded, then the rest (below 10^10).
-            let (high, low) = ((m / TEN_19) as u64, (m % TEN_19) as u64);
-            let low_start = digits_u64(low, &mut buf, end);
-            let mut at = low_start;
-            while end - at < 19 {
-                at -= 1;
-                buf[at] = b'0';
-            }
-            digits_u64(high, &mut buf, at)
-        };
-        let digits = &buf[start..];
-        // As `rust_decimal`: at least `scale` digits (leading zeros), the
-        // whole part, then the fraction cut (not rounded) or padded to the
-        // precision; "0" before a point with no whole part, and for nothing.
-        let len = digits.len().max(scale);
-        let whole = len - scale;
-        let wanted = f.precision().unwrap_or(scale);
-        let digit = |i: usize| if i < len - digits.len() { b'0' } else { digits[i - (len - digits.len())] };
-        let mut text = [0u8; 96];
-        let mut n = 0;
-        let fraction = wanted.min(MAX_SCALE);
-        for i in 0..whole + fraction {
-            if i == whole {
-                if i == 0 {
-                    text[n] = b'0';
-                    n += 1;
-                }
-                text[n] = b'.';
+        digits_u64(high, &mut buf, at)
+    };
+    let digits = &buf[start..];
+    // As `rust_decimal`: at least `scale` digits (leading zeros), the
+    // whole part, then the fraction cut (not rounded) or padded to the
+    // precision; "0" before a point with no whole part, and for nothing.
+    let len = digits.len().max(scale);
+    let whole = len - scale;
+    let wanted = precision.unwrap_or(scale);
+    let digit = |i: usize| if i < len - digits.len() { b'0' } else { digits[i - (len - digits.len())] };
+    let mut n = 0;
+    let fraction = wanted.min(MAX_SCALE);
+    for i in 0..whole + fraction {
+        if i == whole {
+            if i == 0 {
+                text[n] = b'0';
                 n += 1;
             }
-            text[n] = if i >= len { b'0' } else { digit(i) };
+            text[n] = b'.';
             n += 1;
         }
-        if n == 0 {
-            text[n] = b'0';
-            n += 1;
-        }
-        let text = std::str::from_utf8(&text[..n]).map_err(|_| fmt::Error)?;
-        if wanted > fraction {
-            let padded = [text, "0".repeat(wanted - fraction).as_str()].concat();
-            return f.pad_integral(!d.is_sign_negative(), "", &padded);
-        }
-        f.pad_integral(!d.is_sign_negative(), "", text)
+        text[n] = if i >= len { b'0' } else { digit(i) };
+        n += 1;
     }
+    if n == 0 {
+        text[n] = b'0';
+        n += 1;
+    }
+    (n, wanted - fraction)
+}
+
+impl fmt::Display for Num {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = [0u8; 64];
+        let (n, zeros) = unsigned_text(self.0, f.precision(), &mut text);
+        let text = std::str::from_utf8(&text[..n]).map_err(|_| fmt::Error)?;
+        if zeros > 0 {
+            let padded = [text, "0".repeat(zeros).as_str()].concat();
+            return f.pad_integral(!self.0.is_sign_negative(), "", &padded);
+        }
+        f.pad_integral(!self.0.is_sign_negative(), "", text)
+    }
+}
+
+/// Appends `d` to `out` as `format!("{}", d)` would (`places`: as `{:.N}`;
+/// `plus`: as `{:+}`), without going through a formatter.
+pub(crate) fn push_num(out: &mut String, d: Decimal, places: Option<usize>, plus: bool) {
+    let mut text = [0u8; 64];
+    let (n, zeros) = unsigned_text(d, places, &mut text);
+    if d.is_sign_negative() {
+        out.push('-');
+    } else if plus {
+        out.push('+');
+    }
+    // ASCII digits and a point, one byte each.
+    out.extend(text[..n].iter().map(|b| char::from(*b)));
+    out.extend(std::iter::repeat_n('0', zeros));
 }
 
 #[cfg(test)]
@@ -112,6 +134,16 @@ mod tests {
             assert_eq!(format!("{:+.*}", p, Num(d)), format!("{:+.*}", p, d), "{d:?} to {p} places with a sign");
         }
         assert_eq!(format!("{:>12}", Num(d)), format!("{:>12}", d));
+        let pushed = |places, plus| {
+            let mut out = String::from("x");
+            push_num(&mut out, d, places, plus);
+            out
+        };
+        assert_eq!(pushed(None, false), format!("x{d}"));
+        for &p in precisions.iter().filter(|&&p| whole + 1 + p <= 32) {
+            assert_eq!(pushed(Some(p), false), format!("x{:.*}", p, d), "{d:?} to {p} places");
+            assert_eq!(pushed(Some(p), true), format!("x{:+.*}", p, d), "{d:?} to {p} places with a sign");
+        }
     }
 
     #[test]
