@@ -258,6 +258,8 @@ enum Block<'x> {
     Excluded,
     NotAllowed,
     WashSale(&'x str),
+    /// This decision harvests it: sold at a loss in `account` on `on`.
+    Harvested { account: u64, on: Date },
 }
 
 impl std::fmt::Display for Block<'_> {
@@ -269,6 +271,7 @@ impl std::fmt::Display for Block<'_> {
             Block::Excluded => f.write_str("excluded by the IPS"),
             Block::NotAllowed => f.write_str("not on the IPS allowed list"),
             Block::WashSale(why) => write!(f, "wash sale: {why}"),
+            Block::Harvested { account, on } => write!(f, "wash sale: harvested at a loss in account {account} on {on}"),
         }
     }
 }
@@ -294,11 +297,12 @@ struct Buyer<'x> {
     restrictions: &'x crate::types::Restrictions,
     excluded: &'x BTreeSet<&'x str>,
     wash: &'x WashState,
+    account: u64,
 }
 
 impl<'x> Buyer<'x> {
     /// Why `asset` may not be bought, given what this decision harvested.
-    fn block(&self, asset: &str, harvested: &'x BTreeMap<&str, String>) -> Option<Block<'x>> {
+    fn block(&self, asset: &str, harvested: &BTreeSet<&str>) -> Option<Block<'x>> {
         let r = self.restrictions;
         let Some(priced) = self.ctx.prices.get(asset) else { return Some(Block::NoPrice) };
         if let Some(h) = &priced.halt {
@@ -313,8 +317,8 @@ impl<'x> Buyer<'x> {
         if r.allowed_only.as_ref().is_some_and(|a| !a.iter().any(|x| x == asset)) {
             return Some(Block::NotAllowed);
         }
-        if let Some(why) = harvested.get(asset) {
-            return Some(Block::WashSale(why));
+        if harvested.contains(asset) {
+            return Some(Block::Harvested { account: self.account, on: self.ctx.today });
         }
         self.wash.loss_sold.get(asset).map(|why| Block::WashSale(why))
     }
@@ -542,7 +546,7 @@ pub(crate) fn decide_traced<'a>(
     let held = &prepared.held;
 
     // Why an asset may not be bought here, if it may not.
-    let mut harvested: BTreeMap<&str, String> = BTreeMap::new();
+    let mut harvested: BTreeSet<&str> = BTreeSet::new();
     // Whether an asset may be bought is noted as consulted where the answer
     // shapes the decision (a purchase, a harvest's substitute, a band breach
     // counted as actionable); the household re-decides only those accounts
@@ -552,7 +556,7 @@ pub(crate) fn decide_traced<'a>(
             consulted.borrow_mut().insert(asset.to_string());
         }
     };
-    let buyer = Buyer { ctx, restrictions: r, excluded, wash };
+    let buyer = Buyer { ctx, restrictions: r, excluded, wash, account: account.id };
     // The assets that may fill a sleeve, in order of preference.
     let candidates = |s: &Sleeve<'a>| -> &'a [&'a str] { s.candidates };
 
@@ -561,7 +565,7 @@ pub(crate) fn decide_traced<'a>(
     // A sleeve out of band counts only if something can be done about it:
     // an underweight one needs something buyable, an overweight one
     // something sellable.
-    let no_harvest = BTreeMap::new();
+    let no_harvest = BTreeSet::new();
     let mut out_of_band: Vec<String> = Vec::new();
     for s in &sleeves {
         let drift = s.before - s.target;
@@ -652,7 +656,7 @@ pub(crate) fn decide_traced<'a>(
                     continue;
                 }
                 let loss: Decimal = losers.iter().map(|(_, l)| (l.cost - m.price) * l.quantity).sum();
-                let name = format!("harvest:{}", m.asset);
+                let name = ["harvest:", m.asset].concat();
                 if let Some(date) = wash.bought.get(m.asset) {
                     checks.push(Check { name, passed: false, detail: format!("skipped: the household bought {} on {date}, within {WASH_SALE_DAYS} days (wash sale)", m.asset) });
                     continue;
@@ -681,9 +685,26 @@ pub(crate) fn decide_traced<'a>(
                     lot_left[*i] = Decimal::ZERO;
                 }
                 let estimated_tax = lots::tax_of(&used, &ips.tax);
-                triggers.push(Trigger { kind: TriggerKind::Harvest, detail: format!("{} lots at a loss of {}", m.asset, Num(loss)) });
-                checks.push(Check { name, passed: true, detail: format!("sell {} {} (loss {}), buy {} {substitute}", Num(quantity), m.asset, Num(loss), Num(s_quantity)) });
-                harvested.insert(m.asset, format!("harvested at a loss in account {} on {}", account.id, ctx.today));
+                // "{asset} lots at a loss of {loss}"
+                let mut detail = String::with_capacity(40);
+                detail.push_str(m.asset);
+                detail.push_str(" lots at a loss of ");
+                push_num(&mut detail, loss, None, false);
+                triggers.push(Trigger { kind: TriggerKind::Harvest, detail });
+                // "sell {quantity} {asset} (loss {loss}), buy {quantity} {substitute}"
+                let mut detail = String::with_capacity(64);
+                detail.push_str("sell ");
+                push_num(&mut detail, quantity, None, false);
+                detail.push(' ');
+                detail.push_str(m.asset);
+                detail.push_str(" (loss ");
+                push_num(&mut detail, loss, None, false);
+                detail.push_str("), buy ");
+                push_num(&mut detail, s_quantity, None, false);
+                detail.push(' ');
+                detail.push_str(substitute);
+                checks.push(Check { name, passed: true, detail });
+                harvested.insert(m.asset);
                 trades.push(Trade {
                     asset: m.asset.to_string(), side: Side::Sell, quantity, price: m.price, value: proceeds, lots: used,
                     estimated_tax, reason: Reason::HarvestLoss, rationale: String::new(),
@@ -774,7 +795,7 @@ pub(crate) fn decide_traced<'a>(
             looked[from..].iter().for_each(|c| note(c));
         }
         if !s.buyable && s.delta > Decimal::ZERO {
-            checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
+            checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
             s.delta = Decimal::ZERO;
         }
         // Likewise a sleeve nothing of which may be sold (halts, the no-sell list).
@@ -824,11 +845,11 @@ pub(crate) fn decide_traced<'a>(
                     None => true,
                 }
             }) else {
-                checks.push(Check { name: format!("buy:{}", s.id), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
+                checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
                 continue;
             };
             if !blocked.is_empty() {
-                checks.push(Check { name: format!("buy:{}", s.id), passed: true, detail: format!("buying {asset} instead: {}", Blocks(&blocked)) });
+                checks.push(Check { name: ["buy:", s.id].concat(), passed: true, detail: format!("buying {asset} instead: {}", Blocks(&blocked)) });
             }
             let price = ctx.prices[asset].price;
             let quantity = round_down(s.delta / price, ctx.assets[asset].quantum);
@@ -898,7 +919,14 @@ pub(crate) fn decide_traced<'a>(
         scale(&mut trades, &mut checks, which, factor, ctx, ips);
         checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys of {} scaled by {:.4} to the {} available", Num(buys), Num(factor), Num(spendable)) });
     } else {
-        checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys {} within {} available", Num(buys), Num(spendable)) });
+        // "buys {buys} within {spendable} available"
+        let mut detail = String::with_capacity(48);
+        detail.push_str("buys ");
+        push_num(&mut detail, buys, None, false);
+        detail.push_str(" within ");
+        push_num(&mut detail, spendable, None, false);
+        detail.push_str(" available");
+        checks.push(Check { name: "no_overdraft".into(), passed: true, detail });
     }
 
     // Maximum position weight after the trades: buys are trimmed to fit.
@@ -1089,7 +1117,9 @@ fn finish<'a>(
             }
         }
     }
-    checks.push(Check { name: "cash_non_negative".into(), passed: cash_after >= Decimal::ZERO, detail: format!("cash after trades {}", Num(cash_after)) });
+    let mut detail = String::from("cash after trades ");
+    push_num(&mut detail, cash_after, None, false);
+    checks.push(Check { name: "cash_non_negative".into(), passed: cash_after >= Decimal::ZERO, detail });
     if cash_after < Decimal::ZERO {
         return Err(Error::Internal(format!("account {}: cash would go negative ({cash_after})", account.id)));
     }
