@@ -25,6 +25,11 @@ fn one(inputs: &Inputs, account: u64) -> Decision {
     decide(inputs).expect("decides").into_iter().find(|d| d.account == account).expect("decision for the account")
 }
 
+/// A trade of the last 30 days, for the wash-sale rules.
+fn past(account: u64, household: &str, asset: &str, side: Side, quantity: Decimal, date: time::Date, realised_loss: Decimal) -> ballast_engine::types::PastTrade {
+    ballast_engine::types::PastTrade { account, household: household.into(), asset: asset.into(), side, quantity, date, realised_loss }
+}
+
 fn trades(d: &Decision) -> Vec<(Side, &str, Decimal)> {
     d.trades.iter().map(|t| (t.side, t.asset.as_str(), t.quantity)).collect()
 }
@@ -401,15 +406,7 @@ fn harvesting_swaps_the_loss_lot_for_a_substitute_and_keeps_exposure() {
 fn no_harvest_when_the_household_bought_the_asset_within_30_days() {
     let mut inputs = fixture();
     harvesting(&mut inputs);
-    inputs.recent_trades.push(ballast_engine::types::PastTrade {
-        account: 9,
-        household: "h1".into(),
-        asset: "GEQ".into(),
-        side: Side::Buy,
-        quantity: dec!(5),
-        date: date!(2026 - 11 - 10),
-        realised_loss: dec!(0),
-    });
+    inputs.recent_trades.push(past(9, "h1", "GEQ", Side::Buy, dec!(5), date!(2026 - 11 - 10), dec!(0)));
     let d = one(&inputs, 1);
     assert!(d.trades.iter().all(|t| t.reason != Reason::HarvestLoss));
     let check = d.checks.iter().find(|c| c.name == "harvest:GEQ").unwrap();
@@ -423,15 +420,7 @@ fn no_harvest_when_the_household_bought_the_asset_within_30_days() {
 #[test]
 fn an_asset_sold_at_a_loss_recently_is_not_bought_back() {
     let mut inputs = fixture();
-    inputs.recent_trades.push(ballast_engine::types::PastTrade {
-        account: 7,
-        household: "h1".into(),
-        asset: "BND".into(),
-        side: Side::Sell,
-        quantity: dec!(10),
-        date: date!(2026 - 11 - 15),
-        realised_loss: dec!(100),
-    });
+    inputs.recent_trades.push(past(7, "h1", "BND", Side::Sell, dec!(10), date!(2026 - 11 - 15), dec!(100)));
     let d = one(&inputs, 1);
     assert!(d.trades.iter().all(|t| t.asset != "BND"));
     let check = d.checks.iter().find(|c| c.name == "buy:BND").unwrap();
@@ -471,15 +460,7 @@ fn a_loss_sale_in_a_tax_deferred_account_blocks_no_purchase() {
     // Nor does one from the last 30 days.
     let mut inputs = fixture();
     inputs.accounts[0].kind = AccountKind::TaxDeferred;
-    inputs.recent_trades.push(ballast_engine::types::PastTrade {
-        account: 1,
-        household: "h2".into(),
-        asset: "GEQ".into(),
-        side: Side::Sell,
-        quantity: dec!(10),
-        date: date!(2026 - 11 - 15),
-        realised_loss: dec!(100),
-    });
+    inputs.recent_trades.push(past(1, "h2", "GEQ", Side::Sell, dec!(10), date!(2026 - 11 - 15), dec!(100)));
     inputs.accounts[0].household = "h2".into();
     assert!(one(&inputs, 2).trades.iter().any(|t| t.asset == "GEQ" && t.side == Side::Buy));
     // In a taxable account it does block.
