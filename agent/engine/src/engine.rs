@@ -535,7 +535,8 @@ pub(crate) fn decide_traced<'a>(
     let (ips, model) = (frame.ips, frame.model);
     let limits = &ctx.inputs.limits;
     let r = &ips.restrictions;
-    let mut checks: Vec<Check> = Vec::new();
+    // Sized for a typical decision, so they seldom grow.
+    let mut checks: Vec<Check> = Vec::with_capacity(16);
     let value = frame.value;
     let base = frame.base;
     let withdrawals = frame.withdrawals;
@@ -561,12 +562,12 @@ pub(crate) fn decide_traced<'a>(
     let candidates = |s: &Sleeve<'a>| -> &'a [&'a str] { s.candidates };
 
     // Triggers.
-    let mut triggers = Vec::new();
+    let mut triggers = Vec::with_capacity(4);
     // A sleeve out of band counts only if something can be done about it:
     // an underweight one needs something buyable, an overweight one
     // something sellable.
     let no_harvest = BTreeSet::new();
-    let mut out_of_band: Vec<String> = Vec::new();
+    let mut out_of_band: Vec<String> = Vec::with_capacity(sleeves.len());
     for s in &sleeves {
         let drift = s.before - s.target;
         if drift.abs() <= s.band {
@@ -625,7 +626,7 @@ pub(crate) fn decide_traced<'a>(
         }
     }
 
-    let mut trades: Vec<Trade> = Vec::new();
+    let mut trades: Vec<Trade> = Vec::with_capacity(2 * sleeves.len());
     // What is left of each lot of `account.lots`, by position.
     let mut lot_left: Vec<Decimal> = account.lots.iter().map(|l| l.quantity).collect();
     let mut tax = TaxSummary::default();
@@ -993,12 +994,8 @@ fn finish<'a>(
     // sales pick from what is left by the IPS's method.
     for t in trades.iter_mut().filter(|t| t.side == Side::Sell) {
         if t.reason == Reason::HarvestLoss {
-            let own: Vec<crate::types::Lot> = t
-                .lots
-                .iter()
-                .filter_map(|u| account.lots.iter().find(|l| l.id == u.lot).cloned())
-                .collect();
-            let refs: Vec<&crate::types::Lot> = own.iter().collect();
+            let refs: Vec<&crate::types::Lot> =
+                t.lots.iter().filter_map(|u| account.lots.iter().find(|l| l.id == u.lot)).collect();
             t.lots = lots::take(&refs, t.quantity, t.price, ctx.today);
         } else {
             let ix = ctx.assets.position(&t.asset);

@@ -67,7 +67,7 @@ pub fn sale_order<'a>(
 
 /// Takes `quantity` from `lots` in sale order.
 pub fn take(ordered: &[&Lot], mut quantity: Decimal, price: Decimal, today: Date) -> Vec<LotUse> {
-    let mut used = Vec::new();
+    let mut used = Vec::with_capacity(ordered.len().min(4));
     for lot in ordered {
         if quantity <= Decimal::ZERO {
             break;

@@ -112,8 +112,8 @@ pub(crate) fn push_num(out: &mut String, d: Decimal, places: Option<usize>, plus
     } else if plus {
         out.push('+');
     }
-    // ASCII digits and a point, one byte each.
-    out.extend(text[..n].iter().map(|b| char::from(*b)));
+    // ASCII digits and a point: always UTF-8.
+    out.push_str(std::str::from_utf8(&text[..n]).unwrap_or("?"));
     out.extend(std::iter::repeat_n('0', zeros));
 }
 
