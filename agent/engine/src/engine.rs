@@ -776,13 +776,13 @@ pub(crate) fn decide_traced<'a>(
     }
     // A sleeve nothing of which may be bought (restrictions, halts, wash
     // sales) is left as it is, and no cash is planned for it.
-    // Candidates looked at to tell whether a sleeve may be bought.
-    let mut looked: Vec<&str> = Vec::new();
-    for s in &mut sleeves {
+    // Candidates looked at to tell whether a sleeve may be bought, by sleeve.
+    let mut looked: Vec<(usize, &str)> = Vec::new();
+    for (si, s) in sleeves.iter_mut().enumerate() {
         let mut blocked = Vec::new();
         let from = looked.len();
         s.buyable = candidates(s).iter().any(|c| {
-            looked.push(*c);
+            looked.push((si, *c));
             match buyer.block(c, &harvested) {
                 Some(why) => {
                     blocked.push((*c, why));
@@ -793,7 +793,7 @@ pub(crate) fn decide_traced<'a>(
         });
         // What was looked at shapes a purchase here: noted, as for any purchase.
         if s.delta > Decimal::ZERO {
-            looked[from..].iter().for_each(|c| note(c));
+            looked[from..].iter().for_each(|(_, c)| note(c));
         }
         if !s.buyable && s.delta > Decimal::ZERO {
             checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
@@ -824,8 +824,12 @@ pub(crate) fn decide_traced<'a>(
         let traded: Decimal = sleeves.iter().map(|s| s.delta).sum();
         let surplus = cash - traded - cash_target;
         if surplus > Decimal::ZERO {
-            // Which sleeves may be bought decides where the surplus goes.
-            looked.iter().for_each(|c| note(c));
+            // Which of the sleeves below target may be bought decides where
+            // the surplus goes (`invest_surplus` looks at no other).
+            let under = |s: &Sleeve<'_>| {
+                s.target > Decimal::ZERO && !s.excluded && s.target - (s.value() + s.delta) / base.max(Decimal::ONE) > Decimal::ZERO
+            };
+            looked.iter().filter(|(si, _)| under(&sleeves[*si])).for_each(|(_, c)| note(c));
             invest_surplus(&mut sleeves, surplus, base);
         } else if surplus < Decimal::ZERO {
             raise_cash(&mut sleeves, -surplus, base);
