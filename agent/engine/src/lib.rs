@@ -142,10 +142,13 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
             _ => alone.push(i),
         }
     }
-    // Rounds: a purchase of an asset that another account sells at a loss
-    // blocks that asset and decides again; a block no sale needs any more is
-    // lifted once. Only the accounts that considered buying a changed asset
-    // decide again.
+    // Rounds. A purchase of an asset that an account of the household sells
+    // at a loss blocks that asset, and every unit that looked at an asset
+    // whose block (or its reason) changed since it decided decides again,
+    // so the decisions that come out saw the final blocks on everything
+    // they looked at (but see `stale` for a unit's own loss sales). A block
+    // no loss sale needs any more is lifted, once: if the asset comes back,
+    // its block stays and says so.
     //
     // In the first round the units decide one after another, and each loss
     // sale blocks its asset for the units after it at once; units with a
@@ -153,14 +156,10 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     // Later rounds then only revisit purchases made before a loss sale was
     // known, instead of nearly every account of a household deciding twice.
     //
-    // A unit decides again whenever an asset it looked at is blocked (or
-    // blocked for another reason) differently from when it decided, so the
-    // decisions that come out each saw the final blocks, and their reasons,
-    // on everything they looked at. A block no loss sale needs any more is
-    // lifted, once: if the asset comes back, its block stays and says why.
-    // Every round but those that only re-decide adds a block or lifts one
-    // (at most three per asset); trades depend only on which assets are
-    // blocked, so a reason follows its block within a round; this ends.
+    // Every later round adds a block or lifts one (at most three times per
+    // asset), or only re-decides units after such a change; trades depend
+    // only on which assets are blocked, so a reason follows its block
+    // within a round. So this ends.
     let mut units: Vec<Vec<usize>> = alone.iter().map(|&i| vec![i]).chain(pools.into_values()).collect();
     units.sort_by_key(|unit| !unit.iter().any(|&i| ctx.inputs.accounts[i].kind.realises_tax()));
     let untaxed: Vec<u64> =
