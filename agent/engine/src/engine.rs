@@ -550,8 +550,9 @@ pub(crate) fn decide_traced<'a>(
     let mut harvested: BTreeSet<&str> = BTreeSet::new();
     // Whether an asset may be bought is noted as consulted where the answer
     // shapes the decision (a purchase, a harvest's substitute, a band breach
-    // counted as actionable); the household re-decides only those accounts
-    // when a wash-sale block on the asset changes.
+    // counted as actionable, whether a sleeve to be bought or to take
+    // invested cash may be bought at all); the household re-decides only
+    // those accounts when a wash-sale block on the asset changes.
     let note = |asset: &str| {
         if !consulted.borrow().contains(asset) {
             consulted.borrow_mut().insert(asset.to_string());
