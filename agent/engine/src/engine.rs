@@ -208,6 +208,11 @@ pub fn round_down(quantity: Decimal, quantum: Decimal) -> Decimal {
     if quantity <= Decimal::ZERO {
         return Decimal::ZERO;
     }
+    // A quantum of one unit of some decimal place (0.000001, 1) cuts the
+    // quantity at that place: no division.
+    if quantum.mantissa() == 1 {
+        return quantity.trunc_with_scale(quantum.scale()).normalize();
+    }
     ((quantity / quantum).floor() * quantum).normalize()
 }
 

@@ -353,6 +353,18 @@ proptest! {
     }
 
     #[test]
+    fn rounding_down_to_a_decimal_place_cuts_there(mantissa in 0i128..1_000_000_000_000_000, scale in 0u32..=28, places in 0u32..=12) {
+        let quantity = Decimal::from_i128_with_scale(mantissa, scale);
+        let quantum = Decimal::new(1, places);
+        // What dividing by the quantum, flooring and multiplying back gives
+        // (below 10^15, so that the division cannot overflow).
+        let by_division = if quantity <= Decimal::ZERO { Decimal::ZERO } else { ((quantity / quantum).floor() * quantum).normalize() };
+        let rounded = ballast_engine::round_down(quantity, quantum);
+        prop_assert_eq!(rounded, by_division);
+        prop_assert_eq!(rounded.to_string(), by_division.to_string());
+    }
+
+    #[test]
     fn the_tax_minimising_order_never_realises_more_tax_than_fifo(
         lots_seed in prop::collection::vec((1i64..1_000, 1i64..20_000, 0i64..1_500), 1..12),
         price in 1i64..20_000,
