@@ -541,7 +541,7 @@ pub(crate) fn decide_traced<'a>(
     let limits = &ctx.inputs.limits;
     let r = &ips.restrictions;
     // Sized for a typical decision, so they seldom grow.
-    let mut checks: Vec<Check> = Vec::with_capacity(16);
+    let mut checks: Vec<Check> = Vec::with_capacity(8);
     let value = frame.value;
     let base = frame.base;
     let withdrawals = frame.withdrawals;
@@ -1048,7 +1048,7 @@ fn finish<'a>(
 
     // Trades that need a person: illiquid assets, trades above the approval limit, or a paused market.
     let mut queued = queued_already.clone().unwrap_or_default();
-    let mut kept = Vec::new();
+    let mut kept = Vec::with_capacity(trades.len());
     for t in trades {
         if queued_already.is_some() {
             kept.push(t);
