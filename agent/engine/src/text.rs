@@ -3,7 +3,8 @@
 //! `Display` finds the digits one division by ten of a 96-bit number at a
 //! time. [`Num`] prints exactly the same text (the same digits, the same
 //! truncation to a precision, the same sign and padding flags) from one
-//! 128-bit division at most and 64-bit arithmetic after it.
+//! 128-bit division at most and 64-bit arithmetic after it, and
+//! [`push_num`] appends that text to a string without a formatter.
 
 use std::fmt;
 
