@@ -374,7 +374,6 @@ impl Sleeve<'_> {
 }
 
 /// An account valued and cut into sleeves, ready to decide.
-#[derive(Clone)]
 pub(crate) struct Frame<'a> {
     account: &'a Account,
     ips: &'a Ips,
@@ -531,11 +530,10 @@ pub(crate) fn decide_traced<'a>(
     wash: &WashState,
     consulted: &std::cell::RefCell<BTreeSet<String>>,
 ) -> Result<Decision> {
-    let prepared = match prepared {
+    let frame = match prepared {
         Ok(frame) => frame,
         Err(halted) => return Ok(halted.clone()),
     };
-    let mut frame = prepared.clone();
     let account = frame.account;
     let (ips, model) = (frame.ips, frame.model);
     let limits = &ctx.inputs.limits;
@@ -545,11 +543,12 @@ pub(crate) fn decide_traced<'a>(
     let value = frame.value;
     let base = frame.base;
     let withdrawals = frame.withdrawals;
-    let excluded = &prepared.excluded;
+    let excluded = &frame.excluded;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
-    let mut sleeves = std::mem::take(&mut frame.sleeves);
-    let held = &prepared.held;
+    // The sleeves change as the decision sizes its trades; the frame does not.
+    let mut sleeves = frame.sleeves.clone();
+    let held = &frame.held;
 
     // Why an asset may not be bought here, if it may not.
     let mut harvested: BTreeSet<&str> = BTreeSet::new();
@@ -653,7 +652,7 @@ pub(crate) fn decide_traced<'a>(
                     .lots
                     .iter()
                     .enumerate()
-                    .filter(|(i, l)| prepared.lot_ix[*i] == m.ix && l.quantity > Decimal::ZERO)
+                    .filter(|(i, l)| frame.lot_ix[*i] == m.ix && l.quantity > Decimal::ZERO)
                     .filter(|(_, l)| {
                         let loss = (l.cost - m.price) * l.quantity;
                         loss > Decimal::ZERO && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
@@ -977,8 +976,7 @@ pub(crate) fn decide_traced<'a>(
         checks.push(Check { name: "turnover_cap".into(), passed: false, detail: format!("trades worth {traded_value} scaled by {factor:.4} to the cap of {cap}") });
     }
 
-    frame.sleeves = sleeves;
-    finish(ctx, frame, trades, None, triggers, acted_on, checks, tax, lot_left)
+    finish(ctx, frame, &sleeves, trades, None, triggers, acted_on, checks, tax, lot_left)
 }
 
 /// The part every decision shares once its trades are known: lots and tax
@@ -986,7 +984,8 @@ pub(crate) fn decide_traced<'a>(
 #[allow(clippy::too_many_arguments)]
 fn finish<'a>(
     ctx: &Context<'a>,
-    frame: Frame<'a>,
+    frame: &Frame<'a>,
+    sleeves: &[Sleeve<'a>],
     mut trades: Vec<Trade>,
     queued_already: Option<Vec<Trade>>,
     triggers: Vec<Trigger>,
@@ -995,7 +994,7 @@ fn finish<'a>(
     mut tax: TaxSummary,
     mut lot_left: Vec<Decimal>,
 ) -> Result<Decision> {
-    let Frame { account, ips, model, sleeves, value, halts, withdrawals, lot_ix, .. } = frame;
+    let Frame { account, ips, model, value, withdrawals, ref lot_ix, .. } = *frame;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     let group_of = |asset: &str| group_of(ctx, asset);
@@ -1168,7 +1167,7 @@ fn finish<'a>(
         trades,
         queued,
         checks,
-        halts,
+        halts: frame.halts.clone(),
         tax,
         // Made once the household's decisions are final (see `input_digest`):
         // a decision taken again in a later round would hash for nothing.
@@ -1416,7 +1415,8 @@ pub(crate) fn decide_pooled<'a>(
         let lot_left = account.lots.iter().map(|l| l.quantity).collect();
         decisions.push(finish(
             ctx,
-            frame,
+            &frame,
+            &frame.sleeves,
             std::mem::take(&mut own[i]),
             Some(std::mem::take(&mut own_queued[i])),
             combined.triggers.clone(),
