@@ -831,10 +831,7 @@ pub(crate) fn decide_traced<'a>(
         if surplus > Decimal::ZERO {
             // Which of the sleeves below target may be bought decides where
             // the surplus goes (`invest_surplus` looks at no other).
-            let under = |s: &Sleeve<'_>| {
-                s.target > Decimal::ZERO && !s.excluded && s.target - (s.value() + s.delta) / base.max(Decimal::ONE) > Decimal::ZERO
-            };
-            looked.iter().filter(|(si, _)| under(&sleeves[*si])).for_each(|(_, c)| note(c));
+            looked.iter().filter(|(si, _)| below_target(&sleeves[*si], base).is_some()).for_each(|(_, c)| note(c));
             invest_surplus(&mut sleeves, surplus, base);
         } else if surplus < Decimal::ZERO {
             raise_cash(&mut sleeves, -surplus, base);
@@ -1472,14 +1469,20 @@ fn side_word(side: Side) -> &'static str {
     }
 }
 
+/// How far below its target weight a sleeve that may take invested cash
+/// is (a target, not excluded), if it is below.
+fn below_target(s: &Sleeve<'_>, base: Decimal) -> Option<Decimal> {
+    let under = s.target - (s.value() + s.delta) / base.max(Decimal::ONE);
+    (s.target > Decimal::ZERO && !s.excluded && under > Decimal::ZERO).then_some(under)
+}
+
 /// Spreads `surplus` cash over the most underweight sleeves first, each up to its target.
 fn invest_surplus(sleeves: &mut [Sleeve<'_>], mut surplus: Decimal, base: Decimal) {
     let mut order: Vec<(usize, Decimal)> = sleeves
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.target > Decimal::ZERO && !s.excluded && s.buyable)
-        .map(|(i, s)| (i, s.target - (s.value() + s.delta) / base.max(Decimal::ONE)))
-        .filter(|(_, under)| *under > Decimal::ZERO)
+        .filter(|(_, s)| s.buyable)
+        .filter_map(|(i, s)| below_target(s, base).map(|under| (i, under)))
         .collect();
     order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| sleeves[a.0].id.cmp(sleeves[b.0].id)));
     for (i, _) in order {
