@@ -13,7 +13,7 @@ use crate::{
     },
     keyed::Keyed,
     lots,
-    text::{push_num, Num},
+    text::{text, Num, Piece::{Fixed, Signed, D, S}},
     types::{
         Account, AccountKind, Asset, Band, FlowKind, Frequency, Inputs, Ips, Model, Side, Sizing,
         TriggerMode,
@@ -586,14 +586,7 @@ pub(crate) fn decide_traced<'a>(
         } else {
             s.members.iter().any(|m| m.held > Decimal::ZERO && m.halt.is_none() && !r.no_sell.iter().any(|a| a == m.asset))
         };
-        // "{id} {:+.2} pp (band ±{:.2})"
-        let mut line = String::with_capacity(40);
-        line.push_str(s.id);
-        line.push(' ');
-        push_num(&mut line, drift * HUNDRED, Some(2), true);
-        line.push_str(" pp (band ±");
-        push_num(&mut line, s.band * HUNDRED, Some(2), false);
-        line.push(')');
+        let line = text(&[S(s.id), S(" "), Signed(drift * HUNDRED, 2), S(" pp (band ±"), Fixed(s.band * HUNDRED, 2), S(")")]);
         if actionable {
             out_of_band.push(line);
         } else {
@@ -691,24 +684,8 @@ pub(crate) fn decide_traced<'a>(
                     lot_left[*i] = Decimal::ZERO;
                 }
                 let estimated_tax = lots::tax_of(&used, &ips.tax);
-                // "{asset} lots at a loss of {loss}"
-                let mut detail = String::with_capacity(40);
-                detail.push_str(m.asset);
-                detail.push_str(" lots at a loss of ");
-                push_num(&mut detail, loss, None, false);
-                triggers.push(Trigger { kind: TriggerKind::Harvest, detail });
-                // "sell {quantity} {asset} (loss {loss}), buy {quantity} {substitute}"
-                let mut detail = String::with_capacity(64);
-                detail.push_str("sell ");
-                push_num(&mut detail, quantity, None, false);
-                detail.push(' ');
-                detail.push_str(m.asset);
-                detail.push_str(" (loss ");
-                push_num(&mut detail, loss, None, false);
-                detail.push_str("), buy ");
-                push_num(&mut detail, s_quantity, None, false);
-                detail.push(' ');
-                detail.push_str(substitute);
+                triggers.push(Trigger { kind: TriggerKind::Harvest, detail: text(&[S(m.asset), S(" lots at a loss of "), D(loss)]) });
+                let detail = text(&[S("sell "), D(quantity), S(" "), S(m.asset), S(" (loss "), D(loss), S("), buy "), D(s_quantity), S(" "), S(substitute)]);
                 checks.push(Check { name, passed: true, detail });
                 harvested.insert(m.asset);
                 trades.push(Trade {
@@ -926,13 +903,7 @@ pub(crate) fn decide_traced<'a>(
         scale(&mut trades, &mut checks, which, factor, ctx, ips);
         checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys of {} scaled by {:.4} to the {} available", Num(buys), Num(factor), Num(spendable)) });
     } else {
-        // "buys {buys} within {spendable} available"
-        let mut detail = String::with_capacity(48);
-        detail.push_str("buys ");
-        push_num(&mut detail, buys, None, false);
-        detail.push_str(" within ");
-        push_num(&mut detail, spendable, None, false);
-        detail.push_str(" available");
+        let detail = text(&[S("buys "), D(buys), S(" within "), D(spendable), S(" available")]);
         checks.push(Check { name: "no_overdraft".into(), passed: true, detail });
     }
 
@@ -1120,8 +1091,7 @@ fn finish<'a>(
             }
         }
     }
-    let mut detail = String::from("cash after trades ");
-    push_num(&mut detail, cash_after, None, false);
+    let detail = text(&[S("cash after trades "), D(cash_after)]);
     checks.push(Check { name: "cash_non_negative".into(), passed: cash_after >= Decimal::ZERO, detail });
     if cash_after < Decimal::ZERO {
         return Err(Error::Internal(format!("account {}: cash would go negative ({cash_after})", account.id)));
@@ -1594,26 +1564,24 @@ fn rationale(t: &Trade, weight: Decimal, target: Decimal, band: Decimal) -> Stri
         Reason::HarvestReplace => "replace a harvested asset",
         Reason::Excluded => "sell an excluded asset",
     };
-    // "{side} {quantity} {asset} at {price} to {what}: weight {:.2} % vs
-    // target {:.2} % (band ±{:.2} pp)", written piece by piece: one per trade.
-    let mut out = String::with_capacity(128);
-    out.push_str(side_word(t.side));
-    out.push(' ');
-    push_num(&mut out, t.quantity, None, false);
-    out.push(' ');
-    out.push_str(&t.asset);
-    out.push_str(" at ");
-    push_num(&mut out, t.price, None, false);
-    out.push_str(" to ");
-    out.push_str(what);
-    out.push_str(": weight ");
-    push_num(&mut out, weight * HUNDRED, Some(2), false);
-    out.push_str(" % vs target ");
-    push_num(&mut out, target * HUNDRED, Some(2), false);
-    out.push_str(" % (band ±");
-    push_num(&mut out, band * HUNDRED, Some(2), false);
-    out.push_str(" pp)");
-    out
+    text(&[
+        S(side_word(t.side)),
+        S(" "),
+        D(t.quantity),
+        S(" "),
+        S(&t.asset),
+        S(" at "),
+        D(t.price),
+        S(" to "),
+        S(what),
+        S(": weight "),
+        Fixed(weight * HUNDRED, 2),
+        S(" % vs target "),
+        Fixed(target * HUNDRED, 2),
+        S(" % (band ±"),
+        Fixed(band * HUNDRED, 2),
+        S(" pp)"),
+    ])
 }
 
 fn ips_ref(ips: &Ips) -> IpsRef {

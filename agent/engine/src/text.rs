@@ -3,8 +3,8 @@
 //! `Display` finds the digits one division by ten of a 96-bit number at a
 //! time. [`Num`] prints exactly the same text (the same digits, the same
 //! truncation to a precision, the same sign and padding flags) from one
-//! 128-bit division at most and 64-bit arithmetic after it, and
-//! [`push_num`] appends that text to a string without a formatter.
+//! 128-bit division at most and 64-bit arithmetic after it, and [`text`]
+//! strings words and such decimals together without a formatter.
 
 use std::fmt;
 
@@ -103,9 +103,38 @@ impl fmt::Display for Num {
     }
 }
 
+/// A piece of a line of text made by [`text`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Piece<'s> {
+    /// Words, as they are.
+    S(&'s str),
+    /// A decimal as `{}` prints it.
+    D(Decimal),
+    /// A decimal as `{:.N}` prints it.
+    Fixed(Decimal, usize),
+    /// A decimal as `{:+.N}` prints it.
+    Signed(Decimal, usize),
+}
+
+/// The pieces one after another: what `format!` would make of them, without
+/// going through a formatter (the lines every decision writes).
+pub(crate) fn text(pieces: &[Piece<'_>]) -> String {
+    let room: usize = pieces.iter().map(|p| if let Piece::S(words) = p { words.len() } else { 16 }).sum();
+    let mut out = String::with_capacity(room);
+    for piece in pieces {
+        match *piece {
+            Piece::S(words) => out.push_str(words),
+            Piece::D(d) => push_num(&mut out, d, None, false),
+            Piece::Fixed(d, places) => push_num(&mut out, d, Some(places), false),
+            Piece::Signed(d, places) => push_num(&mut out, d, Some(places), true),
+        }
+    }
+    out
+}
+
 /// Appends `d` to `out` as `format!("{}", d)` would (`places`: as `{:.N}`;
 /// `plus`: as `{:+}`), without going through a formatter.
-pub(crate) fn push_num(out: &mut String, d: Decimal, places: Option<usize>, plus: bool) {
+fn push_num(out: &mut String, d: Decimal, places: Option<usize>, plus: bool) {
     let mut text = [0u8; 64];
     let (n, zeros) = unsigned_text(d, places, &mut text);
     if d.is_sign_negative() {
@@ -141,6 +170,7 @@ mod tests {
             out
         };
         assert_eq!(pushed(None, false), format!("x{d}"));
+        assert_eq!(text(&[Piece::S("x "), Piece::D(d), Piece::S(" y "), Piece::Fixed(d, 2), Piece::Signed(d, 2)]), format!("x {d} y {d:.2}{d:+.2}"));
         for &p in precisions.iter().filter(|&&p| whole + 1 + p <= 32) {
             assert_eq!(pushed(Some(p), false), format!("x{:.*}", p, d), "{d:?} to {p} places");
             assert_eq!(pushed(Some(p), true), format!("x{:+.*}", p, d), "{d:?} to {p} places with a sign");
