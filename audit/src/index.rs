@@ -392,7 +392,6 @@ impl Index {
 
     /// `seq`'s part of its page's `r` value, if indexed.
     fn entry(&self, seq: u64) -> Result<Option<[u8; RECORD_VALUE_LEN]>> {
-
         let page = self.tree.get(key(RECORD, &[&page_of(seq)])).map_err(|e| index_error(format!("reading record {seq}"), e))?;
         let Some(page) = page else {
             return Ok(None);

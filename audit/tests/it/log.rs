@@ -371,13 +371,15 @@ fn batches_write_the_bytes_one_append_at_a_time_writes() {
         let (mut log, _) = open(&path, SyncPolicy::EveryN(64));
         for bodies in batches.clone() {
             let first = log.len();
+            let count = bodies.len() as u64;
             let records = if by_value {
                 log.append_values(bodies.into_iter().map(|((kind, body), time)| (kind, body, time)).collect()).unwrap()
             } else {
                 let entries: Vec<_> = bodies.iter().map(|((kind, body), time)| (*kind, body, *time)).collect();
                 log.append_batch(&entries).unwrap()
             };
-            assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), (first..log.len()).collect::<Vec<_>>());
+            assert_eq!(records.iter().map(|r| r.seq).collect::<Vec<_>>(), (first..first + count).collect::<Vec<_>>());
+            assert_eq!(log.len(), first + count);
         }
         assert_eq!(log.record_hashes(), &want[..]);
         let spans = log.spans().to_vec();
