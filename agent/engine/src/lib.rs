@@ -165,22 +165,32 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     let untaxed: Vec<u64> =
         members.iter().map(|&i| &ctx.inputs.accounts[i]).filter(|a| !a.kind.realises_tax()).map(|a| a.id).collect();
     // The assets a unit's decisions sell at a loss in a taxable account.
-    let loss_sales = |decisions: &[Decision], into: &mut BTreeSet<String>| {
-        for d in decisions.iter().filter(|d| !untaxed.contains(&d.account)) {
-            for t in d.trades.iter().chain(&d.queued).filter(|t| t.side == types::Side::Sell) {
-                if t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO) && !into.contains(&t.asset) {
-                    into.insert(t.asset.clone());
-                }
-            }
-        }
+    let loss_sales = |decisions: &[Decision]| -> BTreeSet<String> {
+        decisions
+            .iter()
+            .filter(|d| !untaxed.contains(&d.account))
+            .flat_map(|d| d.trades.iter().chain(&d.queued))
+            .filter(|t| t.side == types::Side::Sell && t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO))
+            .map(|t| t.asset.clone())
+            .collect()
     };
     let base = engine::WashState::from_recent(ctx, household, &untaxed);
     // Today's blocks, with why (see `SOLD_TODAY` and `KEPT`).
     let mut added: BTreeMap<String, &str> = BTreeMap::new();
     let mut lifted: BTreeSet<String> = BTreeSet::new();
-    // Each unit's decisions, the assets they consulted, the wash-sale state
-    // they read, and (for an account deciding alone) what it sells at a loss.
-    type Decided = (Vec<Decision>, BTreeSet<String>, std::rc::Rc<engine::WashState>, BTreeSet<String>);
+    // A unit's last decisions and what they rest on.
+    #[derive(Clone)]
+    struct Decided {
+        decisions: Vec<Decision>,
+        /// The assets whose blocks they looked at.
+        consulted: BTreeSet<String>,
+        /// The wash-sale state they read.
+        seen: std::rc::Rc<engine::WashState>,
+        /// The assets they sell at a loss in a taxable account.
+        sold: BTreeSet<String>,
+        /// An account deciding alone (not a pooled household).
+        alone: bool,
+    }
     let mut decided: Vec<Option<Decided>> = vec![None; units.len()];
     // Accounts deciding alone, valued once for every round.
     let prepared: Vec<Option<engine::Prepared<'_>>> = units
@@ -207,9 +217,10 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     // another, so it gets no such exemption.
     let stale = |slot: &Option<Decided>, wash: &engine::WashState| match slot {
         None => true,
-        Some((_, consulted, seen, own)) => {
-            consulted.iter().any(|a| !own.contains(a) && seen.loss_sold.get(a) != wash.loss_sold.get(a))
-        }
+        Some(d) => d
+            .consulted
+            .iter()
+            .any(|a| !(d.alone && d.sold.contains(a)) && d.seen.loss_sold.get(a) != wash.loss_sold.get(a)),
     };
     for round in 0..=8 * ctx.assets.len() + 4 {
         let mut wash = blocked(&added);
@@ -225,8 +236,7 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
                 engine::decide_pooled(ctx, &accounts, &wash, &consulted)?
             };
             let seen = wash.clone();
-            let mut sold = BTreeSet::new();
-            loss_sales(&decisions, &mut sold);
+            let sold = loss_sales(&decisions);
             if round == 0 {
                 let known = added.len();
                 for asset in &sold {
@@ -236,19 +246,15 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
                     wash = blocked(&added);
                 }
             }
-            let own = if prepared.is_some() { sold } else { BTreeSet::new() };
-            *slot = Some((decisions, consulted.into_inner(), seen, own));
+            *slot = Some(Decided { decisions, consulted: consulted.into_inner(), seen, sold, alone: prepared.is_some() });
         }
-        let mut loss_sold = BTreeSet::new();
-        for (ds, _, _, _) in decided.iter().flatten() {
-            loss_sales(ds, &mut loss_sold);
-        }
+        let loss_sold: BTreeSet<String> = decided.iter().flatten().flat_map(|d| d.sold.iter().cloned()).collect();
         // New blocks: purchases of assets sold at a loss (a purchase of one
         // blocked already comes from a decision that decides again anyway).
         let clashes: BTreeSet<String> = decided
             .iter()
             .flatten()
-            .flat_map(|(ds, _, _, _)| ds.iter())
+            .flat_map(|d| d.decisions.iter())
             .flat_map(|d| d.trades.iter().chain(&d.queued))
             .filter(|t| t.side == types::Side::Buy && loss_sold.contains(&t.asset) && !added.contains_key(&t.asset))
             .map(|t| t.asset.clone())
@@ -276,11 +282,11 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
         if settled {
             let mut out = Vec::with_capacity(members.len());
             for (unit, slot) in units.iter().zip(decided) {
-                let (decisions, _, wash, _) = slot.expect("every unit decided");
+                let Decided { decisions, seen, .. } = slot.expect("every unit decided");
                 for (&i, mut d) in unit.iter().zip(decisions) {
                     // Halted decisions carry theirs already.
                     if d.input_digest.is_empty() {
-                        d.input_digest = engine::input_digest(ctx, &ctx.inputs.accounts[i], &wash);
+                        d.input_digest = engine::input_digest(ctx, &ctx.inputs.accounts[i], &seen);
                     }
                     out.push((i, d));
                 }
