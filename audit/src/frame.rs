@@ -6,8 +6,6 @@
 
 use std::fmt;
 
-use crc::{CRC_32_ISCSI, Crc, Table};
-
 use crate::error::{Error, Result};
 
 /// Bytes before the payload: length, then checksum.
@@ -18,12 +16,12 @@ pub const FRAME_HEADER_LEN: usize = 8;
 /// bounding it bounds what a reader allocates.
 pub const MAX_FRAME_LEN: u32 = 16 * 1024 * 1024;
 
-/// CRC-32C (Castagnoli, as in iSCSI, ext4 and LevelDB), slice-by-16.
-const CRC32C: Crc<u32, Table<16>> = Crc::<u32, Table<16>>::new(&CRC_32_ISCSI);
-
-/// CRC-32C of `payload`.
+/// CRC-32C (Castagnoli, as in iSCSI, ext4 and LevelDB) of `payload`: by
+/// the SSE 4.2 instruction where the processor has it (0.24 µs for a
+/// decision's 3.3 KB here, against 1.6 µs by slice-by-16 tables), by tables
+/// otherwise.
 pub fn checksum(payload: &[u8]) -> u32 {
-    CRC32C.checksum(payload)
+    crc32c::crc32c(payload)
 }
 
 /// The frame around `payload`.
@@ -219,7 +217,26 @@ mod tests {
         assert!(!valid_frame_after(&bytes, at));
     }
 
+    /// CRC-32C one bit at a time, from its definition: the reflected
+    /// polynomial 0x82F63B78, initial value and final xor all ones.
+    fn bitwise_crc32c(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+
     proptest! {
+        #[test]
+        fn checksum_is_crc32c_at_any_length_and_alignment(bytes in proptest::collection::vec(any::<u8>(), 0..600), skip in 0usize..16) {
+            let part = &bytes[skip.min(bytes.len())..];
+            prop_assert_eq!(checksum(part), bitwise_crc32c(part));
+        }
+
         #[test]
         fn encode_read_round_trip(payload in proptest::collection::vec(any::<u8>(), 1..2000)) {
             let frame = encode(&payload).unwrap();
