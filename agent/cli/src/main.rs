@@ -154,8 +154,9 @@ enum BenchCommand {
     /// Gas per account of batched settlement (3 legs per account) against one
     /// router swap per leg on the same Uniswap V2 pools.
     Gas(BenchGas),
-    /// Audit-log throughput on decision-sized records: append (sign, fsync
-    /// every 64 records, sled index) and full verification on 1 thread and
+    /// Audit-log throughput on decision-sized records: append (batches
+    /// signed on every core, one write and one fsync each, the sled index
+    /// following on its own thread) and full verification on 1 thread and
     /// on every core.
     Audit(BenchAudit),
     /// One full agent cycle on an Anvil devnet (ingest prices and positions,
