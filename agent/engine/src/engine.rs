@@ -49,6 +49,37 @@ pub(crate) struct Context<'a> {
     pub substitutes: Vec<Vec<&'a str>>,
     /// Recent trades by household, read once (not once per household).
     pub recent: BTreeMap<&'a str, Vec<&'a crate::types::PastTrade>>,
+    /// Per IPS id, the sleeve targets all its accounts share.
+    pub plans: BTreeMap<&'a str, Plan<'a>>,
+}
+
+/// What every account under one IPS shares of its sleeves, made once per
+/// run: the assets the IPS excludes, and the model's targets in id order
+/// with their bands (an excluded asset's weight spread pro rata over the
+/// rest).
+#[derive(Debug)]
+pub(crate) struct Plan<'a> {
+    pub excluded: BTreeSet<&'a str>,
+    /// Asset, target weight, band.
+    pub targets: Vec<(&'a str, Decimal, Decimal)>,
+}
+
+impl<'a> Plan<'a> {
+    fn of(ips: &'a Ips, model: &'a Model) -> Self {
+        let excluded: BTreeSet<&str> = ips.restrictions.excluded.iter().map(String::as_str).collect();
+        let kept: Decimal = model.targets.iter().filter(|(a, _)| !excluded.contains(a.as_str())).map(|(_, w)| *w).sum();
+        let invested: Decimal = model.targets.values().copied().sum();
+        let scale = if kept > Decimal::ZERO { invested / kept } else { Decimal::ZERO };
+        let targets = model
+            .targets
+            .iter()
+            .map(|(asset, weight)| {
+                let target = if excluded.contains(asset.as_str()) { Decimal::ZERO } else { *weight * scale };
+                (asset.as_str(), target, band_width(model, ips, asset, target))
+            })
+            .collect();
+        Self { excluded, targets }
+    }
 }
 
 impl<'a> Context<'a> {
@@ -134,6 +165,7 @@ impl<'a> Context<'a> {
                 pause = Some(format!("volatility index {vix} above {max}"));
             }
         let shared_digests = ips.iter().map(|(id, i)| (*id, shared_digest(inputs, i, models[i.model.as_str()]))).collect();
+        let plans = ips.iter().map(|(id, i)| (*id, Plan::of(i, models[i.model.as_str()]))).collect();
         let mut recent: BTreeMap<&str, Vec<&crate::types::PastTrade>> = BTreeMap::new();
         for t in &inputs.recent_trades {
             recent.entry(t.household.as_str()).or_default().push(t);
@@ -148,7 +180,7 @@ impl<'a> Context<'a> {
             })
             .collect();
         let (assets, prices) = (Keyed::from_sorted(assets), Keyed::from_sorted(prices));
-        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, shared_digests, substitutes, recent })
+        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, shared_digests, substitutes, recent, plans })
     }
 }
 
@@ -385,7 +417,7 @@ pub(crate) struct Frame<'a> {
     /// What the targets apply to: value less withdrawals and the cash buffer.
     base: Decimal,
     halts: Vec<Halt>,
-    excluded: BTreeSet<&'a str>,
+    excluded: &'a BTreeSet<&'a str>,
     /// Each lot's asset, as a position in `Context::assets`.
     lot_ix: Vec<usize>,
 }
@@ -436,16 +468,24 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
         referrer: format!("account {}", account.id),
     })?;
     let model = ctx.models[ips.model.as_str()];
-    let r = &ips.restrictions;
+    let plan = &ctx.plans[account.ips.as_str()];
     let mut halts: Vec<Halt> = Vec::new();
 
     // Quantities by asset position: one look-up per lot, then a map in id order.
     let mut by_asset: Vec<Option<(&str, Decimal)>> = vec![None; ctx.assets.len()];
     let mut lot_ix = Vec::with_capacity(account.lots.len());
+    // Lots of one asset usually follow each other: the last one's position
+    // is checked first.
+    let mut last: Option<(&str, usize)> = None;
     for lot in &account.lots {
-        let Some(ix) = ctx.assets.position(&lot.asset) else {
+        let known = match last {
+            Some((asset, ix)) if asset == lot.asset => Some(ix),
+            _ => ctx.assets.position(&lot.asset),
+        };
+        let Some(ix) = known else {
             return Err(Error::Unknown { kind: "asset", id: lot.asset.clone(), referrer: format!("lot {} of account {}", lot.id, account.id) });
         };
+        last = Some((lot.asset.as_str(), ix));
         if lot.quantity < Decimal::ZERO {
             return Err(Error::Invalid { what: format!("lot {} of account {}", lot.id, account.id), field: "quantity", value: lot.quantity.to_string() });
         }
@@ -464,18 +504,14 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
         return Err(Error::Invalid { what: format!("account {}", account.id), field: "cash", value: account.cash.to_string() });
     }
 
-    // Sleeves, with excluded assets' target weight spread pro rata over the rest.
-    let excluded: BTreeSet<&str> = r.excluded.iter().map(String::as_str).collect();
-    let kept: Decimal = model.targets.iter().filter(|(a, _)| !excluded.contains(a.as_str())).map(|(_, w)| *w).sum();
-    let invested: Decimal = model.targets.values().copied().sum();
-    let scale = if kept > Decimal::ZERO { invested / kept } else { Decimal::ZERO };
+    // Sleeves: the plan's targets, then held assets outside the model.
+    let excluded = &plan.excluded;
     let group_of = |asset: &str| group_of(ctx, asset);
-    let mut sleeves: Vec<Sleeve> = Vec::new();
+    let mut sleeves: Vec<Sleeve> = Vec::with_capacity(plan.targets.len() + 2);
     let mut placed: BTreeSet<&str> = BTreeSet::new();
-    for (asset, weight) in &model.targets {
-        let target = if excluded.contains(asset.as_str()) { Decimal::ZERO } else { *weight * scale };
-        let mut members = vec![member(ctx, &held, asset.as_str())];
-        placed.insert(asset.as_str());
+    for &(asset, target, band) in &plan.targets {
+        let mut members = vec![member(ctx, &held, asset)];
+        placed.insert(asset);
         if let Some(group) = group_of(asset) {
             for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !model.targets.contains_key(**h)) {
                 if group_of(h) == Some(group) && placed.insert(h) {
@@ -484,12 +520,12 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
             }
         }
         sleeves.push(Sleeve {
-            id: asset.as_str(),
+            id: asset,
             candidates: ctx.candidates(asset),
             members,
             target,
-            band: band_width(model, ips, asset, target),
-            excluded: excluded.contains(asset.as_str()),
+            band,
+            excluded: excluded.contains(asset),
             buyable: true,
             sellable: true,
             delta: Decimal::ZERO,
@@ -543,7 +579,7 @@ pub(crate) fn decide_traced<'a>(
     let value = frame.value;
     let base = frame.base;
     let withdrawals = frame.withdrawals;
-    let excluded = &frame.excluded;
+    let excluded = frame.excluded;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     // The sleeves change as the decision sizes its trades; the frame does not.
