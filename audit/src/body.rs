@@ -149,6 +149,11 @@ pub struct CheckpointAnchored {
     #[serde(with = "wire::evm32")]
     pub tx_hash: [u8; 32],
     pub block: u64,
+    /// The checkpoint as a C2SP signed note (origin, size, root), signed by
+    /// the agent's record key: what an export bundle carries. Records
+    /// written before notes have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 record_body!(CheckpointAnchored, CheckpointAnchored);
 
@@ -412,8 +417,9 @@ mod tests {
             root in any::<[u8; 32]>(),
             tx_hash in any::<[u8; 32]>(),
             block in safe_u64(),
+            note in proptest::option::of(".*"),
         ) {
-            round_trip(&CheckpointAnchored { size, root, tx_hash, block })?;
+            round_trip(&CheckpointAnchored { size, root, tx_hash, block, note })?;
         }
 
         #[test]
@@ -456,7 +462,7 @@ mod tests {
     #[test]
     fn evm_values_carry_0x_and_record_hashes_do_not() {
         let json =
-            serde_json::to_value(CheckpointAnchored { size: 3, root: [0xab; 32], tx_hash: [0xcd; 32], block: 9 })
+            serde_json::to_value(CheckpointAnchored { size: 3, root: [0xab; 32], tx_hash: [0xcd; 32], block: 9, note: None })
                 .unwrap();
         assert_eq!(json["root"], "ab".repeat(32));
         assert_eq!(json["tx_hash"], format!("0x{}", "cd".repeat(32)));

@@ -8,6 +8,7 @@
 //! | `records.jsonl` | the selected records, one JSON object a line, as the log holds them |
 //! | `proofs.jsonl` | per record: its seq and RFC 6962 inclusion path (hex), leaf side first |
 //! | `keys.json` | the public keys with their validity windows |
+//! | `checkpoint.note` | when the checkpoint was anchored: the agent's C2SP signed note of it (origin, size, root), as recorded in the log |
 //!
 //! A record's Merkle leaf is `SHA-256(0x00 || record hash)` and its leaf
 //! index is its seq, so a bundle checks with any RFC 6962 verifier once the
@@ -22,6 +23,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    checkpoint::Checkpoint,
     error::{Error, Result},
     keys::KeyRing,
     merkle::{self, Hash, MerkleStore},
@@ -67,6 +69,11 @@ pub struct BundleManifest {
     pub checkpoint_root: Hash,
     /// Whether that checkpoint was anchored on-chain when exported.
     pub checkpoint_anchored: bool,
+    /// When the agent signed the checkpoint's note (`checkpoint.note`):
+    /// the time of the record that recorded it, at which its key must be
+    /// valid. Absent when the bundle has no note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_signed_at: Option<Timestamp>,
     /// Records in the log when exported.
     pub log_size: u64,
     pub selection: Selection,
@@ -82,10 +89,12 @@ pub struct Proof {
 }
 
 /// Where the bundle's checkpoint comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BundleCheckpoint {
     pub size: u64,
     pub anchored: bool,
+    /// The agent's signed note of it and when it was recorded, if any.
+    pub note: Option<(String, Timestamp)>,
 }
 
 /// Writes a bundle of `records` (from the log whose Merkle tree is `tree`)
@@ -127,30 +136,45 @@ pub fn write(
         checkpoint_size: checkpoint.size,
         checkpoint_root: root,
         checkpoint_anchored: checkpoint.anchored,
+        checkpoint_signed_at: checkpoint.note.as_ref().map(|(_, time)| *time),
         log_size: tree.size(),
         selection,
         records: records.len() as u64,
     };
+    if let Some((note, _)) = &checkpoint.note {
+        fs::write(dir.join("checkpoint.note"), note).map_err(Error::io("writing", dir.join("checkpoint.note")))?;
+    }
     let json = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Body { kind: "manifest", reason: e.to_string() })?;
     fs::write(dir.join("manifest.json"), json + "\n").map_err(Error::io("writing", dir.join("manifest.json")))?;
     Ok(manifest)
 }
 
-/// A bundle read back and checked on its own.
+/// A bundle read back and checked.
 #[derive(Debug, Clone)]
 pub struct CheckedBundle {
     pub manifest: BundleManifest,
+    /// The bundle's own `keys.json`.
     pub keyring: KeyRing,
     pub records: Vec<Record>,
+    /// The checkpoint of `checkpoint.note`, its signature checked.
+    pub note: Option<Checkpoint>,
 }
 
-/// Reads the bundle in `dir` and checks everything it can prove on its own:
-/// every record's hash and signature (keys within their windows), every
-/// inclusion proof against the manifest's checkpoint, the counts, and that
-/// the records are distinct and within the selection. Whether the
-/// checkpoint is the one anchored on-chain is the caller's to check (it
-/// needs the chain): `manifest.checkpoint_size` and `checkpoint_root`.
-pub fn check(dir: &Path) -> Result<CheckedBundle> {
+/// Reads the bundle in `dir` and checks it: every record's hash and
+/// signature, by a key valid at its time, every inclusion proof against the
+/// manifest's checkpoint, the signed checkpoint note when there is one (by
+/// a key valid when it was recorded, of the manifest's origin, size and
+/// root), the counts, and that the records are distinct and within the
+/// selection.
+///
+/// The keys and their windows are `trusted`'s when given (keys read from
+/// the chain or handed over by the platform), and every key of the
+/// bundle's `keys.json` must be one of them; without `trusted` they are the
+/// bundle's own, which only shows that the bundle agrees with itself.
+/// Whether the checkpoint is the one anchored on-chain is the caller's to
+/// check (it needs the chain): `manifest.checkpoint_size` and
+/// `checkpoint_root`.
+pub fn check(dir: &Path, trusted: Option<&KeyRing>) -> Result<CheckedBundle> {
     let read = |name: &str| fs::read_to_string(dir.join(name)).map_err(Error::io("reading", dir.join(name)));
     let bad = |name: &str, line: usize, reason: String| Error::Bundle { file: name.to_string(), line, reason };
     let manifest: BundleManifest = serde_json::from_str(&read("manifest.json")?).map_err(|e| bad("manifest.json", e.line(), e.to_string()))?;
@@ -158,12 +182,20 @@ pub fn check(dir: &Path) -> Result<CheckedBundle> {
         return Err(bad("manifest.json", 0, format!("format {:?}, expected {FORMAT:?}", manifest.format)));
     }
     let keyring: KeyRing = serde_json::from_str(&read("keys.json")?).map_err(|e| bad("keys.json", e.line(), e.to_string()))?;
+    if let Some(trusted) = trusted {
+        for (id, key) in keyring.iter() {
+            if trusted.get(id).map(|t| t.key) != Some(key.key) {
+                return Err(bad("keys.json", 0, format!("key {id} is not a trusted key")));
+            }
+        }
+    }
+    let ring = trusted.unwrap_or(&keyring);
     let open = |name: &str| fs::File::open(dir.join(name)).map(BufReader::new).map_err(Error::io("reading", dir.join(name)));
     let mut records = Vec::new();
     for (i, line) in open("records.jsonl")?.lines().enumerate() {
         let line = line.map_err(Error::io("reading", dir.join("records.jsonl")))?;
         let record: Record = serde_json::from_str(&line).map_err(|e| bad("records.jsonl", i + 1, e.to_string()))?;
-        record.check_seal(&keyring)?;
+        record.check_seal(ring)?;
         records.push(record);
     }
     let mut proofs = Vec::new();
@@ -201,7 +233,18 @@ pub fn check(dir: &Path) -> Result<CheckedBundle> {
             return Err(bad("records.jsonl", i + 1, format!("record {} is outside the bundle's selection", record.seq)));
         }
     }
-    Ok(CheckedBundle { manifest, keyring, records })
+    let note = match manifest.checkpoint_signed_at {
+        Some(at) => {
+            let checkpoint = Checkpoint::verify(&read("checkpoint.note")?, &manifest.origin, ring, at)?;
+            if (checkpoint.size, checkpoint.root) != (manifest.checkpoint_size, manifest.checkpoint_root) {
+                let (size, root) = (checkpoint.size, hex::encode(checkpoint.root));
+                return Err(bad("checkpoint.note", 0, format!("a checkpoint of size {size} root {root}, not the manifest's")));
+            }
+            Some(checkpoint)
+        }
+        None => None,
+    };
+    Ok(CheckedBundle { manifest, keyring, records, note })
 }
 
 #[cfg(test)]
@@ -227,32 +270,84 @@ mod tests {
         (records, tree, KeyRing::single(signer.verifying_key()).unwrap())
     }
 
-    fn export(dir: &Path, account: u64) -> (Vec<Record>, BundleManifest) {
+    const ORIGIN: &str = "ballast/31337/0x00";
+
+    /// A signed note of the first `size` records of `tree`, recorded at the time of record 49.
+    fn note(tree: &MerkleStore, size: u64, root: Option<Hash>, seed: u8) -> (String, Timestamp) {
+        let checkpoint = Checkpoint { origin: ORIGIN.into(), size, root: root.unwrap_or_else(|| tree.root_at(size).unwrap()) };
+        let at = log(50).0[49].time;
+        (checkpoint.sign(&Signer::from_seed(&[seed; 32])).unwrap(), at)
+    }
+
+    fn export_with(dir: &Path, account: u64, note: Option<(String, Timestamp)>) -> (Vec<Record>, BundleManifest) {
         let (records, tree, ring) = log(50);
         let picked: Vec<Record> = records.iter().filter(|r| r.seq % 4 == account && r.seq < 48).cloned().collect();
         let selection = Selection { account: Some(account), ..Selection::default() };
-        let m = write(dir, &picked, &tree, BundleCheckpoint { size: 48, anchored: true }, &ring, "ballast.test/log", Some((31337, "0x00".into())), selection)
-            .unwrap();
+        let checkpoint = BundleCheckpoint { size: 48, anchored: true, note };
+        let m = write(dir, &picked, &tree, checkpoint, &ring, ORIGIN, Some((31337, "0x00".into())), selection).unwrap();
         (picked, m)
+    }
+
+    fn export(dir: &Path, account: u64) -> (Vec<Record>, BundleManifest) {
+        let tree = log(50).1;
+        export_with(dir, account, Some(note(&tree, 48, None, 3)))
     }
 
     #[test]
     fn an_exported_bundle_checks_on_its_own() {
         let dir = tempfile::tempdir().unwrap();
         let (picked, manifest) = export(dir.path(), 1);
-        let checked = check(dir.path()).unwrap();
+        let checked = check(dir.path(), None).unwrap();
         // Records 1, 5, ..., 45 (the checkpoint of 48 covers them; 49 is left out).
         assert_eq!(picked.len(), 12);
         assert_eq!(checked.records, picked);
         assert_eq!(checked.manifest, manifest);
         assert_eq!(manifest.log_size, 50);
+        let note = checked.note.expect("the signed note is checked");
+        assert_eq!((note.origin.as_str(), note.size, note.root), (ORIGIN, 48, manifest.checkpoint_root));
+        // Without a note, the bundle still checks, and says it has none.
+        let bare = tempfile::tempdir().unwrap();
+        export_with(bare.path(), 1, None);
+        assert!(!bare.path().join("checkpoint.note").exists());
+        assert_eq!(check(bare.path(), None).unwrap().note, None);
+    }
+
+    #[test]
+    fn trusted_keys_decide_and_their_windows_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        export(dir.path(), 1);
+        let own = log(1).2;
+        let key = Signer::from_seed(&[3; 32]).verifying_key();
+        assert!(check(dir.path(), Some(&own)).is_ok());
+        // A trusted ring without the bundle's key refuses it.
+        let other = KeyRing::single(Signer::from_seed(&[4; 32]).verifying_key()).unwrap();
+        assert!(matches!(check(dir.path(), Some(&other)), Err(Error::Bundle { .. })));
+        // The trusted ring's window, not the bundle's: a key retired before
+        // the records were made does not sign them, whatever keys.json says.
+        let mut retired = KeyRing::new();
+        let until = Timestamp::parse("2026-12-01T09:00:30Z").unwrap();
+        retired.add(key, crate::keys::Validity::new(None, Some(until))).unwrap();
+        assert!(matches!(check(dir.path(), Some(&retired)), Err(Error::KeyNotValid { .. })));
+    }
+
+    #[test]
+    fn a_checkpoint_note_must_be_signed_and_name_the_manifests_checkpoint() {
+        let tree = log(50).1;
+        let refused = |note: (String, Timestamp)| {
+            let dir = tempfile::tempdir().unwrap();
+            export_with(dir.path(), 1, Some(note));
+            check(dir.path(), None).err()
+        };
+        assert!(matches!(refused(note(&tree, 48, Some([7; 32]), 3)), Some(Error::Bundle { .. })));
+        assert!(matches!(refused(note(&tree, 47, None, 3)), Some(Error::Bundle { .. })));
+        assert!(matches!(refused(note(&tree, 48, None, 4)), Some(Error::CheckpointSignature { .. })));
     }
 
     #[test]
     fn a_checkpoint_that_does_not_cover_the_records_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (records, tree, ring) = log(10);
-        let err = write(dir.path(), &records, &tree, BundleCheckpoint { size: 5, anchored: true }, &ring, "o", None, Selection::default());
+        let err = write(dir.path(), &records, &tree, BundleCheckpoint { size: 5, anchored: true, note: None }, &ring, "o", None, Selection::default());
         assert!(matches!(err, Err(Error::Truncated { expected: 6, found: 5 })));
     }
 
@@ -262,7 +357,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             export(dir.path(), 2);
             edit(dir.path());
-            check(dir.path()).err()
+            check(dir.path(), None).err()
         };
         let rewrite = |name: &'static str, f: &'static dyn Fn(String) -> String| {
             move |d: &Path| {

@@ -64,6 +64,18 @@ impl Checkpoint {
     }
 }
 
+/// The origin (log name) of the agent's log on chain `chain_id` with the
+/// `AuditRegistry` at `registry` (`0x`-hex, any case): the name its
+/// checkpoint notes carry and are signed under.
+pub fn origin(chain_id: u64, registry: &str) -> String {
+    format!("ballast/{chain_id}/{}", registry.to_lowercase())
+}
+
+/// The origin a signed note claims (its first line), unchecked.
+pub fn note_origin(note: &str) -> Option<&str> {
+    note.split('\n').next().filter(|o| !o.is_empty())
+}
+
 /// Parses the note text of a checkpoint (origin, size, root, then any
 /// extension lines, which are allowed and ignored).
 pub fn parse_text(text: &str) -> Result<Checkpoint> {

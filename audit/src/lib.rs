@@ -51,7 +51,7 @@ pub mod bundle;
 pub use error::{Error, Result};
 pub use keys::{KeyRing, Signer, Validity};
 pub use log::{Entry, Log, OpenReport, SyncPolicy};
-pub use anchor::{AnchorSource, MemoryAnchors, check_anchors};
+pub use anchor::{AnchorSource, MemoryAnchors, RecordedCheckpoints, check_anchors, recorded_checkpoints};
 pub use checkpoint::Checkpoint;
 pub use index::Index;
 pub use merkle::{Hash, MerkleStore, MerkleTree, leaf_hash, node_hash, root_of, verify_consistency, verify_inclusion};

@@ -378,6 +378,11 @@ impl Log {
         &self.path
     }
 
+    /// `checkpoint` as a C2SP signed note, signed by the log's key.
+    pub fn sign_checkpoint(&self, checkpoint: &crate::Checkpoint) -> Result<String> {
+        checkpoint.sign(&self.signer)
+    }
+
     pub fn key_id(&self) -> &str {
         self.signer.key_id()
     }

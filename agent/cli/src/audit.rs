@@ -16,9 +16,11 @@ use eyre::{Context, Result, bail, eyre};
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Verify a whole log (hash chain, signatures within their keys'
-    /// windows, contiguous seqs, and every checkpoint anchored on-chain
-    /// when a chain is given), or an export bundle with --bundle. Exits
-    /// non-zero on the first integrity failure, naming the record.
+    /// windows, contiguous seqs, the checkpoints it recorded, and every
+    /// checkpoint anchored on-chain when a chain is given), or an export
+    /// bundle with --bundle (against the chain and its keys, or trusted
+    /// keys). Exits non-zero on the first integrity failure, naming the
+    /// record.
     Verify(Verify),
     /// Rebuild the sled index from the log (the log is the source of truth).
     Reindex(Reindex),
@@ -123,9 +125,16 @@ impl From<&Filter> for Selection {
 pub struct Verify {
     #[command(flatten)]
     data: DataDir,
-    /// Verify this export bundle (a folder) instead of the agent's log.
+    /// Verify this export bundle (a folder) instead of the agent's log:
+    /// against the chain (its anchored root, and the keys registered there)
+    /// or trusted keys given with --keys.
     #[arg(long)]
     bundle: Option<PathBuf>,
+    /// With --bundle and neither a chain nor --keys: check only that the
+    /// bundle agrees with itself (its own keys, its own checkpoint). That
+    /// shows no tampering by anyone without a key, but not who made it.
+    #[arg(long, requires = "bundle")]
+    self_consistent: bool,
     /// Public keys (JSON list of {key_id, public_key, validity}); default:
     /// `keys.json` in the data folder, else the keys registered on-chain.
     #[arg(long)]
@@ -169,9 +178,11 @@ pub struct Export {
     /// The folder to write the bundle into.
     #[arg(long)]
     out: PathBuf,
-    /// The log's origin (name) written into the bundle.
-    #[arg(long, default_value = "ballast-audit-log")]
-    origin: String,
+    /// The log's origin (name) written into the bundle when its checkpoint
+    /// has no signed note (a note names its own), default
+    /// `ballast-audit-log`.
+    #[arg(long)]
+    origin: Option<String>,
     #[command(flatten)]
     chain: ChainArgs,
 }
@@ -227,16 +238,23 @@ async fn verify(args: Verify) -> Result<()> {
         (None, None) => None,
     };
     if let Some(dir) = &args.bundle {
-        let checked = bundle::check(dir).wrap_err_with(|| format!("bundle {} failed verification", dir.display()))?;
+        if keyring.is_none() && !args.self_consistent {
+            bail!(
+                "nothing to check the bundle {} against: name the chain (--manifest, or --rpc, --chain-id and --registry) or give trusted keys (--keys); --self-consistent checks only that it agrees with itself",
+                dir.display()
+            );
+        }
+        let checked = bundle::check(dir, keyring.as_ref()).wrap_err_with(|| format!("bundle {} failed verification", dir.display()))?;
         let m = &checked.manifest;
         println!("bundle {}: {} records verified (hash, signature, key window, inclusion in the {}-record checkpoint)", dir.display(), m.records, m.checkpoint_size);
-        if let Some(ring) = &keyring {
-            for (id, trusted) in checked.keyring.iter() {
-                if ring.get(id).map(|k| k.key) != Some(trusted.key) {
-                    bail!("the bundle's key {id} is not among the trusted keys");
-                }
-            }
-            println!("keys: every bundle key is a trusted key");
+        match &checked.note {
+            Some(note) => println!("checkpoint note: {} records of {}, signed by the agent: verified", note.size, note.origin),
+            None => println!("checkpoint note: none in the bundle"),
+        }
+        match (&keyring, &reader) {
+            (Some(_), Some(_)) if args.keys.is_none() => println!("keys: the keys registered on-chain, with their windows"),
+            (Some(_), _) => println!("keys: the trusted keys given, with their windows; every bundle key is one of them"),
+            (None, _) => println!("keys: the bundle's own (NOT checked against trusted keys)"),
         }
         match &reader {
             Some(r) => {
@@ -271,6 +289,9 @@ async fn verify(args: Verify) -> Result<()> {
     if let Some(torn) = &verified.summary.torn_tail {
         println!("warning: a torn tail of {} bytes at offset {} (an append cut short; the agent drops it on start)", torn.dropped_bytes, torn.offset);
     }
+    let recorded = ballast_audit::recorded_checkpoints(&verified.records, &keyring).wrap_err("a checkpoint the log recorded is bad")?;
+    let report = ballast_audit::check_anchors(&verified.tree, &recorded.anchors).wrap_err("the log does not match the checkpoints it recorded")?;
+    println!("checkpoints recorded in the log: {} match its records ({} with a signed note, verified)", report.checked, recorded.notes);
     check_against_chain(&verified, reader.as_ref()).await
 }
 
@@ -390,24 +411,38 @@ async fn export(args: Export) -> Result<()> {
         .cloned()
         .collect();
     let last = picked.last().map_or(0, |r| r.seq + 1);
-    // Proofs against the latest anchored checkpoint when it covers the
-    // records; else against the whole log, marked as not anchored.
+    // Proofs against the latest anchored checkpoint that covers the records
+    // and that the log recorded with the agent's signed note; else the
+    // latest that covers them (settlement batches anchor theirs without a
+    // note); else against the whole log, marked as not anchored.
+    let unanchored = || BundleCheckpoint { size: verified.tree.size(), anchored: false, note: None };
     let (checkpoint, chain) = match &reader {
         Some(r) => {
             let anchors = MemoryAnchors(r.anchors().await?.into_iter().collect());
             ballast_audit::check_anchors(&verified.tree, &anchors).wrap_err("the log does not match the chain")?;
-            let latest = anchors.0.keys().next_back().copied().unwrap_or(0);
+            let mut notes = recorded_notes(&verified.records)?;
+            let covering = || anchors.0.keys().copied().filter(|&size| size >= last && size > 0);
             let target = args.chain.target()?.expect("connected, so named");
-            let cp = if latest >= last && latest > 0 {
-                BundleCheckpoint { size: latest, anchored: true }
-            } else {
-                BundleCheckpoint { size: verified.tree.size(), anchored: false }
+            let cp = match (covering().filter(|size| notes.contains_key(size)).next_back(), covering().next_back()) {
+                (Some(size), _) => BundleCheckpoint { size, anchored: true, note: notes.remove(&size) },
+                (None, Some(size)) => BundleCheckpoint { size, anchored: true, note: None },
+                (None, None) => unanchored(),
             };
             (cp, Some((target.1, target.2.to_string())))
         }
-        None => (BundleCheckpoint { size: verified.tree.size(), anchored: false }, None),
+        None => (unanchored(), None),
     };
-    let m = bundle::write(&args.out, &picked, &verified.tree, checkpoint, &keyring, &args.origin, chain, selection)?;
+    let origin = match (&checkpoint.note, &args.origin) {
+        (Some((note, _)), given) => {
+            let named = ballast_audit::checkpoint::note_origin(note).unwrap_or_default();
+            if given.as_deref().is_some_and(|g| g != named) {
+                bail!("the checkpoint's signed note is of origin {named}, not {}", given.as_deref().unwrap_or_default());
+            }
+            named.to_string()
+        }
+        (None, given) => given.clone().unwrap_or_else(|| "ballast-audit-log".into()),
+    };
+    let m = bundle::write(&args.out, &picked, &verified.tree, checkpoint, &keyring, &origin, chain, selection)?;
     println!(
         "bundle {}: {} records, proofs against the {}-record checkpoint ({})",
         args.out.display(),
@@ -416,6 +451,19 @@ async fn export(args: Export) -> Result<()> {
         if m.checkpoint_anchored { "anchored on-chain" } else { "NOT anchored on-chain yet" }
     );
     Ok(())
+}
+
+/// The signed notes the log recorded with its checkpoints, by size, with
+/// the time of the record.
+fn recorded_notes(records: &[Record]) -> Result<std::collections::BTreeMap<u64, (String, Timestamp)>> {
+    let mut notes = std::collections::BTreeMap::new();
+    for r in records.iter().filter(|r| r.kind == ballast_audit::Kind::CheckpointAnchored) {
+        let body: ballast_audit::body::CheckpointAnchored = r.body_as()?;
+        if let Some(note) = body.note {
+            notes.insert(body.size, (note, r.time));
+        }
+    }
+    Ok(notes)
 }
 
 /// One row of the compliance report: one trade of one decision.

@@ -1,8 +1,8 @@
 //! `ballast audit` end to end on a real Anvil node: a signed log whose
 //! checkpoints are anchored in the deployed `AuditRegistry` verifies against
 //! the chain with the keys registered there; the index rebuilds and answers;
-//! a regulator's bundle exports and verifies on its own and against the
-//! chain; a log rewritten and re-chained with the real key passes on its own
+//! a regulator's bundle exports with the agent's signed checkpoint note and
+//! verifies against the chain or trusted keys (not against nothing); a log rewritten and re-chained with the real key passes on its own
 //! but is caught against the anchored checkpoint; a tampered bundle fails.
 
 use std::{
@@ -19,6 +19,8 @@ use ballast_chain::{
 };
 
 const RECORDS: u64 = 40;
+/// The origin of the test log's checkpoint notes.
+const ORIGIN: &str = "ballast/31337/test";
 
 fn ballast(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ballast")).args(args).output().expect("ballast runs")
@@ -48,7 +50,9 @@ fn body(seq: u64, variant: u64) -> serde_json::Value {
 }
 
 /// Writes a log of [`RECORDS`] records into `dir/audit.log` (record 10's
-/// trade changed when `tampered`), and `dir/keys.json`; returns the tree.
+/// trade changed when `tampered`), the last one the agent's record of a
+/// checkpoint of the others with its signed note, and `dir/keys.json`;
+/// returns the tree.
 fn write_log(dir: &Path, signer_seed: u8, tampered: bool) -> MerkleStore {
     std::fs::create_dir_all(dir).unwrap();
     let signer = Signer::from_seed(&[signer_seed; 32]);
@@ -59,7 +63,14 @@ fn write_log(dir: &Path, signer_seed: u8, tampered: bool) -> MerkleStore {
     for seq in 0..RECORDS {
         let time = Timestamp::from_unix_nanos(t0() + i128::from(seq) * 60_000_000_000).unwrap();
         let variant = u64::from(tampered && seq == 10);
-        let r = log.append(Kind::Decision, &body(seq, variant), time).unwrap();
+        let r = if seq == RECORDS - 1 {
+            let (size, root) = (seq, tree.root());
+            let note = log.sign_checkpoint(&ballast_audit::Checkpoint { origin: ORIGIN.into(), size, root }).unwrap();
+            let anchored = ballast_audit::body::CheckpointAnchored { size, root, tx_hash: [1; 32], block: 1, note: Some(note) };
+            log.append(Kind::CheckpointAnchored, &anchored, time).unwrap()
+        } else {
+            log.append(Kind::Decision, &body(seq, variant), time).unwrap()
+        };
         tree.push(r.merkle_leaf());
     }
     log.barrier().unwrap();
@@ -80,13 +91,14 @@ async fn verify_export_and_reindex_against_the_anchored_registry() -> eyre::Resu
     let data_s = data.to_str().unwrap();
 
     // The agent's key registered on-chain with a window covering the log;
-    // checkpoints of 30 and 40 records anchored.
+    // checkpoints of 30 and 39 records anchored (the log's last record
+    // records the second).
     let key = Signer::from_seed(&[7; 32]).verifying_key();
     let registry = deployment.registry();
     let from_s = (t0() / 1_000_000_000) as u64 - 3_600;
     registry.registerAgentKey(B256::from(key.to_bytes()), from_s, from_s + 86_400).send().await?.get_receipt().await?;
     let anchorer = AuditRegistry::new(deployment.manifest.contracts.audit_registry, deployment.settler.clone());
-    for size in [30u64, RECORDS] {
+    for size in [30u64, RECORDS - 1] {
         let root = tree.root_at(size).unwrap();
         let receipt = anchorer.anchor(size, B256::from(root)).send().await?.get_receipt().await?;
         assert!(receipt.status(), "anchoring {size}");
@@ -97,7 +109,8 @@ async fn verify_export_and_reindex_against_the_anchored_registry() -> eyre::Resu
     let out = ballast(&["audit", "verify", "--data-dir", data_s, "--manifest", manifest]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("40 records verified"), "{}", text(&out));
-    assert!(text(&out).contains("2 anchored checkpoints match the log; 0 newest records not yet anchored"), "{}", text(&out));
+    assert!(text(&out).contains("checkpoints recorded in the log: 1 match its records (1 with a signed note, verified)"), "{}", text(&out));
+    assert!(text(&out).contains("2 anchored checkpoints match the log; 1 newest records not yet anchored"), "{}", text(&out));
     std::fs::rename(data.join("keys.json"), tmp.path().join("keys.json"))?;
     let out = ballast(&["audit", "verify", "--data-dir", data_s, "--manifest", manifest]);
     assert!(out.status.success(), "keys from the chain: {}", text(&out));
@@ -117,17 +130,35 @@ async fn verify_export_and_reindex_against_the_anchored_registry() -> eyre::Resu
     assert!(csv.lines().nth(1).unwrap().contains(",3,ips-growth,1,"), "{csv}");
     assert!(csv.contains("\"min_trade_value:BND: below, the minimum\""), "failed checks quoted: {csv}");
 
-    // A regulator's bundle of account 1, proved against the 40-record anchor.
+    // A regulator's bundle of account 1, proved against the 39-record
+    // anchor, with the agent's signed note of it: preferred to a later
+    // anchor of 40 that the log holds no note of (as a settlement batch's).
+    let root = tree.root_at(RECORDS).unwrap();
+    assert!(anchorer.anchor(RECORDS, B256::from(root)).send().await?.get_receipt().await?.status());
     let bundle = tmp.path().join("bundle");
     let bundle_s = bundle.to_str().unwrap();
     let out = ballast(&["audit", "export", "--data-dir", data_s, "--account", "1", "--out", bundle_s, "--manifest", manifest]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("10 records, proofs against the 40-record checkpoint (anchored on-chain)"), "{}", text(&out));
+    assert!(text(&out).contains("10 records, proofs against the 39-record checkpoint (anchored on-chain)"), "{}", text(&out));
+    assert!(bundle.join("checkpoint.note").exists());
     let out = ballast(&["audit", "verify", "--bundle", bundle_s, "--manifest", manifest]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("is anchored in"), "{}", text(&out));
+    assert!(text(&out).contains(&format!("checkpoint note: 39 records of {ORIGIN}, signed by the agent: verified")), "{}", text(&out));
+    assert!(text(&out).contains("keys: the keys registered on-chain"), "{}", text(&out));
+    // With nothing to check it against, a bundle is not called verified;
+    // trusted keys, or asking only whether it agrees with itself, will do.
     let out = ballast(&["audit", "verify", "--bundle", bundle_s]);
-    assert!(out.status.success() && text(&out).contains("chain: not checked"), "{}", text(&out));
+    assert!(!out.status.success() && text(&out).contains("nothing to check the bundle"), "{}", text(&out));
+    let out = ballast(&["audit", "verify", "--bundle", bundle_s, "--self-consistent"]);
+    assert!(out.status.success() && text(&out).contains("keys: the bundle's own (NOT checked"), "{}", text(&out));
+    assert!(text(&out).contains("chain: not checked"), "{}", text(&out));
+    let out = ballast(&["audit", "verify", "--bundle", bundle_s, "--keys", data.join("keys.json").to_str().unwrap()]);
+    assert!(out.status.success() && text(&out).contains("keys: the trusted keys given"), "{}", text(&out));
+    let stranger_keys = tmp.path().join("stranger-keys.json");
+    std::fs::write(&stranger_keys, serde_json::to_string(&KeyRing::single(Signer::from_seed(&[9; 32]).verifying_key()).unwrap())?)?;
+    let out = ballast(&["audit", "verify", "--bundle", bundle_s, "--keys", stranger_keys.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("is not a trusted key"), "{}", text(&out));
     let records = std::fs::read_to_string(bundle.join("records.jsonl"))?;
     std::fs::write(bundle.join("records.jsonl"), records.replacen("\"quantity\":\"10\"", "\"quantity\":\"11\"", 1))?;
     let out = ballast(&["audit", "verify", "--bundle", bundle_s, "--manifest", manifest]);

@@ -789,13 +789,14 @@ impl Agent {
         let size = self.log.len();
         let root = self.tree.root_at(size).expect("the tree holds every record");
         crash::point("checkpoint_computed");
+        let origin = ballast_audit::checkpoint::origin(self.manifest.chain_id, &self.manifest.contracts.audit_registry.to_string());
+        let note = self.log.sign_checkpoint(&ballast_audit::Checkpoint { origin, size, root })?;
         let registry = AuditRegistry::new(self.manifest.contracts.audit_registry, self.provider.clone());
         let receipt = deploy::send(registry.anchor(size, B256::from(root)), "anchor").await?;
         crash::point("anchor_sent");
-        self.append(
-            Kind::CheckpointAnchored,
-            &CheckpointAnchored { size, root, tx_hash: receipt.transaction_hash.0, block: receipt.block_number.unwrap_or_default() },
-        )?;
+        let tx_hash = receipt.transaction_hash.0;
+        let block = receipt.block_number.unwrap_or_default();
+        self.append(Kind::CheckpointAnchored, &CheckpointAnchored { size, root, tx_hash, block, note: Some(note) })?;
         crash::point("anchor_recorded");
         self.anchored_size = size;
         self.last_anchor = Instant::now();

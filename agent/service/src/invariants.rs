@@ -44,6 +44,12 @@ pub struct Checked {
     pub anchors: usize,
     /// Newest records not covered by an anchored checkpoint.
     pub unanchored: u64,
+    /// Checkpoints the log records anchoring (settlement batches anchor
+    /// theirs without a record of their own), each matching the log and
+    /// the chain.
+    pub recorded: usize,
+    /// Of those, the ones with a signed note, checked.
+    pub notes: usize,
     pub settled_batches: usize,
     pub legs: usize,
     /// Accounts whose ledger balances were reconciled against their events.
@@ -67,6 +73,14 @@ pub async fn check(data_dir: &Path, manifest: &Manifest) -> Result<Checked> {
     let report = ballast_audit::check_anchors(&verified.tree, &anchors).map_err(|e| violated("I6", e.to_string()))?;
     checked.anchors = report.checked;
     checked.unanchored = verified.tree.size() - report.latest.unwrap_or(0);
+    // The log's own records of what it anchored: notes signed, roots its
+    // own, and each on-chain.
+    let recorded = ballast_audit::recorded_checkpoints(&verified.records, &ring).map_err(|e| violated("I6", e.to_string()))?;
+    ballast_audit::check_anchors(&verified.tree, &recorded.anchors).map_err(|e| violated("I6", e.to_string()))?;
+    if let Some((size, _)) = recorded.anchors.0.iter().find(|(size, root)| anchors.0.get(size) != Some(root)) {
+        return Err(violated("I6", format!("the log records a checkpoint of {size} records that is not anchored on-chain")));
+    }
+    (checked.recorded, checked.notes) = (recorded.anchors.0.len(), recorded.notes);
 
     // I5.
     let index = Index::open(index_path(data_dir), log_path(data_dir))?;

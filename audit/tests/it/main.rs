@@ -85,7 +85,7 @@ pub fn body_of(i: u64) -> (Kind, serde_json::Value) {
         ),
         3 => (
             Kind::CheckpointAnchored,
-            serde_json::to_value(CheckpointAnchored { size: i, root: [n; 32], tx_hash: [n; 32], block: 2000 + i })
+            serde_json::to_value(CheckpointAnchored { size: i, root: [n; 32], tx_hash: [n; 32], block: 2000 + i, note: None })
                 .unwrap(),
         ),
         _ => (

@@ -32,6 +32,8 @@ fn the_demo_runs_and_ends_verified() {
     let v = &report["verification"];
     assert!(v["records"].as_u64().unwrap() > 40 && v["anchors"].as_u64().unwrap() >= 1, "{v}");
     assert_eq!(v["unanchored"].as_u64().unwrap(), 1, "only the last anchor's own record");
+    assert!(v["recorded"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["notes"], v["recorded"], "every recorded checkpoint with its signed note: {v}");
     assert!(text(&out).contains("verifying the whole log against the chain"), "progress is shown");
 }
 
