@@ -211,6 +211,37 @@ impl From<KeyRing> for Vec<KeyEntry> {
     }
 }
 
+/// Checks a verified log's records against its own `key_rotation`
+/// records, which a key ring's windows may not reflect (a key admin may not
+/// yet have ended the old key's window): each rotation is signed by the key
+/// it hands over from, and after it the records are signed by that key
+/// until `valid_from` and by the new key (whose public key it names) from
+/// then on. Returns how many rotations there are.
+pub fn check_rotations(records: &[crate::Record]) -> Result<usize> {
+    use crate::{body::KeyRotation, record::Kind};
+    let mut rotations = 0;
+    let mut current: Option<KeyRotation> = None;
+    for r in records {
+        if let Some(rot) = &current {
+            let expected = if r.time < rot.valid_from { &rot.old_key_id } else { &rot.new_key_id };
+            if &r.key_id != expected {
+                return Err(Error::KeyNotValid { seq: r.seq, key_id: r.key_id.clone(), time: r.time });
+            }
+        }
+        if r.kind == Kind::KeyRotation {
+            let rot: KeyRotation = r.body_as()?;
+            let new_key = VerifyingKey::from_bytes(&rot.new_public_key).map_err(|e| Error::Key { key_id: rot.new_key_id.clone(), reason: e.to_string() })?;
+            if rot.old_key_id != r.key_id || key_id_of(&new_key) != rot.new_key_id || rot.valid_from < r.time {
+                let reason = "a rotation must be signed by the old key, name the new key's id and hand over after it is made".into();
+                return Err(Error::WrongBody { seq: r.seq, wanted: "key_rotation", reason });
+            }
+            rotations += 1;
+            current = Some(rot);
+        }
+    }
+    Ok(rotations)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

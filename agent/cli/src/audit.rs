@@ -289,6 +289,8 @@ async fn verify(args: Verify) -> Result<()> {
     if let Some(torn) = &verified.summary.torn_tail {
         println!("warning: a torn tail of {} bytes at offset {} (an append cut short; the agent drops it on start)", torn.dropped_bytes, torn.offset);
     }
+    let rotations = ballast_audit::keys::check_rotations(&verified.records).wrap_err("the log goes against its own key rotation")?;
+    println!("key rotations recorded: {rotations}; every record is signed by the key the log hands signing to");
     let recorded = ballast_audit::recorded_checkpoints(&verified.records, &keyring).wrap_err("a checkpoint the log recorded is bad")?;
     let report = ballast_audit::check_anchors(&verified.tree, &recorded.anchors).wrap_err("the log does not match the checkpoints it recorded")?;
     println!("checkpoints recorded in the log: {} match its records ({} with a signed note, verified)", report.checked, recorded.notes);

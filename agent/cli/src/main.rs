@@ -9,6 +9,7 @@ use eyre::{Context, Result};
 mod approvals;
 mod audit;
 mod demo;
+mod keys;
 mod plan;
 
 /// mimalloc instead of glibc's allocator: the log's append with its sled
@@ -67,6 +68,9 @@ enum Command {
     /// write compliance reports.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The agent's audit key: record its rotation to a new key.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -274,6 +278,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Demo(args) => demo::run(args).await,
         Command::Approvals(command) => approvals::run(command),
         Command::Audit(command) => audit::run(command).await,
+        Command::Keys(command) => keys::run(command).await,
         Command::Bench(BenchCommand::Gas(args)) => bench_gas(args).await,
         Command::Bench(BenchCommand::Engine(args)) => bench_engine(args),
         Command::Bench(BenchCommand::Audit(args)) => bench_audit(args),

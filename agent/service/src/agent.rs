@@ -25,7 +25,10 @@ use alloy::{
 };
 use ballast_audit::{
     Index, KeyRing, Kind, Log, MerkleStore, Record, Signer, Timestamp, Validity,
-    body::{ApprovalGranted, ApprovalRejected, CheckpointAnchored, Fill, Halt, HaltCause, IpsRegistered, SettlementConfirmed, SettlementFailed, SettlementSubmitted},
+    body::{
+        ApprovalGranted, ApprovalRejected, CheckpointAnchored, Fill, Halt, HaltCause, IpsRegistered, KeyRotation, SettlementConfirmed,
+        SettlementFailed, SettlementSubmitted,
+    },
 };
 use ballast_chain::{
     bindings::{AuditRegistry, PortfolioLedger},
@@ -177,7 +180,9 @@ impl Agent {
         write_keys(&keys_path(&data_dir), &keyring)?;
 
         let policy = config::sync_policy(&config.agent.fsync).expect("validated");
+        let key_id = audit.key_id().to_owned();
         let (log, report, verified) = Log::open_reading(log_path(&data_dir), audit, policy, keyring)?;
+        check_rotation(&verified.records, &key_id, Timestamp::now())?;
         if let Some(copy) = &report.torn_copy {
             tracing::warn!(target: "ballast::recover", saved = %copy.display(), "cut a torn record off the log's tail");
         }
@@ -805,6 +810,49 @@ impl Agent {
         Ok(size)
     }
 
+    /// Hands the signing of audit records over to `new` from `valid_from`
+    /// (default: a second from now, or when the new key's registered
+    /// window opens if that is later): records a `key_rotation` signed by
+    /// the key in use, and makes it durable. The new key must already be
+    /// registered in the `AuditRegistry` for that time (a key admin's
+    /// `registerAgentKey`); from `valid_from` the agent starts only with
+    /// the new key (see `check_rotation`).
+    pub async fn rotate_audit_key(&mut self, new: &Signer, valid_from: Option<Timestamp>) -> Result<Rotation> {
+        let old_id = self.log.key_id().to_owned();
+        if new.key_id() == old_id {
+            return Err(Error::NotReady(format!("the new audit key {old_id} is the one in use")));
+        }
+        let rpc_url = self.config.chain.rpc_url.clone().unwrap_or_else(|| self.manifest.rpc_url.clone());
+        let registry = self.manifest.contracts.audit_registry;
+        let reader = RegistryReader::connect(&rpc_url, self.manifest.chain_id, registry).await?;
+        let ring = registry_keyring(&reader).await?;
+        let key = new.verifying_key();
+        let Some(trusted) = ring.get(new.key_id()).filter(|t| t.key == key) else {
+            return Err(Error::NotReady(format!(
+                "the new audit key {} ({}) is not registered in the AuditRegistry at {registry}: a key admin registers it first with registerAgentKey",
+                new.key_id(),
+                hex::encode(key.to_bytes())
+            )));
+        };
+        let soon = Timestamp::from_unix_nanos(Timestamp::now().unix_nanos() + 1_000_000_000).map_err(|e| Error::Log(e.to_string()))?;
+        let valid_from = valid_from.unwrap_or(match trusted.validity.from {
+            Some(from) if from > soon => from,
+            _ => soon,
+        });
+        if valid_from < soon {
+            return Err(Error::NotReady(format!("the hand-over time {valid_from} is not in the future")));
+        }
+        if !trusted.validity.contains(valid_from) {
+            return Err(Error::NotReady(format!("the new key's registered window does not cover {valid_from}")));
+        }
+        let body = KeyRotation { old_key_id: old_id.clone(), new_key_id: new.key_id().to_owned(), new_public_key: key.to_bytes(), valid_from };
+        let appended = self.append(Kind::KeyRotation, &body)?;
+        self.commit()?;
+        let old = ring.get(&old_id).expect("the key in use is registered (checked at open)");
+        tracing::info!(target: "ballast::keys", seq = appended.seq, old = %old_id, new = %new.key_id(), %valid_from, "audit key rotation recorded");
+        Ok(Rotation { seq: appended.seq, body, old_key: old.key.to_bytes(), old_until: old.validity.until })
+    }
+
     /// Anchors whatever is not yet anchored (at shutdown).
     pub async fn anchor_rest(&mut self) -> Result<Option<u64>> {
         if self.log.len() > self.anchored_size {
@@ -917,6 +965,39 @@ fn write_keys(path: &Path, ring: &KeyRing) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     std::fs::write(&tmp, text).map_err(|source| Error::Io { op: "writing", path: tmp.clone(), source })?;
     std::fs::rename(&tmp, path).map_err(|source| Error::Io { op: "renaming", path: path.into(), source })
+}
+
+/// Refuses to sign with `key_id` at `now` against the log's latest key
+/// rotation: the old key once the new one has taken over, the new one
+/// before then, and any other key.
+fn check_rotation(records: &[ballast_audit::Record], key_id: &str, now: Timestamp) -> Result<()> {
+    let Some(r) = records.iter().rev().find(|r| r.kind == Kind::KeyRotation) else {
+        return Ok(());
+    };
+    let rotation: KeyRotation = r.body_as().map_err(|e| Error::Log(format!("record {}: {e}", r.seq)))?;
+    let (old, new, from) = (&rotation.old_key_id, &rotation.new_key_id, rotation.valid_from);
+    let refusal = if key_id == old && now >= from {
+        format!("the audit key {old} was rotated to {new} from {from} (record {}): point [keys] audit at the new key", r.seq)
+    } else if key_id == new && now < from {
+        format!("the audit key {new} takes over from {old} at {from} (record {}): start the agent then", r.seq)
+    } else if key_id != old && key_id != new {
+        format!("the log hands signing to {new} (record {}), not to {key_id}: record a rotation first (`ballast keys rotate`)", r.seq)
+    } else {
+        return Ok(());
+    };
+    Err(Error::NotReady(refusal))
+}
+
+/// A key rotation the agent recorded.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The `key_rotation` record's seq.
+    pub seq: u64,
+    pub body: KeyRotation,
+    /// The old key's public key and the end of its registered window
+    /// (`None`: open): a key admin ends it at `valid_from`.
+    pub old_key: [u8; 32],
+    pub old_until: Option<Timestamp>,
 }
 
 /// Registers `signer`'s key in the registry, valid from an hour ago for a

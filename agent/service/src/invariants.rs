@@ -67,6 +67,7 @@ pub async fn check(data_dir: &Path, manifest: &Manifest) -> Result<Checked> {
     // I4.
     let verified = ballast_audit::read::read_log(&log_path(data_dir), &ring).map_err(|e| violated("I4", e.to_string()))?;
     let mut checked = Checked { records: verified.records.len() as u64, ..Checked::default() };
+    ballast_audit::keys::check_rotations(&verified.records).map_err(|e| violated("I4", e.to_string()))?;
 
     // I6.
     let anchors = MemoryAnchors(reader.anchors().await?.into_iter().collect());

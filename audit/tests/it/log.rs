@@ -314,6 +314,24 @@ fn a_key_rotation_hands_over_at_valid_from() {
     old_only.add(signer_a().verifying_key(), Validity::new(None, Some(rotate_at))).unwrap();
     let err = verify_records(&fs::read(&path).unwrap(), &old_only).unwrap_err();
     assert!(matches!(err, Error::UnknownKey { seq: 3, .. }), "{err}");
+    let records = ballast_audit::read::read_log(&path, &ring).unwrap().records;
+    assert_eq!(ballast_audit::keys::check_rotations(&records).unwrap(), 1);
+
+    // The old key left valid in the ring (its window never ended): the log
+    // verifies by the ring, but a record it signs after the hand-over goes
+    // against the log's own rotation.
+    let forged = dir.path().join("forged.log");
+    let mut open_ring = KeyRing::new();
+    open_ring.add(signer_a().verifying_key(), Validity::ALWAYS).unwrap();
+    open_ring.add(signer_b().verifying_key(), Validity::new(Some(rotate_at), None)).unwrap();
+    let (mut log, _) = Log::open(&forged, signer_a(), SyncPolicy::EveryRecord, open_ring.clone()).unwrap();
+    append_fixture_records(&mut log, 0, 2);
+    log.append_body(&rotation, time_of(2)).unwrap();
+    append_fixture_records(&mut log, 3, 4);
+    drop(log);
+    let records = ballast_audit::read::read_log(&forged, &open_ring).unwrap().records;
+    let err = ballast_audit::keys::check_rotations(&records).unwrap_err();
+    assert!(matches!(err, Error::KeyNotValid { seq: 3, .. }), "{err}");
 }
 
 #[test]

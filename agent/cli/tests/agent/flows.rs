@@ -285,3 +285,61 @@ async fn nothing_to_do_is_recorded_once_a_window_not_every_cycle() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(decisions(&s), 20, "every decision of every cycle");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_key_rotates_by_a_record_and_the_registry() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let s = Scenario::new(8).await;
+    let out = s.run(1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let old_id = s.records()[0].key_id.clone();
+
+    let seed = [42u8; 32];
+    let path = s.dir.path().join("keys/audit-2.key");
+    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&path).unwrap();
+    std::io::Write::write_all(&mut f, hex::encode(seed).as_bytes()).unwrap();
+    let new_key = format!("file:{}", path.display());
+    let new = ballast_audit::Signer::from_seed(&seed);
+
+    // Not registered on-chain yet: refused, nothing recorded.
+    let before = s.records().len();
+    let out = s.ballast(&["keys", "rotate", "--new-key", &new_key]);
+    assert!(!out.status.success() && text(&out).contains("is not registered in the AuditRegistry"), "{}", text(&out));
+    assert_eq!(s.records().len(), before);
+
+    // Registered by the key admin: the rotation is recorded, signed by the old key.
+    let registry = s.deployment.manifest.contracts.audit_registry;
+    ballast_agent::agent::register_audit_key(&s.deployment.admin, registry, &new).await.unwrap();
+    let out = s.ballast(&["keys", "rotate", "--new-key", &new_key]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("key rotation recorded as record"), "{}", text(&out));
+    assert!(text(&out).contains("retireAgentKey(0x"), "the old key's year-long window is pointed out: {}", text(&out));
+    let records = s.records();
+    let rotation = records.iter().rfind(|r| r.kind == Kind::KeyRotation).expect("a key_rotation record");
+    assert_eq!(rotation.key_id, old_id);
+    let body: ballast_audit::body::KeyRotation = rotation.body_as().unwrap();
+    assert_eq!((body.old_key_id.as_str(), body.new_key_id.as_str()), (old_id.as_str(), new.key_id()));
+
+    // Once the new key takes over, the old one no longer starts the agent.
+    let wait = body.valid_from.unix_nanos() - ballast_audit::Timestamp::now().unix_nanos();
+    std::thread::sleep(std::time::Duration::from_nanos(u64::try_from(wait.max(0)).unwrap() + 100_000_000));
+    let out = s.run(1, &[]);
+    assert!(!out.status.success() && text(&out).contains(&format!("was rotated to {}", new.key_id())), "{}", text(&out));
+
+    // With the new key configured, it runs; its records verify against the
+    // chain's keys and the invariants hold.
+    let config = std::fs::read_to_string(s.config()).unwrap();
+    std::fs::write(s.config(), config.replace("audit = \"file:keys/audit.key\"", &format!("audit = \"{new_key}\""))).unwrap();
+    let out = s.run(1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let records = s.records();
+    let after: Vec<_> = records.iter().filter(|r| r.seq > rotation.seq).collect();
+    assert!(!after.is_empty() && after.iter().all(|r| r.key_id == new.key_id()), "records after the rotation are the new key's");
+    s.check().await;
+    let manifest = s.dir.path().join("manifest.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["audit", "verify", "--data-dir", s.data().to_str().unwrap(), "--manifest", manifest.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success() && text(&out).contains("key rotations recorded: 1;"), "{}", text(&out));
+}
