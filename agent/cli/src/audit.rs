@@ -31,7 +31,8 @@ pub enum AuditCommand {
     /// the public keys and the chain to check against.
     Export(Export),
     /// Compliance report: why each trade of the selected decisions was made
-    /// (trigger, drift, IPS reference, failed checks), as CSV or JSON.
+    /// (trigger and what fired it, drift, IPS reference, the checks passed and
+    /// failed), as CSV or JSON.
     Report(Report),
 }
 
@@ -478,6 +479,8 @@ struct ReportRow {
     ips_version: u64,
     ips_document_hash: String,
     trigger: String,
+    /// What made the acting trigger fire.
+    trigger_detail: String,
     status: String,
     asset: String,
     side: String,
@@ -489,6 +492,9 @@ struct ReportRow {
     drift_after: String,
     target: String,
     queued: bool,
+    /// The decision's compliance checks that passed (names), and those
+    /// that failed (name: detail).
+    passed_checks: String,
     failed_checks: String,
     rationale: String,
     record_hash: String,
@@ -505,7 +511,7 @@ fn report(args: &Report) -> Result<()> {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
         ReportFormat::Csv => {
             let mut out = String::from(
-                "seq,time,account,ips_id,ips_version,ips_document_hash,trigger,status,asset,side,quantity,price,value,reason,drift_before,drift_after,target,queued,failed_checks,rationale,record_hash\n",
+                "seq,time,account,ips_id,ips_version,ips_document_hash,trigger,trigger_detail,status,asset,side,quantity,price,value,reason,drift_before,drift_after,target,queued,passed_checks,failed_checks,rationale,record_hash\n",
             );
             for r in &rows {
                 let fields = [
@@ -516,6 +522,7 @@ fn report(args: &Report) -> Result<()> {
                     r.ips_version.to_string(),
                     r.ips_document_hash.clone(),
                     r.trigger.clone(),
+                    r.trigger_detail.clone(),
                     r.status.clone(),
                     r.asset.clone(),
                     r.side.clone(),
@@ -527,6 +534,7 @@ fn report(args: &Report) -> Result<()> {
                     r.drift_after.clone(),
                     r.target.clone(),
                     r.queued.to_string(),
+                    r.passed_checks.clone(),
                     r.failed_checks.clone(),
                     r.rationale.clone(),
                     r.record_hash.clone(),
@@ -543,13 +551,13 @@ fn report(args: &Report) -> Result<()> {
 fn report_rows(r: &Record) -> Vec<ReportRow> {
     let b = &r.body;
     let text = |v: &serde_json::Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
-    let failed: Vec<String> = b["checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let checks = || b["checks"].as_array().into_iter().flatten();
+    let passed: Vec<String> = checks().filter(|c| c["passed"] == serde_json::Value::Bool(true)).map(|c| text(&c["name"])).collect();
+    let failed: Vec<String> = checks()
         .filter(|c| c["passed"] == serde_json::Value::Bool(false))
         .map(|c| format!("{}: {}", text(&c["name"]), text(&c["detail"])))
         .collect();
+    let trigger_detail = b["triggers"].as_array().into_iter().flatten().find(|t| t["kind"] == b["acted_on"]).map_or_else(String::new, |t| text(&t["detail"]));
     let drift_of = |asset: &str| b["drift"].as_array().into_iter().flatten().find(|d| d["asset"] == asset).cloned().unwrap_or_default();
     let trades = b["trades"].as_array().into_iter().flatten().map(|t| (t, false));
     let queued = b["queued"].as_array().into_iter().flatten().map(|t| (t, true));
@@ -565,6 +573,7 @@ fn report_rows(r: &Record) -> Vec<ReportRow> {
                 ips_version: b["ips"]["version"].as_u64().unwrap_or_default(),
                 ips_document_hash: text(&b["ips"]["document_hash"]),
                 trigger: text(&b["acted_on"]),
+                trigger_detail: trigger_detail.clone(),
                 status: text(&b["status"]),
                 asset: text(&t["asset"]),
                 side: text(&t["side"]),
@@ -576,6 +585,7 @@ fn report_rows(r: &Record) -> Vec<ReportRow> {
                 drift_after: text(&d["after"]),
                 target: text(&d["target"]),
                 queued,
+                passed_checks: passed.join("; "),
                 failed_checks: failed.join("; "),
                 rationale: text(&t["rationale"]),
                 record_hash: hex::encode(r.hash),

@@ -342,4 +342,21 @@ async fn the_audit_key_rotates_by_a_record_and_the_registry() {
         .output()
         .unwrap();
     assert!(out.status.success() && text(&out).contains("key rotations recorded: 1;"), "{}", text(&out));
+
+    // The compliance report on the engine's real decisions: each trade with
+    // the trigger and what fired it, its IPS and the checks it passed.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
+        .args(["audit", "report", "--data-dir", s.data().to_str().unwrap(), "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let traded = records.iter().filter(|r| r.kind == Kind::Decision).map(|r| r.body["trades"].as_array().unwrap().len() + r.body["queued"].as_array().unwrap().len()).sum::<usize>();
+    assert!(traded > 0 && rows.len() == traded, "a row per trade: {} rows, {traded} trades", rows.len());
+    for row in &rows {
+        let field = |k: &str| row[k].as_str().unwrap_or_default().to_string();
+        assert!(!field("trigger").is_empty() && !field("trigger_detail").is_empty(), "{row}");
+        assert!(field("ips_id").starts_with("ips-") && field("ips_document_hash").len() == 64, "{row}");
+        assert!(field("passed_checks").contains("cash_non_negative"), "{row}");
+    }
 }
