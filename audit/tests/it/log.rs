@@ -497,3 +497,30 @@ fn a_batch_with_one_refused_entry_writes_nothing_and_fsyncs_once() {
     let (_, report) = open(&path, SyncPolicy::EveryRecord);
     assert_eq!(report.records, 12);
 }
+
+/// The 1,000-record fixture log, pinned: the hash of its first record of
+/// each kind, its Merkle root and the SHA-256 of the whole file. Any change
+/// to the canonical bytes, the hashing, the signatures (Ed25519 is
+/// deterministic) or the framing changes one of them; such a change must be
+/// a new record version, never an edit of these values.
+#[test]
+fn the_fixture_log_is_pinned() {
+    use sha2::{Digest, Sha256};
+    let f = crate::fixture();
+    let kinds: Vec<(String, String)> = (0..5).map(|k| (f.record(k).kind.as_str().to_owned(), hex::encode(f.hashes[k]))).collect();
+    let file = hex::encode(Sha256::digest(&f.bytes));
+    let root = hex::encode(f.root);
+    assert_eq!(kinds, GOLDEN_KINDS.iter().map(|(k, h)| (k.to_string(), h.to_string())).collect::<Vec<_>>());
+    assert_eq!(root, GOLDEN_ROOT);
+    assert_eq!(file, GOLDEN_FILE);
+}
+
+const GOLDEN_KINDS: [(&str, &str); 5] = [
+    ("decision", "cc50d358b67bfc1e4f8e109e8b74a8b4a5b7af592c2c11e82257d40b21233f9e"),
+    ("settlement_submitted", "4193f2e31b489b7fc094b391a70be341d4cd32f581f5729b09b5a0255e6f839a"),
+    ("settlement_confirmed", "99000006a0a76154e2c88b64d82417327c1f074a404cdd4d747a7f051914dd22"),
+    ("checkpoint_anchored", "425c80b8aa482427f2915a224ed93a7a74aefcece3627c1fc914add8218ab704"),
+    ("halt", "c0928e6c04e9762363dee2c94f516b6a0dfb57f6b3cadb0e97eda978fd6df436"),
+];
+const GOLDEN_ROOT: &str = "87587c65add4e254fcfec79b600d673e3da38448eef52281b12cc78fbf2bbf50";
+const GOLDEN_FILE: &str = "15d3266868260e06b61dcdc003c96bc3b7c848d14547fe1f3270da92805b080b";
