@@ -344,6 +344,58 @@ mod tests {
     }
 
     #[test]
+    fn a_time_range_bundle_holds_that_range_and_nothing_else() {
+        let (records, tree, ring) = log(50);
+        let (from, until) = (records[10].time, records[20].time);
+        let selection = Selection { account: None, from: Some(from), until: Some(until) };
+        let picked: Vec<Record> = records.iter().filter(|r| selection.contains(r)).cloned().collect();
+        assert_eq!(picked.iter().map(|r| r.seq).collect::<Vec<_>>(), (10..20).collect::<Vec<_>>(), "from included, until not");
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = BundleCheckpoint { size: 48, anchored: true, note: None };
+        write(dir.path(), &picked, &tree, checkpoint.clone(), &ring, ORIGIN, None, selection.clone()).unwrap();
+        assert_eq!(check(dir.path(), Some(&ring)).unwrap().records, picked);
+        // A record from outside the range, with its own good proof, is refused.
+        let mut wider = picked.clone();
+        wider.push(records[20].clone());
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &wider, &tree, checkpoint, &ring, ORIGIN, None, selection).unwrap();
+        assert!(matches!(check(dir.path(), Some(&ring)), Err(Error::Bundle { line: 11, .. })));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn manifest_and_proof_lines_round_trip(
+            chain in proptest::option::of((proptest::prelude::any::<u64>(), "0x[0-9a-f]{40}")),
+            size in 0u64..1 << 53,
+            root in proptest::prelude::any::<[u8; 32]>(),
+            anchored in proptest::prelude::any::<bool>(),
+            signed_at in proptest::option::of(0i64..4_000_000_000),
+            account in proptest::option::of(0u64..1 << 53),
+            path in proptest::collection::vec(proptest::prelude::any::<[u8; 32]>(), 0..20),
+        ) {
+            let at = |s: i64| Timestamp::from_unix_nanos(i128::from(s) * 1_000_000_000).unwrap();
+            let manifest = BundleManifest {
+                format: FORMAT.into(),
+                origin: ORIGIN.into(),
+                chain_id: chain.as_ref().map(|c| c.0),
+                registry: chain.map(|c| c.1),
+                checkpoint_size: size,
+                checkpoint_root: root,
+                checkpoint_anchored: anchored,
+                checkpoint_signed_at: signed_at.map(at),
+                log_size: size,
+                selection: Selection { account, from: signed_at.map(at), until: None },
+                records: size / 2,
+            };
+            let text = serde_json::to_string_pretty(&manifest).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<BundleManifest>(&text).unwrap(), manifest);
+            let proof = Proof { seq: size, path: path.iter().map(hex::encode).collect() };
+            let line = serde_json::to_string(&proof).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Proof>(&line).unwrap(), proof);
+        }
+    }
+
+    #[test]
     fn a_checkpoint_that_does_not_cover_the_records_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (records, tree, ring) = log(10);
