@@ -615,6 +615,9 @@ mod tests {
                 let ips = &b["ips"];
                 self.by_ips.entry((ips["id"].as_str().unwrap().into(), ips["version"].as_u64().unwrap() as u32)).or_default().push(r.seq);
             }
+            if r.kind == Kind::IpsRegistered {
+                self.by_ips.entry((b["ips_id"].as_str().unwrap().into(), b["version"].as_u64().unwrap() as u32)).or_default().push(r.seq);
+            }
             if let Some(x) = b.get("batch_id").and_then(Value::as_str) {
                 self.by_batch.entry(x.to_lowercase()).or_default().push(r.seq);
             }
@@ -634,7 +637,8 @@ mod tests {
         z ^ (z >> 31)
     }
 
-    /// A log of `n` records of every kind the index reads, over 7 accounts,
+    /// A log of `n` records of every kind the index reads (IPS registrations
+    /// and decisions both found by IPS version), over 7 accounts,
     /// 3 IPS and 5 batches, their times non-decreasing: the folder it is
     /// in, its path, and the records it holds with their frames' spans.
     fn records(n: u64) -> (tempfile::TempDir, PathBuf, Vec<Record>, Vec<Span>) {
@@ -648,7 +652,8 @@ mod tests {
             let r = mix(seq);
             t += i128::from(r % 3) * 1_000_000_000;
             let batch = format!("{:064x}", r % 5);
-            let (kind, body) = match r % 5 {
+            let (kind, body) = match r % 6 {
+                5 => (Kind::IpsRegistered, serde_json::json!({"account": r % 7, "ips_id": format!("ips-{}", r % 3), "version": 1 + (r >> 8) % 2})),
                 0 | 1 => (Kind::Decision, serde_json::json!({"account": r % 7, "ips": {"id": format!("ips-{}", r % 3), "version": 1 + (r >> 8) % 2}})),
                 2 => (Kind::SettlementSubmitted, serde_json::json!({"batch_id": batch, "tx_hash": format!("{:064X}", r), "accounts": [r % 7, (r >> 4) % 7]})),
                 3 => (Kind::SettlementConfirmed, serde_json::json!({"batch_id": batch, "tx_hash": format!("{:064x}", r >> 3)})),
