@@ -168,12 +168,13 @@ pub struct CheckedBundle {
 /// selection.
 ///
 /// The keys and their windows are `trusted`'s when given (keys read from
-/// the chain or handed over by the platform), and every key of the
-/// bundle's `keys.json` must be one of them; without `trusted` they are the
-/// bundle's own, which only shows that the bundle agrees with itself.
-/// Whether the checkpoint is the one anchored on-chain is the caller's to
-/// check (it needs the chain): `manifest.checkpoint_size` and
-/// `checkpoint_root`.
+/// the chain or handed over by the platform; the bundle's `keys.json` is
+/// then not read for them); without `trusted` they are the bundle's own,
+/// which only shows that the bundle agrees with itself. A note must be of
+/// the origin of the chain and registry the manifest names. Whether the
+/// checkpoint is the one anchored on-chain is the caller's to check (it
+/// needs the chain): `manifest.checkpoint_size` and `checkpoint_root`;
+/// without a chain, only a note authenticates it.
 pub fn check(dir: &Path, trusted: Option<&KeyRing>) -> Result<CheckedBundle> {
     let read = |name: &str| fs::read_to_string(dir.join(name)).map_err(Error::io("reading", dir.join(name)));
     let bad = |name: &str, line: usize, reason: String| Error::Bundle { file: name.to_string(), line, reason };
@@ -182,13 +183,6 @@ pub fn check(dir: &Path, trusted: Option<&KeyRing>) -> Result<CheckedBundle> {
         return Err(bad("manifest.json", 0, format!("format {:?}, expected {FORMAT:?}", manifest.format)));
     }
     let keyring: KeyRing = serde_json::from_str(&read("keys.json")?).map_err(|e| bad("keys.json", e.line(), e.to_string()))?;
-    if let Some(trusted) = trusted {
-        for (id, key) in keyring.iter() {
-            if trusted.get(id).map(|t| t.key) != Some(key.key) {
-                return Err(bad("keys.json", 0, format!("key {id} is not a trusted key")));
-            }
-        }
-    }
     let ring = trusted.unwrap_or(&keyring);
     let open = |name: &str| fs::File::open(dir.join(name)).map(BufReader::new).map_err(Error::io("reading", dir.join(name)));
     let mut records = Vec::new();
@@ -235,12 +229,20 @@ pub fn check(dir: &Path, trusted: Option<&KeyRing>) -> Result<CheckedBundle> {
     }
     let note = match manifest.checkpoint_signed_at {
         Some(at) => {
+            let origin = manifest.chain_id.zip(manifest.registry.as_deref()).map(|(id, registry)| crate::checkpoint::origin(id, registry));
+            if origin.as_deref() != Some(manifest.origin.as_str()) {
+                let named = origin.unwrap_or_else(|| "no chain".into());
+                return Err(bad("manifest.json", 0, format!("origin {:?} is not that of the chain and registry it names ({named})", manifest.origin)));
+            }
             let checkpoint = Checkpoint::verify(&read("checkpoint.note")?, &manifest.origin, ring, at)?;
             if (checkpoint.size, checkpoint.root) != (manifest.checkpoint_size, manifest.checkpoint_root) {
                 let (size, root) = (checkpoint.size, hex::encode(checkpoint.root));
                 return Err(bad("checkpoint.note", 0, format!("a checkpoint of size {size} root {root}, not the manifest's")));
             }
             Some(checkpoint)
+        }
+        None if dir.join("checkpoint.note").exists() => {
+            return Err(bad("manifest.json", 0, "a checkpoint.note, but no checkpoint_signed_at to check it at".into()));
         }
         None => None,
     };
@@ -319,9 +321,9 @@ mod tests {
         let own = log(1).2;
         let key = Signer::from_seed(&[3; 32]).verifying_key();
         assert!(check(dir.path(), Some(&own)).is_ok());
-        // A trusted ring without the bundle's key refuses it.
+        // A trusted ring without the key that signed the records refuses them.
         let other = KeyRing::single(Signer::from_seed(&[4; 32]).verifying_key()).unwrap();
-        assert!(matches!(check(dir.path(), Some(&other)), Err(Error::Bundle { .. })));
+        assert!(matches!(check(dir.path(), Some(&other)), Err(Error::UnknownKey { .. })));
         // The trusted ring's window, not the bundle's: a key retired before
         // the records were made does not sign them, whatever keys.json says.
         let mut retired = KeyRing::new();
@@ -341,6 +343,19 @@ mod tests {
         assert!(matches!(refused(note(&tree, 48, Some([7; 32]), 3)), Some(Error::Bundle { .. })));
         assert!(matches!(refused(note(&tree, 47, None, 3)), Some(Error::Bundle { .. })));
         assert!(matches!(refused(note(&tree, 48, None, 4)), Some(Error::CheckpointSignature { .. })));
+
+        // A note stripped of its time, or of another deployment's origin.
+        let dir = tempfile::tempdir().unwrap();
+        export_with(dir.path(), 1, Some(note(&tree, 48, None, 3)));
+        let manifest = fs::read_to_string(dir.path().join("manifest.json")).unwrap();
+        let mut m: BundleManifest = serde_json::from_str(&manifest).unwrap();
+        m.checkpoint_signed_at = None;
+        fs::write(dir.path().join("manifest.json"), serde_json::to_string(&m).unwrap()).unwrap();
+        assert!(matches!(check(dir.path(), None), Err(Error::Bundle { .. })));
+        m = serde_json::from_str(&manifest).unwrap();
+        m.registry = Some("0x01".into());
+        fs::write(dir.path().join("manifest.json"), serde_json::to_string(&m).unwrap()).unwrap();
+        assert!(matches!(check(dir.path(), None), Err(Error::Bundle { .. })));
     }
 
     #[test]

@@ -157,6 +157,11 @@ pub enum Error {
     #[error("invalid timestamp {value:?}: {reason}")]
     Timestamp { value: String, reason: String },
 
+    /// A record signed by another key than the one the log's own latest
+    /// key rotation (record `rotation`) hands signing to at its time.
+    #[error("record {seq} is signed by key {key_id}, but key rotation record {rotation} hands signing to {expected} at that time")]
+    KeyRotated { seq: u64, key_id: String, expected: String, rotation: u64 },
+
     /// A public key that cannot verify anything (not a curve point, or of
     /// small order), or whose id collides with another key's.
     #[error("invalid public key {key_id:?}: {reason}")]
@@ -193,6 +198,7 @@ impl Error {
             | Error::HashMismatch { seq, .. }
             | Error::UnknownKey { seq, .. }
             | Error::KeyNotValid { seq, .. }
+            | Error::KeyRotated { seq, .. }
             | Error::BadSignature { seq }
             | Error::NotIncluded { seq, .. } => Some(*seq),
             Error::SeqGap { expected, .. } => Some(*expected),

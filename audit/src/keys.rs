@@ -220,12 +220,12 @@ impl From<KeyRing> for Vec<KeyEntry> {
 pub fn check_rotations(records: &[crate::Record]) -> Result<usize> {
     use crate::{body::KeyRotation, record::Kind};
     let mut rotations = 0;
-    let mut current: Option<KeyRotation> = None;
+    let mut current: Option<(u64, KeyRotation)> = None;
     for r in records {
-        if let Some(rot) = &current {
+        if let Some((rotation, rot)) = &current {
             let expected = if r.time < rot.valid_from { &rot.old_key_id } else { &rot.new_key_id };
             if &r.key_id != expected {
-                return Err(Error::KeyNotValid { seq: r.seq, key_id: r.key_id.clone(), time: r.time });
+                return Err(Error::KeyRotated { seq: r.seq, key_id: r.key_id.clone(), expected: expected.clone(), rotation: *rotation });
             }
         }
         if r.kind == Kind::KeyRotation {
@@ -236,7 +236,7 @@ pub fn check_rotations(records: &[crate::Record]) -> Result<usize> {
                 return Err(Error::WrongBody { seq: r.seq, wanted: "key_rotation", reason });
             }
             rotations += 1;
-            current = Some(rot);
+            current = Some((r.seq, rot));
         }
     }
     Ok(rotations)

@@ -254,8 +254,14 @@ async fn verify(args: Verify) -> Result<()> {
         }
         match (&keyring, &reader) {
             (Some(_), Some(_)) if args.keys.is_none() => println!("keys: the keys registered on-chain, with their windows"),
-            (Some(_), _) => println!("keys: the trusted keys given, with their windows; every bundle key is one of them"),
+            (Some(_), _) => println!("keys: the trusted keys given, with their windows"),
             (None, _) => println!("keys: the bundle's own (NOT checked against trusted keys)"),
+        }
+        if reader.is_none() && checked.note.is_none() && !args.self_consistent {
+            bail!(
+                "the bundle's {}-record checkpoint is not authenticated: the bundle has no signed checkpoint note and no chain was named (--manifest, or --rpc, --chain-id and --registry)",
+                m.checkpoint_size
+            );
         }
         match &reader {
             Some(r) => {
@@ -405,6 +411,9 @@ fn summary_line(r: &Record) -> String {
 async fn export(args: Export) -> Result<()> {
     let keyring = keys_for(&args.data, &args.keys)?;
     let verified = read_log(&args.data.log(), &keyring).wrap_err("the log failed verification; not exporting from it")?;
+    ballast_audit::keys::check_rotations(&verified.records).wrap_err("the log goes against its own key rotation; not exporting from it")?;
+    let recorded = ballast_audit::recorded_checkpoints(&verified.records, &keyring).wrap_err("a checkpoint the log recorded is bad; not exporting")?;
+    ballast_audit::check_anchors(&verified.tree, &recorded.anchors).wrap_err("the log does not match the checkpoints it recorded; not exporting")?;
     let reader = args.chain.connect().await?;
     let selection = Selection::from(&args.filter);
     let picked: Vec<Record> = verified

@@ -14,8 +14,9 @@ pub enum KeysCommand {
     /// `key_rotation` record, signed by the key in use, names the new key
     /// and when it takes over. The new key must first be registered in the
     /// AuditRegistry by a key admin (registerAgentKey); the old key's
-    /// window should then end at the hand-over (retireAgentKey). From the
-    /// hand-over on, the agent starts only with the new key in [keys] audit.
+    /// window should then end at the hand-over (retireAgentKey). The old
+    /// key no longer starts the agent; the new key in [keys] audit does,
+    /// from the hand-over on.
     Rotate(RotateArgs),
 }
 
@@ -27,8 +28,10 @@ pub struct RotateArgs {
     /// The new Ed25519 seed (hex): `file:PATH` (mode 600) or `env:VARIABLE`.
     #[arg(long)]
     new_key: String,
-    /// When the new key takes over (RFC 3339); default: a second from now,
-    /// or when its registered window opens if that is later.
+    /// When the new key takes over (RFC 3339, rounded up to a whole second,
+    /// at least two seconds ahead); default: two seconds from now, or when
+    /// its registered window opens if that is later. The agent is down from
+    /// the rotation until then: the old key no longer starts it.
     #[arg(long, value_parser = parse_timestamp)]
     valid_from: Option<Timestamp>,
 }

@@ -19,8 +19,6 @@ use ballast_chain::{
 };
 
 const RECORDS: u64 = 40;
-/// The origin of the test log's checkpoint notes.
-const ORIGIN: &str = "ballast/31337/test";
 
 fn ballast(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ballast")).args(args).output().expect("ballast runs")
@@ -53,7 +51,7 @@ fn body(seq: u64, variant: u64) -> serde_json::Value {
 /// trade changed when `tampered`), the last one the agent's record of a
 /// checkpoint of the others with its signed note, and `dir/keys.json`;
 /// returns the tree.
-fn write_log(dir: &Path, signer_seed: u8, tampered: bool) -> MerkleStore {
+fn write_log(dir: &Path, signer_seed: u8, tampered: bool, origin: &str) -> MerkleStore {
     std::fs::create_dir_all(dir).unwrap();
     let signer = Signer::from_seed(&[signer_seed; 32]);
     let ring = KeyRing::single(signer.verifying_key()).unwrap();
@@ -65,7 +63,7 @@ fn write_log(dir: &Path, signer_seed: u8, tampered: bool) -> MerkleStore {
         let variant = u64::from(tampered && seq == 10);
         let r = if seq == RECORDS - 1 {
             let (size, root) = (seq, tree.root());
-            let note = log.sign_checkpoint(&ballast_audit::Checkpoint { origin: ORIGIN.into(), size, root }).unwrap();
+            let note = log.sign_checkpoint(&ballast_audit::Checkpoint { origin: origin.into(), size, root }).unwrap();
             let anchored = ballast_audit::body::CheckpointAnchored { size, root, tx_hash: [1; 32], block: 1, note: Some(note) };
             log.append(Kind::CheckpointAnchored, &anchored, time).unwrap()
         } else {
@@ -86,8 +84,10 @@ async fn verify_export_and_reindex_against_the_anchored_registry() -> eyre::Resu
     deployment.manifest.write(&manifest)?;
     let manifest = manifest.to_str().unwrap();
 
+    // The agent's log, its checkpoint notes named for this chain and registry.
+    let origin = ballast_audit::checkpoint::origin(deployment.manifest.chain_id, &deployment.manifest.contracts.audit_registry.to_string());
     let data = tmp.path().join("data");
-    let tree = write_log(&data, 7, false);
+    let tree = write_log(&data, 7, false, &origin);
     let data_s = data.to_str().unwrap();
 
     // The agent's key registered on-chain with a window covering the log;
@@ -144,7 +144,7 @@ async fn verify_export_and_reindex_against_the_anchored_registry() -> eyre::Resu
     let out = ballast(&["audit", "verify", "--bundle", bundle_s, "--manifest", manifest]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("is anchored in"), "{}", text(&out));
-    assert!(text(&out).contains(&format!("checkpoint note: 39 records of {ORIGIN}, signed by the agent: verified")), "{}", text(&out));
+    assert!(text(&out).contains(&format!("checkpoint note: 39 records of {origin}, signed by the agent: verified")), "{}", text(&out));
     assert!(text(&out).contains("keys: the keys registered on-chain"), "{}", text(&out));
     // With nothing to check it against, a bundle is not called verified;
     // trusted keys, or asking only whether it agrees with itself, will do.
@@ -153,12 +153,25 @@ async fn verify_export_and_reindex_against_the_anchored_registry() -> eyre::Resu
     let out = ballast(&["audit", "verify", "--bundle", bundle_s, "--self-consistent"]);
     assert!(out.status.success() && text(&out).contains("keys: the bundle's own (NOT checked"), "{}", text(&out));
     assert!(text(&out).contains("chain: not checked"), "{}", text(&out));
+    // Trusted keys and no chain: the signed note authenticates the
+    // checkpoint; a bundle without it is refused.
     let out = ballast(&["audit", "verify", "--bundle", bundle_s, "--keys", data.join("keys.json").to_str().unwrap()]);
     assert!(out.status.success() && text(&out).contains("keys: the trusted keys given"), "{}", text(&out));
+    let stripped = tmp.path().join("stripped");
+    std::fs::create_dir(&stripped)?;
+    for name in ["records.jsonl", "proofs.jsonl", "keys.json"] {
+        std::fs::copy(bundle.join(name), stripped.join(name))?;
+    }
+    let manifest_json = std::fs::read_to_string(bundle.join("manifest.json"))?;
+    let mut without_note: serde_json::Value = serde_json::from_str(&manifest_json)?;
+    without_note.as_object_mut().unwrap().remove("checkpoint_signed_at");
+    std::fs::write(stripped.join("manifest.json"), without_note.to_string())?;
+    let out = ballast(&["audit", "verify", "--bundle", stripped.to_str().unwrap(), "--keys", data.join("keys.json").to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("checkpoint is not authenticated"), "{}", text(&out));
     let stranger_keys = tmp.path().join("stranger-keys.json");
     std::fs::write(&stranger_keys, serde_json::to_string(&KeyRing::single(Signer::from_seed(&[9; 32]).verifying_key()).unwrap())?)?;
     let out = ballast(&["audit", "verify", "--bundle", bundle_s, "--keys", stranger_keys.to_str().unwrap()]);
-    assert!(!out.status.success() && text(&out).contains("is not a trusted key"), "{}", text(&out));
+    assert!(!out.status.success() && text(&out).contains("unknown signing key"), "{}", text(&out));
     let records = std::fs::read_to_string(bundle.join("records.jsonl"))?;
     std::fs::write(bundle.join("records.jsonl"), records.replacen("\"quantity\":\"10\"", "\"quantity\":\"11\"", 1))?;
     let out = ballast(&["audit", "verify", "--bundle", bundle_s, "--manifest", manifest]);
@@ -168,7 +181,7 @@ async fn verify_export_and_reindex_against_the_anchored_registry() -> eyre::Resu
     // Rewritten from record 10 and re-chained with the real key: the log
     // alone verifies, the chain does not agree.
     let forged = tmp.path().join("forged");
-    write_log(&forged, 7, true);
+    write_log(&forged, 7, true, &origin);
     let forged_s = forged.to_str().unwrap();
     let out = ballast(&["audit", "verify", "--data-dir", forged_s]);
     assert!(out.status.success(), "the forged log is well formed on its own: {}", text(&out));
@@ -178,7 +191,7 @@ async fn verify_export_and_reindex_against_the_anchored_registry() -> eyre::Resu
 
     // A log signed by a key the registry does not know fails against the chain's keys.
     let stranger = tmp.path().join("stranger");
-    write_log(&stranger, 9, false);
+    write_log(&stranger, 9, false, &origin);
     std::fs::remove_file(stranger.join("keys.json"))?;
     let out = ballast(&["audit", "verify", "--data-dir", stranger.to_str().unwrap(), "--manifest", manifest]);
     assert!(!out.status.success(), "{}", text(&out));
@@ -201,7 +214,7 @@ fn verify_without_keys_or_log_says_what_is_missing() {
 fn queries_say_when_the_index_is_behind_its_log() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    write_log(&data, 7, false);
+    write_log(&data, 7, false, "ballast/31337/0x0");
     let data_s = data.to_str().unwrap();
     let out = ballast(&["audit", "reindex", "--data-dir", data_s]);
     assert!(out.status.success(), "{}", text(&out));

@@ -811,12 +811,13 @@ impl Agent {
     }
 
     /// Hands the signing of audit records over to `new` from `valid_from`
-    /// (default: a second from now, or when the new key's registered
-    /// window opens if that is later): records a `key_rotation` signed by
-    /// the key in use, and makes it durable. The new key must already be
-    /// registered in the `AuditRegistry` for that time (a key admin's
-    /// `registerAgentKey`); from `valid_from` the agent starts only with
-    /// the new key (see `check_rotation`).
+    /// (a whole second, at least two seconds ahead; default: the first
+    /// such second, or when the new key's registered window opens if that
+    /// is later): records a `key_rotation` signed by the key in use, and
+    /// makes it durable. The new key must already be registered in the
+    /// `AuditRegistry` for that time (a key admin's `registerAgentKey`).
+    /// From then on the old key never starts the agent, and the new key
+    /// does from `valid_from` (see `check_rotation`).
     pub async fn rotate_audit_key(&mut self, new: &Signer, valid_from: Option<Timestamp>) -> Result<Rotation> {
         let old_id = self.log.key_id().to_owned();
         if new.key_id() == old_id {
@@ -834,14 +835,17 @@ impl Agent {
                 hex::encode(key.to_bytes())
             )));
         };
-        let soon = Timestamp::from_unix_nanos(Timestamp::now().unix_nanos() + 1_000_000_000).map_err(|e| Error::Log(e.to_string()))?;
-        let valid_from = valid_from.unwrap_or(match trusted.validity.from {
-            Some(from) if from > soon => from,
-            _ => soon,
-        });
-        if valid_from < soon {
-            return Err(Error::NotReady(format!("the hand-over time {valid_from} is not in the future")));
-        }
+        // Whole seconds, as the registry's windows are: the old key's window
+        // then ends exactly at the hand-over. Two seconds ahead at least, so
+        // the rotation record (stamped when appended) comes before it.
+        let whole = |t: Timestamp| Timestamp::from_unix_nanos(t.unix_nanos().div_euclid(1_000_000_000) * 1_000_000_000 + if t.unix_nanos() % 1_000_000_000 == 0 { 0 } else { 1_000_000_000 });
+        let soon = whole(Timestamp::from_unix_nanos(Timestamp::now().unix_nanos() + 2_000_000_000).map_err(|e| Error::Log(e.to_string()))?)
+            .map_err(|e| Error::Log(e.to_string()))?;
+        let valid_from = match valid_from.or(trusted.validity.from).filter(|from| *from > soon) {
+            Some(from) => whole(from).map_err(|e| Error::Log(e.to_string()))?,
+            None if valid_from.is_some() => return Err(Error::NotReady(format!("the hand-over time {} is not two seconds ahead", valid_from.expect("given")))),
+            None => soon,
+        };
         if !trusted.validity.contains(valid_from) {
             return Err(Error::NotReady(format!("the new key's registered window does not cover {valid_from}")));
         }
@@ -968,15 +972,17 @@ fn write_keys(path: &Path, ring: &KeyRing) -> Result<()> {
 }
 
 /// Refuses to sign with `key_id` at `now` against the log's latest key
-/// rotation: the old key once the new one has taken over, the new one
-/// before then, and any other key.
+/// rotation: the old key at any time once the rotation is recorded (an
+/// agent started with it before the hand-over would go on signing after
+/// it, against the log's own record), the new key before the hand-over,
+/// and any other key.
 fn check_rotation(records: &[ballast_audit::Record], key_id: &str, now: Timestamp) -> Result<()> {
     let Some(r) = records.iter().rev().find(|r| r.kind == Kind::KeyRotation) else {
         return Ok(());
     };
     let rotation: KeyRotation = r.body_as().map_err(|e| Error::Log(format!("record {}: {e}", r.seq)))?;
     let (old, new, from) = (&rotation.old_key_id, &rotation.new_key_id, rotation.valid_from);
-    let refusal = if key_id == old && now >= from {
+    let refusal = if key_id == old {
         format!("the audit key {old} was rotated to {new} from {from} (record {}): point [keys] audit at the new key", r.seq)
     } else if key_id == new && now < from {
         format!("the audit key {new} takes over from {old} at {from} (record {}): start the agent then", r.seq)

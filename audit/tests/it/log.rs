@@ -331,7 +331,7 @@ fn a_key_rotation_hands_over_at_valid_from() {
     drop(log);
     let records = ballast_audit::read::read_log(&forged, &open_ring).unwrap().records;
     let err = ballast_audit::keys::check_rotations(&records).unwrap_err();
-    assert!(matches!(err, Error::KeyNotValid { seq: 3, .. }), "{err}");
+    assert!(matches!(err, Error::KeyRotated { seq: 3, rotation: 2, .. }), "{err}");
 }
 
 #[test]

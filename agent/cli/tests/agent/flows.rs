@@ -320,16 +320,18 @@ async fn the_audit_key_rotates_by_a_record_and_the_registry() {
     let body: ballast_audit::body::KeyRotation = rotation.body_as().unwrap();
     assert_eq!((body.old_key_id.as_str(), body.new_key_id.as_str()), (old_id.as_str(), new.key_id()));
 
-    // Once the new key takes over, the old one no longer starts the agent.
-    let wait = body.valid_from.unix_nanos() - ballast_audit::Timestamp::now().unix_nanos();
-    std::thread::sleep(std::time::Duration::from_nanos(u64::try_from(wait.max(0)).unwrap() + 100_000_000));
+    // The old key no longer starts the agent, at any time once the
+    // rotation is recorded (before the hand-over it would go on signing
+    // past it).
     let out = s.run(1, &[]);
     assert!(!out.status.success() && text(&out).contains(&format!("was rotated to {}", new.key_id())), "{}", text(&out));
 
-    // With the new key configured, it runs; its records verify against the
-    // chain's keys and the invariants hold.
+    // With the new key configured, it runs from the hand-over; its records
+    // verify against the chain's keys and the invariants hold.
     let config = std::fs::read_to_string(s.config()).unwrap();
     std::fs::write(s.config(), config.replace("audit = \"file:keys/audit.key\"", &format!("audit = \"{new_key}\""))).unwrap();
+    let wait = body.valid_from.unix_nanos() - ballast_audit::Timestamp::now().unix_nanos();
+    std::thread::sleep(std::time::Duration::from_nanos(u64::try_from(wait.max(0)).unwrap() + 100_000_000));
     let out = s.run(1, &[]);
     assert!(out.status.success(), "{}", text(&out));
     let records = s.records();
