@@ -42,30 +42,30 @@ pub(crate) struct Context<'a> {
     pub prices: Keyed<'a, Priced>,
     /// Market-wide pause of automatic trading, with the reason.
     pub pause: Option<String>,
-    /// Per IPS id, the digest of what all its accounts read alike.
-    pub shared_digests: BTreeMap<&'a str, [u8; 32]>,
     /// Per asset (by position), the assets that may fill its sleeve in
     /// order of preference: itself, then its substitutes in id order.
     pub substitutes: Vec<Vec<&'a str>>,
     /// Recent trades by household, read once (not once per household).
     pub recent: BTreeMap<&'a str, Vec<&'a crate::types::PastTrade>>,
-    /// Per IPS id, the sleeve targets all its accounts share.
+    /// Per IPS id, what all its accounts share.
     pub plans: BTreeMap<&'a str, Plan<'a>>,
 }
 
-/// What every account under one IPS shares of its sleeves, made once per
-/// run: the assets the IPS excludes, and the model's targets in id order
-/// with their bands (an excluded asset's weight spread pro rata over the
-/// rest).
+/// What every account under one IPS shares, made once per run: the assets
+/// the IPS excludes, the model's targets in id order with their bands (an
+/// excluded asset's weight spread pro rata over the rest), and the digest
+/// of what they all read alike.
 #[derive(Debug)]
 pub(crate) struct Plan<'a> {
     pub excluded: BTreeSet<&'a str>,
     /// Asset, target weight, band.
     pub targets: Vec<(&'a str, Decimal, Decimal)>,
+    /// See [`shared_digest`].
+    pub digest: [u8; 32],
 }
 
 impl<'a> Plan<'a> {
-    fn of(ips: &'a Ips, model: &'a Model) -> Self {
+    fn of(inputs: &Inputs, ips: &'a Ips, model: &'a Model) -> Self {
         let excluded: BTreeSet<&str> = ips.restrictions.excluded.iter().map(String::as_str).collect();
         let kept: Decimal = model.targets.iter().filter(|(a, _)| !excluded.contains(a.as_str())).map(|(_, w)| *w).sum();
         let invested: Decimal = model.targets.values().copied().sum();
@@ -78,7 +78,7 @@ impl<'a> Plan<'a> {
                 (asset.as_str(), target, band_width(model, ips, asset, target))
             })
             .collect();
-        Self { excluded, targets }
+        Self { excluded, targets, digest: shared_digest(inputs, ips, model) }
     }
 }
 
@@ -164,8 +164,7 @@ impl<'a> Context<'a> {
             && vix > max {
                 pause = Some(format!("volatility index {vix} above {max}"));
             }
-        let shared_digests = ips.iter().map(|(id, i)| (*id, shared_digest(inputs, i, models[i.model.as_str()]))).collect();
-        let plans = ips.iter().map(|(id, i)| (*id, Plan::of(i, models[i.model.as_str()]))).collect();
+        let plans = ips.iter().map(|(id, i)| (*id, Plan::of(inputs, i, models[i.model.as_str()]))).collect();
         let mut recent: BTreeMap<&str, Vec<&crate::types::PastTrade>> = BTreeMap::new();
         for t in &inputs.recent_trades {
             recent.entry(t.household.as_str()).or_default().push(t);
@@ -180,7 +179,7 @@ impl<'a> Context<'a> {
             })
             .collect();
         let (assets, prices) = (Keyed::from_sorted(assets), Keyed::from_sorted(prices));
-        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, shared_digests, substitutes, recent, plans })
+        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, substitutes, recent, plans })
     }
 }
 
@@ -1642,7 +1641,7 @@ fn halted(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model, halts:
         checks: Vec::new(),
         halts,
         tax: TaxSummary::default(),
-        input_digest: digest(ctx, account, ips, model, &WashState::default()),
+        input_digest: digest(ctx, account, ips, &WashState::default()),
     }
 }
 
@@ -1671,16 +1670,15 @@ fn shared_digest(inputs: &Inputs, ips: &Ips, model: &Model) -> [u8; 32] {
 
 /// The input digest of a decision `account` took under `wash`.
 pub(crate) fn input_digest(ctx: &Context<'_>, account: &Account, wash: &WashState) -> String {
-    let ips = ctx.ips[account.ips.as_str()];
-    digest(ctx, account, ips, ctx.models[ips.model.as_str()], wash)
+    digest(ctx, account, ctx.ips[account.ips.as_str()], wash)
 }
 
 /// SHA-256 over everything the account's decision read: the shared digest
 /// of its IPS, then a canonical binary encoding of the account (strings
 /// length-prefixed, decimals as their 16-byte representation, dates as
 /// Julian day numbers) and of its household's wash-sale state.
-fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model, wash: &WashState) -> String {
-    let shared = ctx.shared_digests.get(ips.id.as_str()).copied().unwrap_or_else(|| shared_digest(ctx.inputs, ips, model));
+fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> String {
+    let shared = ctx.plans[ips.id.as_str()].digest;
     // The encoding is written out first and hashed in one go: some three
     // hundred small updates of the hash cost more than the hashing.
     let mut b: Vec<u8> = Vec::with_capacity(128 + 64 * account.lots.len());
