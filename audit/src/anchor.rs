@@ -57,8 +57,9 @@ pub fn check_anchors(tree: &MerkleStore, source: &dyn AnchorSource) -> Result<An
 pub struct RecordedCheckpoints {
     /// (size, root) of each, by size.
     pub anchors: MemoryAnchors,
-    /// How many carry a signed note, each checked.
-    pub notes: usize,
+    /// The signed notes, checked, by size, with the time of their record
+    /// (at which their key was valid).
+    pub notes: BTreeMap<u64, (String, crate::Timestamp)>,
 }
 
 /// Reads the `checkpoint_anchored` records of a verified log's `records`.
@@ -74,17 +75,17 @@ pub fn recorded_checkpoints(records: &[crate::Record], keyring: &crate::KeyRing)
     let mut found = RecordedCheckpoints::default();
     for r in records.iter().filter(|r| r.kind == Kind::CheckpointAnchored) {
         let bad = |reason: String| Error::MalformedCheckpoint { reason: format!("record {}: {reason}", r.seq) };
-        let body: CheckpointAnchored = serde_json::from_value(r.body.clone()).map_err(|e| bad(e.to_string()))?;
+        let body: CheckpointAnchored = r.body_as()?;
         if body.size > r.seq {
             return Err(bad(format!("a checkpoint of {} records recorded as record {}", body.size, r.seq)));
         }
-        if let Some(note) = &body.note {
-            let origin = checkpoint::note_origin(note).ok_or_else(|| bad("a note without an origin".into()))?;
-            let signed = crate::Checkpoint::verify(note, origin, keyring, r.time)?;
+        if let Some(note) = body.note {
+            let origin = checkpoint::note_origin(&note).ok_or_else(|| bad("a note without an origin".into()))?;
+            let signed = crate::Checkpoint::verify(&note, origin, keyring, r.time)?;
             if (signed.size, signed.root) != (body.size, body.root) {
                 return Err(bad(format!("its note is of size {} root {}", signed.size, hex::encode(signed.root))));
             }
-            found.notes += 1;
+            found.notes.insert(body.size, (note, r.time));
         }
         if found.anchors.0.insert(body.size, body.root).is_some_and(|root| root != body.root) {
             return Err(bad(format!("size {} recorded with two roots", body.size)));
@@ -138,9 +139,10 @@ mod tests {
         assert_eq!(check_anchors(&log, &MemoryAnchors::default()).unwrap(), AnchorReport { checked: 0, latest: None });
     }
 
-    /// A log of `n` decisions (the `n_th` one's body made by `body`) with a
-    /// `checkpoint_anchored` record after record 9 and at the end, whose
-    /// note `note` makes from the checkpoint; records signed by `seed`.
+    /// A log of `n` decisions (decision `i`'s body made by `body(i)`), with a
+    /// `checkpoint_anchored` record after the tenth and after the last,
+    /// whose note `note` makes from the checkpoint; every record signed by
+    /// the key of seed 5, whose ring is returned with the records and tree.
     fn log_with_checkpoints(
         n: u64,
         body: impl Fn(u64) -> serde_json::Value,
@@ -177,7 +179,7 @@ mod tests {
         let signed = |s: &crate::Signer, cp: &crate::Checkpoint| Some(cp.sign(s).unwrap());
         let (records, tree, ring) = log_with_checkpoints(20, body, signed);
         let recorded = recorded_checkpoints(&records, &ring).unwrap();
-        assert_eq!(recorded.notes, 2);
+        assert_eq!(recorded.notes.keys().copied().collect::<Vec<_>>(), vec![10, 21]);
         assert_eq!(recorded.anchors.0.keys().copied().collect::<Vec<_>>(), vec![10, 21]);
         assert_eq!(check_anchors(&tree, &recorded.anchors).unwrap(), AnchorReport { checked: 2, latest: Some(21) });
         assert_eq!(recorded.anchors.0[&10], tree.root_at(10).unwrap());
@@ -199,6 +201,6 @@ mod tests {
         assert!(matches!(recorded_checkpoints(&records, &ring), Err(Error::MalformedCheckpoint { .. })));
         let (records, tree, ring) = log_with_checkpoints(20, body, |_, _| None);
         let recorded = recorded_checkpoints(&records, &ring).unwrap();
-        assert_eq!((recorded.notes, check_anchors(&tree, &recorded.anchors).unwrap().checked), (0, 2));
+        assert_eq!((recorded.notes.len(), check_anchors(&tree, &recorded.anchors).unwrap().checked), (0, 2));
     }
 }

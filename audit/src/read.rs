@@ -23,6 +23,29 @@ pub struct VerifiedLog {
     pub tree: MerkleStore,
 }
 
+/// What a verified log records of itself, checked against it.
+#[derive(Debug, Clone)]
+pub struct OwnRecords {
+    /// Its key rotations (`key_rotation` records).
+    pub rotations: usize,
+    /// The checkpoints it recorded anchoring, with their notes.
+    pub checkpoints: crate::RecordedCheckpoints,
+}
+
+impl VerifiedLog {
+    /// Checks the log against what it records of itself: every record is
+    /// signed by the key its key rotations hand signing to
+    /// ([`crate::keys::check_rotations`]), and every checkpoint it recorded
+    /// holds (note signed by a key of `keyring` valid then, root the log's
+    /// own: [`crate::recorded_checkpoints`], [`crate::check_anchors`]).
+    pub fn check_own_records(&self, keyring: &KeyRing) -> Result<OwnRecords> {
+        let rotations = crate::keys::check_rotations(&self.records)?;
+        let checkpoints = crate::recorded_checkpoints(&self.records, keyring)?;
+        crate::check_anchors(&self.tree, &checkpoints.anchors)?;
+        Ok(OwnRecords { rotations, checkpoints })
+    }
+}
+
 /// Reads and verifies the log at `path` (chain, hashes, signatures, key
 /// windows) without changing it: a torn tail is reported in the summary,
 /// not cut. Any other defect is the error, naming the first bad record.

@@ -205,7 +205,7 @@ pub enum ReportFormat {
     Json,
 }
 
-fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
+pub(crate) fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
     Timestamp::parse(s).map_err(|e| format!("`{s}`: {e}"))
 }
 
@@ -296,11 +296,10 @@ async fn verify(args: Verify) -> Result<()> {
     if let Some(torn) = &verified.summary.torn_tail {
         println!("warning: a torn tail of {} bytes at offset {} (an append cut short; the agent drops it on start)", torn.dropped_bytes, torn.offset);
     }
-    let rotations = ballast_audit::keys::check_rotations(&verified.records).wrap_err("the log goes against its own key rotation")?;
-    println!("key rotations recorded: {rotations}; every record is signed by the key the log hands signing to");
-    let recorded = ballast_audit::recorded_checkpoints(&verified.records, &keyring).wrap_err("a checkpoint the log recorded is bad")?;
-    let report = ballast_audit::check_anchors(&verified.tree, &recorded.anchors).wrap_err("the log does not match the checkpoints it recorded")?;
-    println!("checkpoints recorded in the log: {} match its records ({} with a signed note, verified)", report.checked, recorded.notes);
+    let own = verified.check_own_records(&keyring).wrap_err("the log goes against what it records of itself")?;
+    println!("key rotations recorded: {}; every record is signed by the key the log hands signing to", own.rotations);
+    let (recorded, notes) = (own.checkpoints.anchors.0.len(), own.checkpoints.notes.len());
+    println!("checkpoints recorded in the log: {recorded} match its records ({notes} with a signed note, verified)");
     check_against_chain(&verified, reader.as_ref()).await
 }
 
@@ -411,9 +410,7 @@ fn summary_line(r: &Record) -> String {
 async fn export(args: Export) -> Result<()> {
     let keyring = keys_for(&args.data, &args.keys)?;
     let verified = read_log(&args.data.log(), &keyring).wrap_err("the log failed verification; not exporting from it")?;
-    ballast_audit::keys::check_rotations(&verified.records).wrap_err("the log goes against its own key rotation; not exporting from it")?;
-    let recorded = ballast_audit::recorded_checkpoints(&verified.records, &keyring).wrap_err("a checkpoint the log recorded is bad; not exporting")?;
-    ballast_audit::check_anchors(&verified.tree, &recorded.anchors).wrap_err("the log does not match the checkpoints it recorded; not exporting")?;
+    let mut notes = verified.check_own_records(&keyring).wrap_err("the log goes against what it records of itself; not exporting from it")?.checkpoints.notes;
     let reader = args.chain.connect().await?;
     let selection = Selection::from(&args.filter);
     let picked: Vec<Record> = verified
@@ -432,7 +429,6 @@ async fn export(args: Export) -> Result<()> {
         Some(r) => {
             let anchors = MemoryAnchors(r.anchors().await?.into_iter().collect());
             ballast_audit::check_anchors(&verified.tree, &anchors).wrap_err("the log does not match the chain")?;
-            let mut notes = recorded_notes(&verified.records)?;
             let covering = || anchors.0.keys().copied().filter(|&size| size >= last && size > 0);
             let target = args.chain.target()?.expect("connected, so named");
             let cp = match (covering().filter(|size| notes.contains_key(size)).next_back(), covering().next_back()) {
@@ -463,19 +459,6 @@ async fn export(args: Export) -> Result<()> {
         if m.checkpoint_anchored { "anchored on-chain" } else { "NOT anchored on-chain yet" }
     );
     Ok(())
-}
-
-/// The signed notes the log recorded with its checkpoints, by size, with
-/// the time of the record.
-fn recorded_notes(records: &[Record]) -> Result<std::collections::BTreeMap<u64, (String, Timestamp)>> {
-    let mut notes = std::collections::BTreeMap::new();
-    for r in records.iter().filter(|r| r.kind == ballast_audit::Kind::CheckpointAnchored) {
-        let body: ballast_audit::body::CheckpointAnchored = r.body_as()?;
-        if let Some(note) = body.note {
-            notes.insert(body.size, (note, r.time));
-        }
-    }
-    Ok(notes)
 }
 
 /// One row of the compliance report: one trade of one decision.
