@@ -153,8 +153,6 @@ pub fn write(
 #[derive(Debug, Clone)]
 pub struct CheckedBundle {
     pub manifest: BundleManifest,
-    /// The bundle's own `keys.json`.
-    pub keyring: KeyRing,
     pub records: Vec<Record>,
     /// The checkpoint of `checkpoint.note`, its signature checked.
     pub note: Option<Checkpoint>,
@@ -246,7 +244,7 @@ pub fn check(dir: &Path, trusted: Option<&KeyRing>) -> Result<CheckedBundle> {
         }
         None => None,
     };
-    Ok(CheckedBundle { manifest, keyring, records, note })
+    Ok(CheckedBundle { manifest, records, note })
 }
 
 #[cfg(test)]
