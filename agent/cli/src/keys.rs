@@ -29,15 +29,12 @@ pub struct RotateArgs {
     #[arg(long)]
     new_key: String,
     /// When the new key takes over (RFC 3339, rounded up to a whole second,
-    /// at least two seconds ahead); default: two seconds from now, or when
-    /// its registered window opens if that is later. The agent is down from
-    /// the rotation until then: the old key no longer starts it.
-    #[arg(long, value_parser = parse_timestamp)]
+    /// at least two seconds ahead); default: the first whole second two
+    /// seconds from now, or when its registered window opens if that is
+    /// later. The agent is down from the rotation until then: the old key
+    /// no longer starts it.
+    #[arg(long, value_parser = crate::audit::parse_timestamp)]
     valid_from: Option<Timestamp>,
-}
-
-fn parse_timestamp(s: &str) -> Result<Timestamp, String> {
-    Timestamp::parse(s).map_err(|e| format!("`{s}`: {e}"))
 }
 
 pub async fn run(command: KeysCommand) -> Result<()> {

@@ -811,9 +811,9 @@ impl Agent {
     }
 
     /// Hands the signing of audit records over to `new` from `valid_from`
-    /// (a whole second, at least two seconds ahead; default: the first
-    /// such second, or when the new key's registered window opens if that
-    /// is later): records a `key_rotation` signed by the key in use, and
+    /// (rounded up to a whole second, at least two seconds ahead; default:
+    /// the first such second, or when the new key's registered window
+    /// opens if that is later): records a `key_rotation` signed by the key in use, and
     /// makes it durable. The new key must already be registered in the
     /// `AuditRegistry` for that time (a key admin's `registerAgentKey`).
     /// From then on the old key never starts the agent, and the new key
@@ -838,14 +838,13 @@ impl Agent {
         // Whole seconds, as the registry's windows are: the old key's window
         // then ends exactly at the hand-over. Two seconds ahead at least, so
         // the rotation record (stamped when appended) comes before it.
-        let whole = |t: Timestamp| Timestamp::from_unix_nanos(t.unix_nanos().div_euclid(1_000_000_000) * 1_000_000_000 + if t.unix_nanos() % 1_000_000_000 == 0 { 0 } else { 1_000_000_000 });
-        let soon = whole(Timestamp::from_unix_nanos(Timestamp::now().unix_nanos() + 2_000_000_000).map_err(|e| Error::Log(e.to_string()))?)
-            .map_err(|e| Error::Log(e.to_string()))?;
-        let valid_from = match valid_from.or(trusted.validity.from).filter(|from| *from > soon) {
-            Some(from) => whole(from).map_err(|e| Error::Log(e.to_string()))?,
-            None if valid_from.is_some() => return Err(Error::NotReady(format!("the hand-over time {} is not two seconds ahead", valid_from.expect("given")))),
-            None => soon,
-        };
+        let up = |t: Timestamp| unix_seconds(t) + u64::from(t.unix_nanos() % 1_000_000_000 != 0);
+        let soon = unix_seconds(Timestamp::now()) + 3;
+        let valid_from = secs_to_timestamp(match valid_from {
+            Some(t) if up(t) < soon => return Err(Error::NotReady(format!("the hand-over time {t} is not two seconds ahead"))),
+            Some(t) => up(t),
+            None => trusted.validity.from.map_or(soon, |from| up(from).max(soon)),
+        })?;
         if !trusted.validity.contains(valid_from) {
             return Err(Error::NotReady(format!("the new key's registered window does not cover {valid_from}")));
         }
