@@ -2,8 +2,9 @@
 //! checkpoints are anchored in the deployed `AuditRegistry` verifies against
 //! the chain with the keys registered there; the index rebuilds and answers;
 //! a regulator's bundle exports with the agent's signed checkpoint note and
-//! verifies against the chain or trusted keys (not against nothing); a log rewritten and re-chained with the real key passes on its own
-//! but is caught against the anchored checkpoint; a tampered bundle fails.
+//! verifies against the chain or trusted keys (not against nothing); a log
+//! rewritten and re-chained with the real key passes on its own but is
+//! caught against the anchored checkpoint; a tampered bundle fails.
 
 use std::{
     path::{Path, PathBuf},

@@ -140,11 +140,7 @@ async fn a_tampered_log_is_caught_and_the_agent_refuses_it() {
     bytes[at] = if bytes[at] == b'1' { b'2' } else { b'1' };
     std::fs::write(&log, &bytes).unwrap();
 
-    let manifest = s.dir.path().join("manifest.json");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
-        .args(["audit", "verify", "--data-dir", s.data().to_str().unwrap(), "--manifest", manifest.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = s.audit(&["verify", "--manifest", &s.manifest()]);
     assert!(!out.status.success(), "verify must fail: {}", text(&out));
     assert!(text(&out).contains("record 0") || text(&out).contains("seq 0"), "names the record: {}", text(&out));
 
@@ -338,19 +334,12 @@ async fn the_audit_key_rotates_by_a_record_and_the_registry() {
     let after: Vec<_> = records.iter().filter(|r| r.seq > rotation.seq).collect();
     assert!(!after.is_empty() && after.iter().all(|r| r.key_id == new.key_id()), "records after the rotation are the new key's");
     s.check().await;
-    let manifest = s.dir.path().join("manifest.json");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
-        .args(["audit", "verify", "--data-dir", s.data().to_str().unwrap(), "--manifest", manifest.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = s.audit(&["verify", "--manifest", &s.manifest()]);
     assert!(out.status.success() && text(&out).contains("key rotations recorded: 1;"), "{}", text(&out));
 
     // The compliance report on the engine's real decisions: each trade with
     // the trigger and what fired it, its IPS and the checks it passed.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ballast"))
-        .args(["audit", "report", "--data-dir", s.data().to_str().unwrap(), "--format", "json"])
-        .output()
-        .unwrap();
+    let out = s.audit(&["report", "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out));
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
     let traded = records.iter().filter(|r| r.kind == Kind::Decision).map(|r| r.body["trades"].as_array().unwrap().len() + r.body["queued"].as_array().unwrap().len()).sum::<usize>();

@@ -53,6 +53,19 @@ impl Scenario {
         cmd.output().expect("ballast runs")
     }
 
+    /// The deployment manifest the agent's configuration names.
+    pub fn manifest(&self) -> String {
+        self.dir.path().join("manifest.json").to_str().unwrap().to_string()
+    }
+
+    /// `ballast audit <args> --data-dir <the agent's data>`: the audit
+    /// commands read no configuration.
+    pub fn audit(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ballast"));
+        cmd.arg("audit").args(args).args(["--data-dir", self.data().to_str().unwrap()]);
+        cmd.output().expect("ballast runs")
+    }
+
     /// `ballast run --cycles N`, with `env` added.
     pub fn run(&self, cycles: u64, env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ballast"));
