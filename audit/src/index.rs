@@ -240,6 +240,27 @@ pub struct Index {
     log: PathBuf,
 }
 
+/// Opens the sled database in `path`. sled locks the folder; the lock of a
+/// handle just dropped (its flusher thread ends shortly after) or briefly
+/// held by a child process being spawned is waited for, up to
+/// [`LOCK_WAIT`].
+fn open_db(path: &Path) -> std::result::Result<sled::Db, sled::Error> {
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(path) {
+            Err(sled::Error::Io(e)) if (e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock")) && started.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn opening_error(path: &Path, e: sled::Error) -> Error {
+    let locked = matches!(&e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock"));
+    index_error(format!("opening {}{}", path.display(), if locked { " (locked by another process?)" } else { "" }), e)
+}
+
 impl Index {
     /// Opens (or creates) the index in the directory `path`, over the log
     /// file `log`.
@@ -249,20 +270,30 @@ impl Index {
     /// being spawned is waited for, up to [`LOCK_WAIT`].
     pub fn open(path: impl AsRef<Path>, log: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let started = std::time::Instant::now();
-        let db = loop {
-            match sled::open(path) {
-                Ok(db) => break db,
-                Err(sled::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") => {
-                    if started.elapsed() >= LOCK_WAIT {
-                        return Err(index_error(format!("opening {} (locked by another process?)", path.display()), sled::Error::Io(e)));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(e) => return Err(index_error(format!("opening {}", path.display()), e)),
-            }
-        };
+        let db = open_db(path).map_err(|e| opening_error(path, e))?;
         Self::with_db(db, log.as_ref())
+    }
+
+    /// [`Index::open`], except that an index sled finds corrupt is moved
+    /// aside to `<path>.corrupt-<unix nanoseconds>` and a new, empty one is
+    /// opened in its place, which its owner then fills from the log (the
+    /// index is derived). sled 0.34 can leave a corrupt index after the
+    /// process is killed (spacejam/sled#1509, #1533; the agent's
+    /// random-kill test met one). Returns where the corrupt one went.
+    pub fn open_or_replace(path: impl AsRef<Path>, log: impl AsRef<Path>) -> Result<(Self, Option<PathBuf>)> {
+        let path = path.as_ref();
+        let opening = |e| opening_error(path, e);
+        match open_db(path) {
+            Ok(db) => Ok((Self::with_db(db, log.as_ref())?, None)),
+            Err(sled::Error::Corruption { .. }) => {
+                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+                let aside = PathBuf::from(format!("{}.corrupt-{nanos}", path.display()));
+                std::fs::rename(path, &aside).map_err(Error::io("moving aside", path))?;
+                let db = open_db(path).map_err(opening)?;
+                Ok((Self::with_db(db, log.as_ref())?, Some(aside)))
+            }
+            Err(e) => Err(opening(e)),
+        }
     }
 
     /// An index in memory only, over the log file `log`, for tests and
@@ -730,6 +761,40 @@ mod tests {
             chunked.apply_all(with_spans(r, s)).unwrap();
         }
         assert_eq!(chunked.dump().unwrap(), index.dump().unwrap());
+    }
+
+    #[test]
+    fn a_corrupt_index_is_moved_aside_and_replaced_by_an_empty_one() {
+        let (dir, log, recs, spans) = records(50);
+        let path = dir.path().join("index");
+        {
+            let index = Index::open(&path, &log).unwrap();
+            index.apply_all(with_spans(&recs, &spans)).unwrap();
+            index.flush().unwrap();
+        }
+        // sled's flusher thread outlives the handle briefly.
+        std::thread::sleep(LOCK_WAIT / 10);
+        // Every byte of sled's files after their first eight garbled.
+        for f in std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()) {
+            let mut bytes = std::fs::read(&f).unwrap();
+            for b in bytes.iter_mut().skip(8) {
+                *b ^= 0x5a;
+            }
+            std::fs::write(&f, bytes).unwrap();
+        }
+        assert!(matches!(Index::open(&path, &log), Err(Error::Index { .. })), "sled finds the damage");
+        let (index, aside) = Index::open_or_replace(&path, &log).unwrap();
+        let aside = aside.expect("moved aside");
+        assert!(aside.is_dir() && aside.to_string_lossy().contains("index.corrupt-"), "{}", aside.display());
+        assert_eq!(index.indexed().unwrap(), 0, "a new, empty index");
+        assert_eq!(index.apply_all(with_spans(&recs, &spans)).unwrap(), 50);
+        let rebuilt = Index::temporary(&log).unwrap();
+        rebuilt.apply_all(with_spans(&recs, &spans)).unwrap();
+        assert_eq!(index.dump().unwrap(), rebuilt.dump().unwrap());
+        drop(index);
+        // A sound index opens as it is.
+        let (index, aside) = Index::open_or_replace(&path, &log).unwrap();
+        assert_eq!((aside, index.indexed().unwrap()), (None, 50));
     }
 
     #[test]

@@ -325,7 +325,10 @@ fn keys_for(data: &DataDir, keys: &Option<PathBuf>) -> Result<KeyRing> {
 fn reindex(args: &Reindex) -> Result<()> {
     let keyring = keys_for(&args.data, &args.keys)?;
     let verified = read_log(&args.data.log(), &keyring).wrap_err("the log failed verification; not indexing it")?;
-    let index = Index::open(args.data.index(), args.data.log())?;
+    let (index, corrupt) = Index::open_or_replace(args.data.index(), args.data.log())?;
+    if let Some(aside) = corrupt {
+        eprintln!("reindex: the index was corrupt; moved aside to {}", aside.display());
+    }
     index.clear()?;
     let started = std::time::Instant::now();
     for (i, (chunk, spans)) in verified.records.chunks(10_000).zip(verified.spans.chunks(10_000)).enumerate() {

@@ -191,7 +191,10 @@ impl Agent {
         for record in &verified.records {
             book.apply(record)?;
         }
-        let index = Index::open(index_path(&data_dir), log_path(&data_dir))?;
+        let (index, corrupt) = Index::open_or_replace(index_path(&data_dir), log_path(&data_dir))?;
+        if let Some(aside) = corrupt {
+            tracing::warn!(target: "ballast::recover", saved = %aside.display(), "the index was corrupt: moved aside, rebuilding it from the log");
+        }
         let indexed = index.indexed()?;
         if indexed > verified.records.len() as u64 {
             return Err(Error::NotReady(format!(
