@@ -10,6 +10,10 @@
 //! Arguments: accounts (default 20,000) and runs (default 3). Each run
 //! prints its time; `ballast bench engine` is the benchmark of record.
 
+/// The `ballast` binary's allocator: instruction counts match its benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("a number"));
     let accounts = args.next().unwrap_or(20_000);

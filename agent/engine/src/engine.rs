@@ -396,11 +396,18 @@ struct Sleeve<'a> {
     delta: Decimal,
     /// Weight before any trade.
     before: Decimal,
+    /// What the members hold is worth: kept by `revalue` when they change.
+    worth: Decimal,
 }
 
 impl Sleeve<'_> {
     fn value(&self) -> Decimal {
-        self.members.iter().map(|m| m.held * m.price).sum()
+        self.worth
+    }
+
+    /// Values the members' holdings again, after a harvest changed them.
+    fn revalue(&mut self) {
+        self.worth = self.members.iter().map(|m| m.held * m.price).sum();
     }
 }
 
@@ -417,8 +424,18 @@ pub(crate) struct Frame<'a> {
     base: Decimal,
     halts: Vec<Halt>,
     excluded: &'a BTreeSet<&'a str>,
-    /// Each lot's asset, as a position in `Context::assets`.
-    lot_ix: Vec<usize>,
+    /// The lots' positions in `account.lots` by asset: those of the asset
+    /// at position `i` are `by_asset[starts[i]..starts[i + 1]]`, in order.
+    by_asset: Vec<u32>,
+    starts: Vec<u32>,
+}
+
+impl Frame<'_> {
+    /// The positions in `account.lots` of the lots of the asset at `ix`.
+    fn lots_of(&self, ix: usize) -> impl Iterator<Item = usize> + '_ {
+        let (from, to) = (self.starts[ix] as usize, self.starts[ix + 1] as usize);
+        self.by_asset[from..to].iter().map(|&i| i as usize)
+    }
 }
 
 fn member<'a>(ctx: &Context<'a>, held: &BTreeMap<&'a str, Decimal>, asset: &'a str) -> Member<'a> {
@@ -508,12 +525,19 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     let group_of = |asset: &str| group_of(ctx, asset);
     let mut sleeves: Vec<Sleeve> = Vec::with_capacity(plan.targets.len() + 2);
     let mut placed: BTreeSet<&str> = BTreeSet::new();
+    // Held assets outside the model, with their groups: they join the
+    // sleeve of their group's target, or form sleeves of their own.
+    let outside: Vec<(&str, Option<&str>)> = held
+        .iter()
+        .filter(|(h, q)| **q > Decimal::ZERO && !model.targets.contains_key(**h))
+        .map(|(h, _)| (*h, group_of(h)))
+        .collect();
     for &(asset, target, band) in &plan.targets {
         let mut members = vec![member(ctx, &held, asset)];
         placed.insert(asset);
         if let Some(group) = group_of(asset) {
-            for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !model.targets.contains_key(**h)) {
-                if group_of(h) == Some(group) && placed.insert(h) {
+            for &(h, of) in &outside {
+                if of == Some(group) && placed.insert(h) {
                     members.push(member(ctx, &held, h));
                 }
             }
@@ -529,10 +553,14 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
             sellable: true,
             delta: Decimal::ZERO,
             before: Decimal::ZERO,
+            worth: Decimal::ZERO,
         });
     }
     for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !placed.contains(**h)) {
-        sleeves.push(Sleeve { id: h, candidates: ctx.candidates(h), members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO });
+        sleeves.push(Sleeve { id: h, candidates: ctx.candidates(h), members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO });
+    }
+    for s in &mut sleeves {
+        s.revalue();
     }
     for s in &sleeves {
         for m in &s.members {
@@ -553,7 +581,21 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
         s.before = weight(s.value());
     }
     let base = (value - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
-    Ok(Ok(Frame { account, ips, model, held, sleeves, value, withdrawals, base, halts, excluded, lot_ix }))
+    // A counting sort of the lots by asset.
+    let mut starts = vec![0u32; ctx.assets.len() + 1];
+    for &ix in &lot_ix {
+        starts[ix + 1] += 1;
+    }
+    for i in 0..ctx.assets.len() {
+        starts[i + 1] += starts[i];
+    }
+    let mut next = starts.clone();
+    let mut by_asset = vec![0u32; lot_ix.len()];
+    for (i, &ix) in lot_ix.iter().enumerate() {
+        by_asset[next[ix] as usize] = i as u32;
+        next[ix] += 1;
+    }
+    Ok(Ok(Frame { account, ips, model, held, sleeves, value, withdrawals, base, halts, excluded, by_asset, starts }))
 }
 
 /// Decides one account on its own, noting in `consulted` every asset whose purchase it
@@ -676,11 +718,10 @@ pub(crate) fn decide_traced<'a>(
                 if m.halt.is_some() || m.held <= Decimal::ZERO || m.harvest_bought > Decimal::ZERO {
                     continue;
                 }
-                let losers: Vec<(usize, &crate::types::Lot)> = account
-                    .lots
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, l)| frame.lot_ix[*i] == m.ix && l.quantity > Decimal::ZERO)
+                let losers: Vec<(usize, &crate::types::Lot)> = frame
+                    .lots_of(m.ix)
+                    .map(|i| (i, &account.lots[i]))
+                    .filter(|(_, l)| l.quantity > Decimal::ZERO)
                     .filter(|(_, l)| {
                         let loss = (l.cost - m.price) * l.quantity;
                         loss > Decimal::ZERO && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
@@ -747,6 +788,7 @@ pub(crate) fn decide_traced<'a>(
                         }
                     }
                 }
+                sleeves[si].revalue();
             }
         }
     }
@@ -997,7 +1039,7 @@ fn finish<'a>(
     mut tax: TaxSummary,
     mut lot_left: Vec<Decimal>,
 ) -> Result<Decision> {
-    let Frame { account, ips, model, value, withdrawals, ref lot_ix, .. } = *frame;
+    let Frame { account, ips, model, value, withdrawals, .. } = *frame;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     let group_of = |asset: &str| group_of(ctx, asset);
@@ -1010,8 +1052,7 @@ fn finish<'a>(
                 t.lots.iter().filter_map(|u| account.lots.iter().find(|l| l.id == u.lot)).collect();
             t.lots = lots::take(&refs, t.quantity, t.price, ctx.today);
         } else {
-            let ix = ctx.assets.position(&t.asset);
-            let mine: Vec<usize> = (0..account.lots.len()).filter(|&i| Some(lot_ix[i]) == ix).collect();
+            let mine: Vec<usize> = ctx.assets.position(&t.asset).map_or_else(Vec::new, |ix| frame.lots_of(ix).collect());
             // Copies of the lots only when an earlier sale used part of them.
             let left: Option<Vec<crate::types::Lot>> = (!mine.iter().all(|&i| lot_left[i] == account.lots[i].quantity)).then(|| {
                 mine.iter()
@@ -1578,37 +1619,27 @@ fn scale(
 }
 
 /// Writes each trade's one-line rationale from the decision's drift: done
-/// once per final decision, not in every round a household takes.
+/// once per final decision, not in every round a household takes. The
+/// part that tells the sleeve's weight, target and band is written once per
+/// sleeve, however many trades it has.
 pub(crate) fn explain(ctx: &Context<'_>, d: &mut Decision) {
     let Decision { trades, queued, drift, .. } = d;
     let groups: Vec<Option<&str>> = drift.iter().map(|x| group_of(ctx, &x.asset)).collect();
+    let mut tails: Vec<Option<String>> = vec![None; drift.len()];
     for t in trades.iter_mut().chain(queued.iter_mut()) {
         let group = group_of(ctx, &t.asset);
-        let sleeve = drift.iter().zip(&groups).find(|(x, g)| x.asset == t.asset || (group.is_some() && group == **g)).map(|(x, _)| x);
-        let (w, target, band) = sleeve.map_or((Decimal::ZERO, Decimal::ZERO, Decimal::ZERO), |x| (x.before, x.target, x.band));
-        t.rationale = rationale(t, w, target, band);
+        let sleeve = drift.iter().zip(&groups).position(|(x, g)| x.asset == t.asset || (group.is_some() && group == *g));
+        let tail = match sleeve {
+            Some(i) => tails[i].get_or_insert_with(|| sleeve_text(drift[i].before, drift[i].target, drift[i].band)).as_str(),
+            None => &sleeve_text(Decimal::ZERO, Decimal::ZERO, Decimal::ZERO),
+        };
+        t.rationale = rationale(t, tail);
     }
 }
 
-fn rationale(t: &Trade, weight: Decimal, target: Decimal, band: Decimal) -> String {
-    let what = match t.reason {
-        Reason::Rebalance => "rebalance",
-        Reason::InvestInflow => "invest new cash",
-        Reason::RaiseCash => "raise cash for a withdrawal",
-        Reason::HarvestLoss => "harvest a tax loss",
-        Reason::HarvestReplace => "replace a harvested asset",
-        Reason::Excluded => "sell an excluded asset",
-    };
+/// A sleeve's weight, target and band, as a rationale ends.
+fn sleeve_text(weight: Decimal, target: Decimal, band: Decimal) -> String {
     text(&[
-        S(side_word(t.side)),
-        S(" "),
-        D(t.quantity),
-        S(" "),
-        S(&t.asset),
-        S(" at "),
-        D(t.price),
-        S(" to "),
-        S(what),
         S(": weight "),
         Fixed(weight * HUNDRED, 2),
         S(" % vs target "),
@@ -1617,6 +1648,19 @@ fn rationale(t: &Trade, weight: Decimal, target: Decimal, band: Decimal) -> Stri
         Fixed(band * HUNDRED, 2),
         S(" pp)"),
     ])
+}
+
+/// What a trade does and why, then its sleeve's `tail` (see `sleeve_text`).
+fn rationale(t: &Trade, tail: &str) -> String {
+    let what = match t.reason {
+        Reason::Rebalance => "rebalance",
+        Reason::InvestInflow => "invest new cash",
+        Reason::RaiseCash => "raise cash for a withdrawal",
+        Reason::HarvestLoss => "harvest a tax loss",
+        Reason::HarvestReplace => "replace a harvested asset",
+        Reason::Excluded => "sell an excluded asset",
+    };
+    text(&[S(side_word(t.side)), S(" "), D(t.quantity), S(" "), S(&t.asset), S(" at "), D(t.price), S(" to "), S(what), S(tail)])
 }
 
 fn ips_ref(ips: &Ips) -> IpsRef {
