@@ -43,8 +43,13 @@ pub(crate) struct Context<'a> {
     /// Market-wide pause of automatic trading, with the reason.
     pub pause: Option<String>,
     /// Per asset (by position), the assets that may fill its sleeve in
-    /// order of preference: itself, then its substitutes in id order.
-    pub substitutes: Vec<Vec<&'a str>>,
+    /// order of preference: itself, then its substitutes in id order (as
+    /// positions).
+    pub substitutes: Vec<Vec<usize>>,
+    /// Per asset (by position), the position of its quote in `prices`.
+    pub quoted: Vec<Option<usize>>,
+    /// Per asset (by position), its substitute group.
+    pub groups: Vec<Option<&'a str>>,
     /// Recent trades by household, read once (not once per household).
     pub recent: BTreeMap<&'a str, Vec<&'a crate::types::PastTrade>>,
     /// Per IPS id, what all its accounts share.
@@ -58,14 +63,19 @@ pub(crate) struct Context<'a> {
 #[derive(Debug)]
 pub(crate) struct Plan<'a> {
     pub excluded: BTreeSet<&'a str>,
-    /// Asset, target weight, band.
-    pub targets: Vec<(&'a str, Decimal, Decimal)>,
+    /// Asset, its position, target weight, band.
+    pub targets: Vec<(&'a str, usize, Decimal, Decimal)>,
+    /// Per asset (by position): whether the model targets it.
+    pub in_model: Vec<bool>,
+    /// Per asset (by position): why the IPS's restrictions forbid buying
+    /// it, if they do (the no-buy list, then exclusion, then the allowed list).
+    pub restricted: Vec<Option<Block<'static>>>,
     /// See [`shared_digest`].
     pub digest: [u8; 32],
 }
 
 impl<'a> Plan<'a> {
-    fn of(inputs: &Inputs, ips: &'a Ips, model: &'a Model) -> Self {
+    fn of(inputs: &Inputs, assets: &Keyed<'a, &'a Asset>, ips: &'a Ips, model: &'a Model) -> Self {
         let excluded: BTreeSet<&str> = ips.restrictions.excluded.iter().map(String::as_str).collect();
         let kept: Decimal = model.targets.iter().filter(|(a, _)| !excluded.contains(a.as_str())).map(|(_, w)| *w).sum();
         let invested: Decimal = model.targets.values().copied().sum();
@@ -75,10 +85,27 @@ impl<'a> Plan<'a> {
             .iter()
             .map(|(asset, weight)| {
                 let target = if excluded.contains(asset.as_str()) { Decimal::ZERO } else { *weight * scale };
-                (asset.as_str(), target, band_width(model, ips, asset, target))
+                let at = assets.position(asset).expect("models name known assets");
+                (asset.as_str(), at, target, band_width(model, ips, asset, target))
             })
             .collect();
-        Self { excluded, targets, digest: shared_digest(inputs, ips, model) }
+        let in_model = (0..assets.len()).map(|at| model.targets.contains_key(assets.key(at))).collect();
+        let r = &ips.restrictions;
+        let restricted = (0..assets.len())
+            .map(|at| {
+                let asset = assets.key(at);
+                if r.no_buy.iter().any(|a| a == asset) {
+                    Some(Block::NoBuy)
+                } else if excluded.contains(asset) {
+                    Some(Block::Excluded)
+                } else if r.allowed_only.as_ref().is_some_and(|a| !a.iter().any(|x| x == asset)) {
+                    Some(Block::NotAllowed)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        Self { excluded, targets, in_model, restricted, digest: shared_digest(inputs, ips, model) }
     }
 }
 
@@ -86,8 +113,21 @@ impl<'a> Context<'a> {
     /// The assets that may fill `asset`'s sleeve, in order of preference.
     /// Every sleeve's asset is known: models and lots are checked against
     /// the assets before any sleeve is made.
-    pub fn candidates(&'a self, asset: &str) -> &'a [&'a str] {
-        self.assets.position(asset).map_or(&[][..], |at| &self.substitutes[at])
+    pub fn candidates(&'a self, at: usize) -> &'a [usize] {
+        &self.substitutes[at]
+    }
+
+    /// The quote of the asset at position `at`, if it has one.
+    pub fn price_at(&self, at: usize) -> Option<&Priced> {
+        self.quoted[at].map(|q| self.prices.at(q))
+    }
+
+    /// Why the asset at position `at` may not trade, if it may not.
+    pub fn halt_at(&self, at: usize) -> Option<&str> {
+        match self.price_at(at) {
+            None => Some("no price"),
+            Some(p) => p.halt.as_deref(),
+        }
     }
 
     pub fn new(inputs: &'a Inputs) -> Result<Self> {
@@ -164,22 +204,21 @@ impl<'a> Context<'a> {
             && vix > max {
                 pause = Some(format!("volatility index {vix} above {max}"));
             }
-        let plans = ips.iter().map(|(id, i)| (*id, Plan::of(inputs, i, models[i.model.as_str()]))).collect();
         let mut recent: BTreeMap<&str, Vec<&crate::types::PastTrade>> = BTreeMap::new();
         for t in &inputs.recent_trades {
             recent.entry(t.household.as_str()).or_default().push(t);
         }
-        let substitutes = assets
-            .values()
+        let (assets, prices) = (Keyed::from_sorted(assets), Keyed::from_sorted(prices));
+        let groups: Vec<Option<&str>> = assets.values().map(|a| a.substitute_group.as_deref()).collect();
+        let substitutes = (0..assets.len())
             .map(|a| {
-                let group = a.substitute_group.as_deref();
-                std::iter::once(a.id.as_str())
-                    .chain(assets.values().filter(|b| group.is_some() && b.substitute_group.as_deref() == group && b.id != a.id).map(|b| b.id.as_str()))
-                    .collect()
+                let group = groups[a];
+                std::iter::once(a).chain((0..assets.len()).filter(|&b| group.is_some() && groups[b] == group && b != a)).collect()
             })
             .collect();
-        let (assets, prices) = (Keyed::from_sorted(assets), Keyed::from_sorted(prices));
-        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, substitutes, recent, plans })
+        let quoted = (0..assets.len()).map(|a| prices.position(assets.key(a))).collect();
+        let plans = ips.iter().map(|(id, i)| (*id, Plan::of(inputs, &assets, i, models[i.model.as_str()]))).collect();
+        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, substitutes, quoted, groups, recent, plans })
     }
 }
 
@@ -287,7 +326,7 @@ impl WashState {
 
 /// Why an asset may not be bought in an account.
 #[derive(Debug, Clone, Copy)]
-enum Block<'x> {
+pub(crate) enum Block<'x> {
     NoPrice,
     Halted(&'x str),
     NoBuy,
@@ -330,38 +369,34 @@ impl std::fmt::Display for Blocks<'_, '_> {
 /// What decides whether an account may buy an asset.
 struct Buyer<'x> {
     ctx: &'x Context<'x>,
-    restrictions: &'x crate::types::Restrictions,
-    excluded: &'x BTreeSet<&'x str>,
+    plan: &'x Plan<'x>,
     wash: &'x WashState,
     account: u64,
 }
 
 impl<'x> Buyer<'x> {
-    /// Why `asset` may not be bought, given what this decision harvested.
-    fn block(&self, asset: &str, harvested: &BTreeSet<&str>) -> Option<Block<'x>> {
-        let r = self.restrictions;
-        let Some(priced) = self.ctx.prices.get(asset) else { return Some(Block::NoPrice) };
+    /// Why the asset at position `at` may not be bought, given the assets
+    /// (by position) this decision harvested.
+    fn block(&self, at: usize, harvested: &[usize]) -> Option<Block<'x>> {
+        let Some(priced) = self.ctx.price_at(at) else { return Some(Block::NoPrice) };
         if let Some(h) = &priced.halt {
             return Some(Block::Halted(h));
         }
-        if r.no_buy.iter().any(|a| a == asset) {
-            return Some(Block::NoBuy);
+        if let Some(why) = self.plan.restricted[at] {
+            return Some(why);
         }
-        if self.excluded.contains(asset) {
-            return Some(Block::Excluded);
-        }
-        if r.allowed_only.as_ref().is_some_and(|a| !a.iter().any(|x| x == asset)) {
-            return Some(Block::NotAllowed);
-        }
-        if harvested.contains(asset) {
+        if harvested.contains(&at) {
             return Some(Block::Harvested { account: self.account, on: self.ctx.today });
         }
-        self.wash.loss_sold.get(asset).map(|why| Block::WashSale(why))
+        if self.wash.loss_sold.is_empty() {
+            return None;
+        }
+        self.wash.loss_sold.get(self.ctx.assets.key(at)).map(|why| Block::WashSale(why))
     }
 }
 
 /// One asset held (or buyable) inside a sleeve.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 struct Member<'a> {
     asset: &'a str,
     /// The asset's position in `Context::assets`.
@@ -370,7 +405,8 @@ struct Member<'a> {
     start: Decimal,
     held: Decimal,
     price: Decimal,
-    halt: Option<String>,
+    /// It may not trade (see `Context::halt_at` for why).
+    halted: bool,
     /// Of `held`, what this decision's harvest buys: not sold again by it.
     harvest_bought: Decimal,
 }
@@ -382,8 +418,8 @@ struct Member<'a> {
 #[derive(Debug, Clone)]
 struct Sleeve<'a> {
     id: &'a str,
-    /// The candidates that may fill it (see `Context::substitutes`).
-    candidates: &'a [&'a str],
+    /// The candidates that may fill it, as positions (see `Context::substitutes`).
+    candidates: &'a [usize],
     members: Vec<Member<'a>>,
     target: Decimal,
     band: Decimal,
@@ -416,14 +452,15 @@ pub(crate) struct Frame<'a> {
     account: &'a Account,
     ips: &'a Ips,
     model: &'a Model,
-    held: BTreeMap<&'a str, Decimal>,
+    plan: &'a Plan<'a>,
+    /// What the account holds of each asset, by position.
+    held: Vec<Decimal>,
     sleeves: Vec<Sleeve<'a>>,
     value: Decimal,
     withdrawals: Decimal,
     /// What the targets apply to: value less withdrawals and the cash buffer.
     base: Decimal,
     halts: Vec<Halt>,
-    excluded: &'a BTreeSet<&'a str>,
     /// The lots' positions in `account.lots` by asset: those of the asset
     /// at position `i` are `by_asset[starts[i]..starts[i + 1]]`, in order.
     by_asset: Vec<u32>,
@@ -438,19 +475,14 @@ impl Frame<'_> {
     }
 }
 
-fn member<'a>(ctx: &Context<'a>, held: &BTreeMap<&'a str, Decimal>, asset: &'a str) -> Member<'a> {
-    let priced = ctx.prices.get(asset);
-    let start = held.get(asset).copied().unwrap_or_default();
+fn member<'a>(ctx: &Context<'a>, held: &[Decimal], ix: usize) -> Member<'a> {
     Member {
-        asset,
-        ix: ctx.assets.position(asset).unwrap_or(usize::MAX),
-        held: start,
-        start,
-        price: priced.map_or(Decimal::ZERO, |p| p.price),
-        halt: match priced {
-            None => Some("no price".into()),
-            Some(p) => p.halt.clone(),
-        },
+        asset: ctx.assets.key(ix),
+        ix,
+        held: held[ix],
+        start: held[ix],
+        price: ctx.price_at(ix).map_or(Decimal::ZERO, |p| p.price),
+        halted: ctx.halt_at(ix).is_some(),
         harvest_bought: Decimal::ZERO,
     }
 }
@@ -487,8 +519,8 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     let plan = &ctx.plans[account.ips.as_str()];
     let mut halts: Vec<Halt> = Vec::new();
 
-    // Quantities by asset position: one look-up per lot, then a map in id order.
-    let mut by_asset: Vec<Option<(&str, Decimal)>> = vec![None; ctx.assets.len()];
+    // Quantities by asset position: one look-up per lot.
+    let mut held = vec![Decimal::ZERO; ctx.assets.len()];
     let mut lot_ix = Vec::with_capacity(account.lots.len());
     // Lots of one asset usually follow each other: the last one's position
     // is checked first.
@@ -505,14 +537,13 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
         if lot.quantity < Decimal::ZERO {
             return Err(Error::Invalid { what: format!("lot {} of account {}", lot.id, account.id), field: "quantity", value: lot.quantity.to_string() });
         }
-        by_asset[ix].get_or_insert((lot.asset.as_str(), Decimal::ZERO)).1 += lot.quantity;
+        held[ix] += lot.quantity;
         lot_ix.push(ix);
     }
-    let held: BTreeMap<&str, Decimal> = by_asset.into_iter().flatten().collect();
-    for (asset, q) in &held {
-        if *q > Decimal::ZERO && !ctx.prices.contains_key(asset) {
+    for (ix, q) in held.iter().enumerate() {
+        if *q > Decimal::ZERO && ctx.quoted[ix].is_none() {
             // Without a price the account cannot be valued: decide nothing.
-            halts.push(Halt { asset: asset.to_string(), reason: "no price".into() });
+            halts.push(Halt { asset: ctx.assets.key(ix).to_string(), reason: "no price".into() });
             return Ok(Err(halted(ctx, account, ips, model, halts)));
         }
     }
@@ -522,29 +553,25 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
 
     // Sleeves: the plan's targets, then held assets outside the model.
     let excluded = &plan.excluded;
-    let group_of = |asset: &str| group_of(ctx, asset);
     let mut sleeves: Vec<Sleeve> = Vec::with_capacity(plan.targets.len() + 2);
-    let mut placed: BTreeSet<&str> = BTreeSet::new();
-    // Held assets outside the model, with their groups: they join the
-    // sleeve of their group's target, or form sleeves of their own.
-    let outside: Vec<(&str, Option<&str>)> = held
-        .iter()
-        .filter(|(h, q)| **q > Decimal::ZERO && !model.targets.contains_key(**h))
-        .map(|(h, _)| (*h, group_of(h)))
-        .collect();
-    for &(asset, target, band) in &plan.targets {
-        let mut members = vec![member(ctx, &held, asset)];
-        placed.insert(asset);
-        if let Some(group) = group_of(asset) {
-            for &(h, of) in &outside {
-                if of == Some(group) && placed.insert(h) {
+    let mut placed = vec![false; ctx.assets.len()];
+    // Held assets outside the model: they join the sleeve of their group's
+    // target, or form sleeves of their own.
+    let outside: Vec<usize> = (0..held.len()).filter(|&h| held[h] > Decimal::ZERO && !plan.in_model[h]).collect();
+    for &(asset, at, target, band) in &plan.targets {
+        let mut members = vec![member(ctx, &held, at)];
+        placed[at] = true;
+        if let Some(group) = ctx.groups[at] {
+            for &h in &outside {
+                if ctx.groups[h] == Some(group) && !placed[h] {
+                    placed[h] = true;
                     members.push(member(ctx, &held, h));
                 }
             }
         }
         sleeves.push(Sleeve {
             id: asset,
-            candidates: ctx.candidates(asset),
+            candidates: ctx.candidates(at),
             members,
             target,
             band,
@@ -556,17 +583,18 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
             worth: Decimal::ZERO,
         });
     }
-    for (h, _) in held.iter().filter(|(h, q)| **q > Decimal::ZERO && !placed.contains(**h)) {
-        sleeves.push(Sleeve { id: h, candidates: ctx.candidates(h), members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, h, Decimal::ZERO), excluded: excluded.contains(h), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO });
+    for h in (0..held.len()).filter(|&h| held[h] > Decimal::ZERO && !placed[h]) {
+        let id = ctx.assets.key(h);
+        sleeves.push(Sleeve { id, candidates: ctx.candidates(h), members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, id, Decimal::ZERO), excluded: excluded.contains(id), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO });
     }
     for s in &mut sleeves {
         s.revalue();
     }
     for s in &sleeves {
         for m in &s.members {
-            if let Some(reason) = &m.halt
+            if let Some(reason) = ctx.halt_at(m.ix)
                 && (m.held > Decimal::ZERO || m.asset == s.id) {
-                    halts.push(Halt { asset: m.asset.to_string(), reason: reason.clone() });
+                    halts.push(Halt { asset: m.asset.to_string(), reason: reason.to_string() });
                 }
         }
     }
@@ -595,7 +623,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
         by_asset[next[ix] as usize] = i as u32;
         next[ix] += 1;
     }
-    Ok(Ok(Frame { account, ips, model, held, sleeves, value, withdrawals, base, halts, excluded, by_asset, starts }))
+    Ok(Ok(Frame { account, ips, model, plan, held, sleeves, value, withdrawals, base, halts, by_asset, starts }))
 }
 
 /// Decides one account on its own, noting in `consulted` every asset whose purchase it
@@ -605,7 +633,7 @@ pub(crate) fn decide_traced<'a>(
     ctx: &Context<'a>,
     prepared: &Prepared<'a>,
     wash: &WashState,
-    consulted: &std::cell::RefCell<BTreeSet<String>>,
+    consulted: &std::cell::RefCell<Vec<bool>>,
 ) -> Result<Decision> {
     let frame = match prepared {
         Ok(frame) => frame,
@@ -620,35 +648,29 @@ pub(crate) fn decide_traced<'a>(
     let value = frame.value;
     let base = frame.base;
     let withdrawals = frame.withdrawals;
-    let excluded = frame.excluded;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     // The sleeves change as the decision sizes its trades; the frame does not.
     let mut sleeves = frame.sleeves.clone();
     let held = &frame.held;
 
-    // Why an asset may not be bought here, if it may not.
-    let mut harvested: BTreeSet<&str> = BTreeSet::new();
+    // The assets (by position) this decision harvests.
+    let mut harvested: Vec<usize> = Vec::new();
     // Whether an asset may be bought is noted as consulted where the answer
     // shapes the decision (a purchase, a harvest's substitute, a band breach
     // counted as actionable, whether a sleeve to be bought or to take
     // invested cash may be bought at all); the household re-decides only
     // those accounts when a wash-sale block on the asset changes.
-    let note = |asset: &str| {
-        if !consulted.borrow().contains(asset) {
-            consulted.borrow_mut().insert(asset.to_string());
-        }
-    };
-    let buyer = Buyer { ctx, restrictions: r, excluded, wash, account: account.id };
-    // The assets that may fill a sleeve, in order of preference.
-    let candidates = |s: &Sleeve<'a>| -> &'a [&'a str] { s.candidates };
+    let note = |at: usize| consulted.borrow_mut()[at] = true;
+    let buyer = Buyer { ctx, plan: frame.plan, wash, account: account.id };
+    // The assets (by position) that may fill a sleeve, in order of preference.
+    let candidates = |s: &Sleeve<'a>| -> &'a [usize] { s.candidates };
 
     // Triggers.
     let mut triggers = Vec::with_capacity(4);
     // A sleeve out of band counts only if something can be done about it:
     // an underweight one needs something buyable, an overweight one
     // something sellable.
-    let no_harvest = BTreeSet::new();
     let mut out_of_band: Vec<String> = Vec::with_capacity(sleeves.len());
     for s in &sleeves {
         let drift = s.before - s.target;
@@ -656,12 +678,12 @@ pub(crate) fn decide_traced<'a>(
             continue;
         }
         let actionable = if drift < Decimal::ZERO {
-            candidates(s).iter().any(|c| {
+            candidates(s).iter().any(|&c| {
                 note(c);
-                buyer.block(c, &no_harvest).is_none()
+                buyer.block(c, &[]).is_none()
             })
         } else {
-            s.members.iter().any(|m| m.held > Decimal::ZERO && m.halt.is_none() && !r.no_sell.iter().any(|a| a == m.asset))
+            s.members.iter().any(|m| m.held > Decimal::ZERO && !m.halted && !r.no_sell.iter().any(|a| a == m.asset))
         };
         let line = text(&[S(s.id), S(" "), Signed(drift * HUNDRED, 2), S(" pp (band ±"), Fixed(s.band * HUNDRED, 2), S(")")]);
         if actionable {
@@ -714,8 +736,8 @@ pub(crate) fn decide_traced<'a>(
         #[allow(clippy::needless_range_loop)]
         for si in 0..sleeves.len() {
             for mi in 0..sleeves[si].members.len() {
-                let m = sleeves[si].members[mi].clone();
-                if m.halt.is_some() || m.held <= Decimal::ZERO || m.harvest_bought > Decimal::ZERO {
+                let m = sleeves[si].members[mi];
+                if m.halted || m.held <= Decimal::ZERO || m.harvest_bought > Decimal::ZERO {
                     continue;
                 }
                 let losers: Vec<(usize, &crate::types::Lot)> = frame
@@ -740,18 +762,19 @@ pub(crate) fn decide_traced<'a>(
                     checks.push(Check { name, passed: false, detail: format!("skipped: {} is on the IPS no-sell list", m.asset) });
                     continue;
                 }
-                let substitute = candidates(&sleeves[si]).iter().copied().filter(|c| *c != m.asset).find(|c| {
+                let substitute = candidates(&sleeves[si]).iter().copied().filter(|&c| c != m.ix).find(|&c| {
                     note(c);
                     buyer.block(c, &harvested).is_none()
                 });
-                let Some(substitute) = substitute else {
+                let Some(sub_at) = substitute else {
                     checks.push(Check { name, passed: false, detail: format!("skipped: no substitute of {} may be bought", m.asset) });
                     continue;
                 };
                 let quantity: Decimal = losers.iter().map(|(_, l)| l.quantity).sum();
                 let proceeds = quantity * m.price;
-                let s_price = ctx.prices[substitute].price;
-                let s_quantity = round_down(proceeds / s_price, ctx.assets[substitute].quantum);
+                let substitute = ctx.assets.key(sub_at);
+                let s_price = ctx.price_at(sub_at).map_or(Decimal::ZERO, |p| p.price);
+                let s_quantity = round_down(proceeds / s_price, ctx.assets.at(sub_at).quantum);
                 let used: Vec<LotUse> = losers
                     .iter()
                     .map(|(_, l)| LotUse { lot: l.id.clone(), quantity: l.quantity, gain: (m.price - l.cost) * l.quantity, term: lots::term(l.acquired, ctx.today) })
@@ -763,7 +786,7 @@ pub(crate) fn decide_traced<'a>(
                 triggers.push(Trigger { kind: TriggerKind::Harvest, detail: text(&[S(m.asset), S(" lots at a loss of "), D(loss)]) });
                 let detail = text(&[S("sell "), D(quantity), S(" "), S(m.asset), S(" (loss "), D(loss), S("), buy "), D(s_quantity), S(" "), S(substitute)]);
                 checks.push(Check { name, passed: true, detail });
-                harvested.insert(m.asset);
+                harvested.push(m.ix);
                 trades.push(Trade {
                     asset: m.asset.to_string(), side: Side::Sell, quantity, price: m.price, value: proceeds, lots: used,
                     estimated_tax, reason: Reason::HarvestLoss, rationale: String::new(),
@@ -775,13 +798,13 @@ pub(crate) fn decide_traced<'a>(
                         asset: substitute.to_string(), side: Side::Buy, quantity: s_quantity, price: s_price, value: s_quantity * s_price,
                         lots: Vec::new(), estimated_tax: Decimal::ZERO, reason: Reason::HarvestReplace, rationale: String::new(),
                     });
-                    match sleeves[si].members.iter_mut().find(|x| x.asset == substitute) {
+                    match sleeves[si].members.iter_mut().find(|x| x.ix == sub_at) {
                         Some(x) => {
                             x.held += s_quantity;
                             x.harvest_bought += s_quantity;
                         }
                         None => {
-                            let mut x = member(ctx, &held, substitute);
+                            let mut x = member(ctx, held, sub_at);
                             x.held += s_quantity;
                             x.harvest_bought += s_quantity;
                             sleeves[si].members.push(x);
@@ -836,15 +859,15 @@ pub(crate) fn decide_traced<'a>(
     // A sleeve nothing of which may be bought (restrictions, halts, wash
     // sales) is left as it is, and no cash is planned for it.
     // Candidates looked at to tell whether a sleeve may be bought, by sleeve.
-    let mut looked: Vec<(usize, &str)> = Vec::new();
+    let mut looked: Vec<(usize, usize)> = Vec::new();
     for (si, s) in sleeves.iter_mut().enumerate() {
         let mut blocked = Vec::new();
         let from = looked.len();
-        s.buyable = candidates(s).iter().any(|c| {
-            looked.push((si, *c));
+        s.buyable = candidates(s).iter().any(|&c| {
+            looked.push((si, c));
             match buyer.block(c, &harvested) {
                 Some(why) => {
-                    blocked.push((*c, why));
+                    blocked.push((ctx.assets.key(c), why));
                     false
                 }
                 None => true,
@@ -852,7 +875,7 @@ pub(crate) fn decide_traced<'a>(
         });
         // What was looked at shapes a purchase here: noted, as for any purchase.
         if s.delta > Decimal::ZERO {
-            looked[from..].iter().for_each(|(_, c)| note(c));
+            looked[from..].iter().for_each(|&(_, c)| note(c));
         }
         if !s.buyable && s.delta > Decimal::ZERO {
             checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
@@ -863,7 +886,7 @@ pub(crate) fn decide_traced<'a>(
             .members
             .iter()
             .filter(|m| m.held > m.harvest_bought)
-            .filter_map(|m| match (&m.halt, r.no_sell.iter().any(|a| a == m.asset)) {
+            .filter_map(|m| match (ctx.halt_at(m.ix).filter(|_| m.halted), r.no_sell.iter().any(|a| a == m.asset)) {
                 (Some(h), _) => Some(format!("{}: halted: {h}", m.asset)),
                 (None, true) => Some(format!("{}: on the IPS no-sell list", m.asset)),
                 (None, false) => None,
@@ -885,7 +908,7 @@ pub(crate) fn decide_traced<'a>(
         if surplus > Decimal::ZERO {
             // Which of the sleeves below target may be bought decides where
             // the surplus goes (`invest_surplus` looks at no other).
-            looked.iter().filter(|(si, _)| below_target(&sleeves[*si], base).is_some()).for_each(|(_, c)| note(c));
+            looked.iter().filter(|(si, _)| below_target(&sleeves[*si], base).is_some()).for_each(|&(_, c)| note(c));
             invest_surplus(&mut sleeves, surplus, base);
         } else if surplus < Decimal::ZERO {
             raise_cash(&mut sleeves, -surplus, base);
@@ -896,11 +919,11 @@ pub(crate) fn decide_traced<'a>(
     for s in &sleeves {
         if s.delta > Decimal::ZERO {
             let mut blocked = Vec::new();
-            let Some(asset) = candidates(s).iter().copied().find(|c| {
+            let Some(at) = candidates(s).iter().copied().find(|&c| {
                 note(c);
                 match buyer.block(c, &harvested) {
                     Some(why) => {
-                        blocked.push((*c, why));
+                        blocked.push((ctx.assets.key(c), why));
                         false
                     }
                     None => true,
@@ -909,11 +932,12 @@ pub(crate) fn decide_traced<'a>(
                 checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
                 continue;
             };
+            let asset = ctx.assets.key(at);
             if !blocked.is_empty() {
                 checks.push(Check { name: ["buy:", s.id].concat(), passed: true, detail: format!("buying {asset} instead: {}", Blocks(&blocked)) });
             }
-            let price = ctx.prices[asset].price;
-            let quantity = round_down(s.delta / price, ctx.assets[asset].quantum);
+            let price = ctx.price_at(at).map_or(Decimal::ZERO, |p| p.price);
+            let quantity = round_down(s.delta / price, ctx.assets.at(at).quantum);
             push_trade(&mut trades, &mut checks, ips, asset, Side::Buy, quantity, price, reason_for(s, Side::Buy, acted_on));
         } else if s.delta < Decimal::ZERO {
             let mut need = -s.delta;
@@ -939,8 +963,8 @@ pub(crate) fn decide_traced<'a>(
                 if need <= Decimal::ZERO {
                     break;
                 }
-                if let Some(why) = &m.halt {
-                    checks.push(Check { name: format!("halted:{}", m.asset), passed: false, detail: why.clone() });
+                if let Some(why) = ctx.halt_at(m.ix).filter(|_| m.halted) {
+                    checks.push(Check { name: format!("halted:{}", m.asset), passed: false, detail: why.to_string() });
                     continue;
                 }
                 if r.no_sell.iter().any(|a| a == m.asset) {
@@ -951,7 +975,7 @@ pub(crate) fn decide_traced<'a>(
                     continue;
                 }
                 let sellable = m.held - m.harvest_bought;
-                let want = round_down(need / m.price, ctx.assets[m.asset].quantum);
+                let want = round_down(need / m.price, ctx.assets.at(m.ix).quantum);
                 // Selling nearly everything sells everything, dust included.
                 let quantity = if s.target == Decimal::ZERO || want >= sellable { sellable } else { want };
                 need -= quantity * m.price;
@@ -1228,7 +1252,7 @@ pub(crate) fn decide_pooled<'a>(
     ctx: &Context<'a>,
     accounts: &[&'a Account],
     wash: &WashState,
-    consulted: &std::cell::RefCell<BTreeSet<String>>,
+    consulted: &std::cell::RefCell<Vec<bool>>,
 ) -> Result<Vec<Decision>> {
     let first = accounts.first().ok_or_else(|| Error::Internal("an empty household pool".into()))?;
     let all = |f: &dyn Fn(&Account) -> bool| accounts.iter().all(|a| f(a));
@@ -1367,7 +1391,9 @@ pub(crate) fn decide_pooled<'a>(
             let ips = ctx.ips[accounts[i].ips.as_str()];
             let r = &ips.restrictions;
             let allowed = |a: &str| {
-                consulted.borrow_mut().insert(a.to_string());
+                if let Some(at) = ctx.assets.position(a) {
+                    consulted.borrow_mut()[at] = true;
+                }
                 !wash.loss_sold.contains_key(a)
                     && !r.no_buy.iter().any(|x| x == a)
                     && !r.excluded.iter().any(|x| x == a)
@@ -1548,7 +1574,7 @@ fn invest_surplus(sleeves: &mut [Sleeve<'_>], mut surplus: Decimal, base: Decima
 /// their targets (that only reduces drift), then by dropping planned buys,
 /// then by selling everything pro rata.
 fn raise_cash(sleeves: &mut [Sleeve<'_>], mut need: Decimal, base: Decimal) {
-    let sellable = |s: &Sleeve<'_>| s.sellable && s.members.iter().any(|m| m.halt.is_none() && m.held > Decimal::ZERO);
+    let sellable = |s: &Sleeve<'_>| s.sellable && s.members.iter().any(|m| !m.halted && m.held > Decimal::ZERO);
     let mut over: Vec<(usize, Decimal)> = sleeves
         .iter()
         .enumerate()

@@ -58,12 +58,18 @@ impl<'a, V> Keyed<'a, V> {
         self.position(key).map(|at| &self.values[at])
     }
 
-    pub fn len(&self) -> usize {
-        self.keys.len()
+    /// The key at position `at` in key order.
+    pub fn key(&self, at: usize) -> &'a str {
+        self.keys[at]
     }
 
-    pub fn contains_key(&self, key: &str) -> bool {
-        self.position(key).is_some()
+    /// The value at position `at` in key order.
+    pub fn at(&self, at: usize) -> &V {
+        &self.values[at]
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
     }
 
     /// Values in key order.
@@ -96,9 +102,11 @@ mod tests {
             let keyed = Keyed::from_sorted(model.iter().map(|(k, v)| (*k, *v)));
             for k in keys.iter().chain(&probes) {
                 prop_assert_eq!(keyed.get(k), model.get(k.as_str()));
-                prop_assert_eq!(keyed.contains_key(k), model.contains_key(k.as_str()));
             }
             prop_assert!(keyed.values().eq(model.values()));
+            for (at, (k, v)) in model.iter().enumerate() {
+                prop_assert_eq!((keyed.key(at), keyed.at(at), keyed.position(k)), (*k, v, Some(at)));
+            }
         }
     }
 }

@@ -182,8 +182,8 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     #[derive(Clone)]
     struct Decided {
         decisions: Vec<Decision>,
-        /// The assets whose blocks they looked at.
-        consulted: BTreeSet<String>,
+        /// The assets (by position) whose blocks they looked at.
+        consulted: Vec<bool>,
         /// The wash-sale state they read.
         seen: std::rc::Rc<engine::WashState>,
         /// The assets they sell at a loss in a taxable account.
@@ -217,10 +217,10 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     // another, so it gets no such exemption.
     let stale = |slot: &Option<Decided>, wash: &engine::WashState| match slot {
         None => true,
-        Some(d) => d
-            .consulted
-            .iter()
-            .any(|a| !(d.alone && d.sold.contains(a)) && d.seen.loss_sold.get(a) != wash.loss_sold.get(a)),
+        Some(d) => d.consulted.iter().enumerate().filter(|(_, looked)| **looked).any(|(at, _)| {
+            let a = ctx.assets.key(at);
+            !(d.alone && d.sold.contains(a)) && d.seen.loss_sold.get(a) != wash.loss_sold.get(a)
+        }),
     };
     for round in 0..=8 * ctx.assets.len() + 4 {
         let mut wash = blocked(&added);
@@ -228,7 +228,7 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
             if !stale(slot, &wash) {
                 continue;
             }
-            let consulted = std::cell::RefCell::new(BTreeSet::new());
+            let consulted = std::cell::RefCell::new(vec![false; ctx.assets.len()]);
             let decisions = if let Some(prepared) = prepared {
                 vec![engine::decide_traced(ctx, prepared, &wash, &consulted)?]
             } else {
