@@ -54,6 +54,9 @@ pub(crate) struct Context<'a> {
     pub recent: BTreeMap<&'a str, Vec<&'a crate::types::PastTrade>>,
     /// Per IPS id, what all its accounts share.
     pub plans: BTreeMap<&'a str, Plan<'a>>,
+    /// The plans' targets and bands in percent as decisions print them
+    /// (`{:.2}` of 100 times the weight), by the weight's representation.
+    pub percents: Vec<([u8; 16], String)>,
 }
 
 /// What every account under one IPS shares, made once per run: the assets
@@ -109,7 +112,21 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// A weight in percent as decisions print it: `{:.2}` of 100 times it.
+fn percent(weight: Decimal) -> String {
+    text(&[Fixed(weight * HUNDRED, 2)])
+}
+
 impl<'a> Context<'a> {
+    /// [`percent`] of a weight, written once per run for the plans' targets and bands.
+    fn percent(&self, weight: Decimal) -> std::borrow::Cow<'_, str> {
+        let key = weight.serialize();
+        match self.percents.iter().find(|(k, _)| *k == key) {
+            Some((_, text)) => std::borrow::Cow::Borrowed(text),
+            None => std::borrow::Cow::Owned(percent(weight)),
+        }
+    }
+
     /// The assets that may fill `asset`'s sleeve, in order of preference.
     /// Every sleeve's asset is known: models and lots are checked against
     /// the assets before any sleeve is made.
@@ -217,8 +234,16 @@ impl<'a> Context<'a> {
             })
             .collect();
         let quoted = (0..assets.len()).map(|a| prices.position(assets.key(a))).collect();
-        let plans = ips.iter().map(|(id, i)| (*id, Plan::of(inputs, &assets, i, models[i.model.as_str()]))).collect();
-        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, substitutes, quoted, groups, recent, plans })
+        let plans: BTreeMap<&str, Plan> = ips.iter().map(|(id, i)| (*id, Plan::of(inputs, &assets, i, models[i.model.as_str()]))).collect();
+        let mut percents: Vec<([u8; 16], String)> = Vec::new();
+        for &(_, _, target, band) in plans.values().flat_map(|p| &p.targets) {
+            for w in [target, band] {
+                if !percents.iter().any(|(key, _)| *key == w.serialize()) {
+                    percents.push((w.serialize(), percent(w)));
+                }
+            }
+        }
+        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, substitutes, quoted, groups, recent, plans, percents })
     }
 }
 
@@ -685,7 +710,7 @@ pub(crate) fn decide_traced<'a>(
         } else {
             s.members.iter().any(|m| m.held > Decimal::ZERO && !m.halted && !r.no_sell.iter().any(|a| a == m.asset))
         };
-        let line = text(&[S(s.id), S(" "), Signed(drift * HUNDRED, 2), S(" pp (band ±"), Fixed(s.band * HUNDRED, 2), S(")")]);
+        let line = text(&[S(s.id), S(" "), Signed(drift * HUNDRED, 2), S(" pp (band ±"), S(&ctx.percent(s.band)), S(")")]);
         if actionable {
             out_of_band.push(line);
         } else {
@@ -1656,22 +1681,22 @@ pub(crate) fn explain(ctx: &Context<'_>, d: &mut Decision) {
         let group = group_of(ctx, &t.asset);
         let sleeve = drift.iter().zip(&groups).position(|(x, g)| x.asset == t.asset || (group.is_some() && group == *g));
         let tail = match sleeve {
-            Some(i) => tails[i].get_or_insert_with(|| sleeve_text(drift[i].before, drift[i].target, drift[i].band)).as_str(),
-            None => &sleeve_text(Decimal::ZERO, Decimal::ZERO, Decimal::ZERO),
+            Some(i) => tails[i].get_or_insert_with(|| sleeve_text(ctx, drift[i].before, drift[i].target, drift[i].band)).as_str(),
+            None => &sleeve_text(ctx, Decimal::ZERO, Decimal::ZERO, Decimal::ZERO),
         };
         t.rationale = rationale(t, tail);
     }
 }
 
 /// A sleeve's weight, target and band, as a rationale ends.
-fn sleeve_text(weight: Decimal, target: Decimal, band: Decimal) -> String {
+fn sleeve_text(ctx: &Context<'_>, weight: Decimal, target: Decimal, band: Decimal) -> String {
     text(&[
         S(": weight "),
         Fixed(weight * HUNDRED, 2),
         S(" % vs target "),
-        Fixed(target * HUNDRED, 2),
+        S(&ctx.percent(target)),
         S(" % (band ±"),
-        Fixed(band * HUNDRED, 2),
+        S(&ctx.percent(band)),
         S(" pp)"),
     ])
 }

@@ -30,10 +30,10 @@ fn digits_u64(mut n: u64, out: &mut [u8], mut end: usize) -> usize {
     }
 }
 
-/// The text of `d` without its sign, as `rust_decimal` writes it to
-/// `precision` places (its own scale without one), into `text`; returns
-/// the length, and how many zeros follow past rust_decimal's 28 places.
-fn unsigned_text(d: Decimal, precision: Option<usize>, text: &mut [u8; 64]) -> (usize, usize) {
+/// Appends the text of `d` without its sign, as `rust_decimal` writes it
+/// to `precision` places (its own scale without one), to `out`; returns
+/// how many zeros follow past rust_decimal's 28 places.
+fn unsigned_text(d: Decimal, precision: Option<usize>, out: &mut Vec<u8>) -> usize {
     const TEN_19: u128 = 10_000_000_000_000_000_000;
     // The mantissa has at most 29 digits; a scale at most 28.
     let mut scale = d.scale() as usize;
@@ -65,40 +65,37 @@ fn unsigned_text(d: Decimal, precision: Option<usize>, text: &mut [u8; 64]) -> (
     // As `rust_decimal`: at least `scale` digits (leading zeros), the
     // whole part, then the fraction cut (not rounded) or padded to the
     // precision; "0" before a point with no whole part, and for nothing.
-    let len = digits.len().max(scale);
-    let whole = len - scale;
     let wanted = precision.unwrap_or(scale);
-    let digit = |i: usize| if i < len - digits.len() { b'0' } else { digits[i - (len - digits.len())] };
-    let mut n = 0;
     let fraction = wanted.min(MAX_SCALE);
-    for i in 0..whole + fraction {
-        if i == whole {
-            if i == 0 {
-                text[n] = b'0';
-                n += 1;
-            }
-            text[n] = b'.';
-            n += 1;
+    if digits.len() > scale {
+        // A whole part: the digits before the point.
+        let whole = digits.len() - scale;
+        out.extend_from_slice(&digits[..whole]);
+        if fraction > 0 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[whole..]);
         }
-        text[n] = if i >= len { b'0' } else { digit(i) };
-        n += 1;
+    } else {
+        out.push(b'0');
+        if fraction > 0 {
+            out.push(b'.');
+            out.resize(out.len() + scale - digits.len(), b'0');
+            out.extend_from_slice(digits);
+        }
     }
-    if n == 0 {
-        text[n] = b'0';
-        n += 1;
+    // The fraction shows `scale` digits so far; the precision may want more.
+    if fraction > scale {
+        out.resize(out.len() + fraction - scale, b'0');
     }
-    (n, wanted - fraction)
+    wanted - fraction
 }
 
 impl fmt::Display for Num {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = [0u8; 64];
-        let (n, zeros) = unsigned_text(self.0, f.precision(), &mut text);
-        let text = std::str::from_utf8(&text[..n]).map_err(|_| fmt::Error)?;
-        if zeros > 0 {
-            let padded = [text, "0".repeat(zeros).as_str()].concat();
-            return f.pad_integral(!self.0.is_sign_negative(), "", &padded);
-        }
+        let mut text = Vec::with_capacity(48);
+        let zeros = unsigned_text(self.0, f.precision(), &mut text);
+        text.resize(text.len() + zeros, b'0');
+        let text = std::str::from_utf8(&text).map_err(|_| fmt::Error)?;
         f.pad_integral(!self.0.is_sign_negative(), "", text)
     }
 }
@@ -120,31 +117,29 @@ pub(crate) enum Piece<'s> {
 /// going through a formatter (the lines every decision writes).
 pub(crate) fn text(pieces: &[Piece<'_>]) -> String {
     let room: usize = pieces.iter().map(|p| if let Piece::S(words) = p { words.len() } else { 16 }).sum();
-    let mut out = String::with_capacity(room);
+    let mut out = Vec::with_capacity(room);
     for piece in pieces {
         match *piece {
-            Piece::S(words) => out.push_str(words),
+            Piece::S(words) => out.extend_from_slice(words.as_bytes()),
             Piece::D(d) => push_num(&mut out, d, None, false),
             Piece::Fixed(d, places) => push_num(&mut out, d, Some(places), false),
             Piece::Signed(d, places) => push_num(&mut out, d, Some(places), true),
         }
     }
-    out
+    // Words are UTF-8 and numbers ASCII: checked once for the whole line.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Appends `d` to `out` as `format!("{}", d)` would (`places`: as `{:.N}`;
 /// `plus`: as `{:+}`), without going through a formatter.
-fn push_num(out: &mut String, d: Decimal, places: Option<usize>, plus: bool) {
-    let mut text = [0u8; 64];
-    let (n, zeros) = unsigned_text(d, places, &mut text);
+fn push_num(out: &mut Vec<u8>, d: Decimal, places: Option<usize>, plus: bool) {
     if d.is_sign_negative() {
-        out.push('-');
+        out.push(b'-');
     } else if plus {
-        out.push('+');
+        out.push(b'+');
     }
-    // ASCII digits and a point: always UTF-8.
-    out.push_str(std::str::from_utf8(&text[..n]).unwrap_or("?"));
-    out.extend(std::iter::repeat_n('0', zeros));
+    let zeros = unsigned_text(d, places, out);
+    out.resize(out.len() + zeros, b'0');
 }
 
 #[cfg(test)]
@@ -165,9 +160,9 @@ mod tests {
         }
         assert_eq!(format!("{:>12}", Num(d)), format!("{:>12}", d));
         let pushed = |places, plus| {
-            let mut out = String::from("x");
+            let mut out = b"x".to_vec();
             push_num(&mut out, d, places, plus);
-            out
+            String::from_utf8(out).expect("ASCII")
         };
         assert_eq!(pushed(None, false), format!("x{d}"));
         assert_eq!(text(&[Piece::S("x "), Piece::D(d), Piece::S(" y "), Piece::Fixed(d, 2), Piece::Signed(d, 2)]), format!("x {d} y {d:.2}{d:+.2}"));
