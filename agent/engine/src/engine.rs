@@ -933,8 +933,9 @@ pub(crate) fn decide_traced<'a>(
         if surplus > Decimal::ZERO {
             // Which of the sleeves below target may be bought decides where
             // the surplus goes (`invest_surplus` looks at no other).
-            looked.iter().filter(|(si, _)| below_target(&sleeves[*si], base).is_some()).for_each(|&(_, c)| note(c));
-            invest_surplus(&mut sleeves, surplus, base);
+            let below: Vec<Option<Decimal>> = sleeves.iter().map(|s| below_target(s, base)).collect();
+            looked.iter().filter(|(si, _)| below[*si].is_some()).for_each(|&(_, c)| note(c));
+            invest_surplus(&mut sleeves, &below, surplus, base);
         } else if surplus < Decimal::ZERO {
             raise_cash(&mut sleeves, -surplus, base);
         }
@@ -1573,13 +1574,15 @@ fn below_target(s: &Sleeve<'_>, base: Decimal) -> Option<Decimal> {
     (s.target > Decimal::ZERO && !s.excluded && under > Decimal::ZERO).then_some(under)
 }
 
-/// Spreads `surplus` cash over the most underweight sleeves first, each up to its target.
-fn invest_surplus(sleeves: &mut [Sleeve<'_>], mut surplus: Decimal, base: Decimal) {
+/// Spreads `surplus` cash over the most underweight sleeves first, each up
+/// to its target; `below` is each sleeve's `below_target`.
+fn invest_surplus(sleeves: &mut [Sleeve<'_>], below: &[Option<Decimal>], mut surplus: Decimal, base: Decimal) {
     let mut order: Vec<(usize, Decimal)> = sleeves
         .iter()
+        .zip(below)
         .enumerate()
-        .filter(|(_, s)| s.buyable)
-        .filter_map(|(i, s)| below_target(s, base).map(|under| (i, under)))
+        .filter(|(_, (s, _))| s.buyable)
+        .filter_map(|(i, (_, under))| under.map(|under| (i, under)))
         .collect();
     order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| sleeves[a.0].id.cmp(sleeves[b.0].id)));
     for (i, _) in order {
@@ -1819,6 +1822,10 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
         text(&mut b, asset);
         date(&mut b, Some(*d));
     }
-    hex::encode(Sha256::digest(&b))
+    // `encode_to_slice` writes the digits straight into a buffer (`encode`
+    // goes a character at a time).
+    let mut digits = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(&b), &mut digits).expect("64 digits for 32 bytes");
+    String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
 }
 
