@@ -50,6 +50,9 @@ pub(crate) struct Context<'a> {
     pub quoted: Vec<Option<usize>>,
     /// Per asset (by position), its substitute group.
     pub groups: Vec<Option<&'a str>>,
+    /// Per asset (by position), its substitute group as a number (groups
+    /// in id order).
+    pub group_ids: Vec<Option<usize>>,
     /// Recent trades by household, read once (not once per household).
     pub recent: BTreeMap<&'a str, Vec<&'a crate::types::PastTrade>>,
     /// Per IPS id, what all its accounts share.
@@ -234,6 +237,8 @@ impl<'a> Context<'a> {
             })
             .collect();
         let quoted = (0..assets.len()).map(|a| prices.position(assets.key(a))).collect();
+        let names: BTreeSet<&str> = groups.iter().flatten().copied().collect();
+        let group_ids = groups.iter().map(|g| g.and_then(|g| names.iter().position(|n| *n == g))).collect();
         let plans: BTreeMap<&str, Plan> = ips.iter().map(|(id, i)| (*id, Plan::of(inputs, &assets, i, models[i.model.as_str()]))).collect();
         let mut percents: Vec<([u8; 16], String)> = Vec::new();
         for &(_, _, target, band) in plans.values().flat_map(|p| &p.targets) {
@@ -243,7 +248,7 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, substitutes, quoted, groups, recent, plans, percents })
+        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, substitutes, quoted, groups, group_ids, recent, plans, percents })
     }
 }
 
@@ -321,9 +326,23 @@ pub(crate) struct WashState {
     pub loss_sold: BTreeMap<String, String>,
     /// Assets bought within the window before today: not to be harvested, with the date.
     pub bought: BTreeMap<String, Date>,
+    /// Per asset (by position), whether `loss_sold` holds it: see `indexed`.
+    pub blocked: Vec<bool>,
 }
 
 impl WashState {
+    /// The state with `blocked` made from `loss_sold`, so that an asset
+    /// no block holds is passed without a look-up by id.
+    pub fn indexed(mut self, ctx: &Context<'_>) -> Self {
+        self.blocked = vec![false; ctx.assets.len()];
+        for asset in self.loss_sold.keys() {
+            if let Some(at) = ctx.assets.position(asset) {
+                self.blocked[at] = true;
+            }
+        }
+        self
+    }
+
     /// The household's recent trades within the wash-sale window. A sale in
     /// one of `untaxed` (the household's tax-deferred and tax-free accounts)
     /// realises no loss for tax, so it starts no window.
@@ -345,7 +364,7 @@ impl WashState {
                 Side::Sell => {}
             }
         }
-        state
+        state.indexed(ctx)
     }
 }
 
@@ -413,7 +432,7 @@ impl<'x> Buyer<'x> {
         if harvested.contains(&at) {
             return Some(Block::Harvested { account: self.account, on: self.ctx.today });
         }
-        if self.wash.loss_sold.is_empty() {
+        if !self.wash.blocked.get(at).copied().unwrap_or(false) {
             return None;
         }
         self.wash.loss_sold.get(self.ctx.assets.key(at)).map(|why| Block::WashSale(why))
@@ -552,7 +571,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     let mut last: Option<(&str, usize)> = None;
     for lot in &account.lots {
         let known = match last {
-            Some((asset, ix)) if asset == lot.asset => Some(ix),
+            Some((asset, ix)) if crate::keyed::same(asset, &lot.asset) => Some(ix),
             _ => ctx.assets.position(&lot.asset),
         };
         let Some(ix) = known else {
@@ -1092,7 +1111,6 @@ fn finish<'a>(
     let Frame { account, ips, model, value, withdrawals, .. } = *frame;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
-    let group_of = |asset: &str| group_of(ctx, asset);
 
     // Lots, gains and tax of the sales: harvests use their own lots, other
     // sales pick from what is left by the IPS's method.
@@ -1189,11 +1207,12 @@ fn finish<'a>(
         queued.push(t);
     }
     let mut trades = kept;
+    // A sleeve's first member is the asset it is named after.
     let sleeve_of = |asset: &str| {
-        let ix = ctx.assets.position(asset);
-        let group = group_of(asset);
+        let ix = ctx.assets.position(asset)?;
+        let group = ctx.group_ids[ix];
         sleeves.iter().position(|s| {
-            s.members.iter().any(|m| Some(m.ix) == ix) || s.id == asset || (group.is_some() && group == group_of(s.id))
+            s.members.iter().any(|m| m.ix == ix) || (group.is_some() && s.members.first().is_some_and(|m| ctx.group_ids[m.ix] == group))
         })
     };
     // Rationales are written once the household's decisions are final (see `explain`).

@@ -20,6 +20,12 @@ fn hash(key: &str) -> u64 {
     key.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
 }
 
+/// Whether two short keys are equal, compared in line (a call to `memcmp`
+/// costs more than the comparison of a few bytes).
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
 impl<'a, V> Keyed<'a, V> {
     /// The map of `entries`, which must be in key order without duplicates
     /// (as a `BTreeMap` iterates).
@@ -47,7 +53,7 @@ impl<'a, V> Keyed<'a, V> {
             if at == EMPTY {
                 return None;
             }
-            if self.keys[at as usize] == key {
+            if same(self.keys[at as usize], key) {
                 return Some(at as usize);
             }
             i = (i + 1) & mask;

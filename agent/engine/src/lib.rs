@@ -106,8 +106,21 @@ pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
     use rayon::prelude::*;
     let ctx = engine::Context::new(inputs)?;
     let mut households: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+    // A household's accounts usually follow each other: a run of them is
+    // added at once.
+    let mut run: Option<(&str, Vec<usize>)> = None;
     for (i, a) in inputs.accounts.iter().enumerate() {
-        households.entry(a.household.as_str()).or_default().push(i);
+        match &mut run {
+            Some((household, members)) if *household == a.household => members.push(i),
+            _ => {
+                if let Some((household, members)) = run.replace((a.household.as_str(), vec![i])) {
+                    households.entry(household).or_default().extend(members);
+                }
+            }
+        }
+    }
+    if let Some((household, members)) = run {
+        households.entry(household).or_default().extend(members);
     }
     let households: Vec<(&str, Vec<usize>)> = households.into_iter().collect();
     let decided: Vec<Vec<(usize, Decision)>> = households
@@ -205,7 +218,7 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
         for (asset, why) in added {
             wash.loss_sold.entry(asset.clone()).or_insert_with(|| (*why).to_string());
         }
-        std::rc::Rc::new(wash)
+        std::rc::Rc::new(wash.indexed(ctx))
     };
     // An account deciding alone does not decide again only for a block its
     // own loss sale made: no decision buys what it sells (a sale skips what
