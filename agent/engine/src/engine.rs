@@ -478,6 +478,8 @@ struct Sleeve<'a> {
     before: Decimal,
     /// What the members hold is worth: kept by `revalue` when they change.
     worth: Decimal,
+    /// A harvest changed what it holds since `before` was weighed.
+    moved: bool,
 }
 
 impl Sleeve<'_> {
@@ -625,11 +627,12 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
             delta: Decimal::ZERO,
             before: Decimal::ZERO,
             worth: Decimal::ZERO,
+            moved: false,
         });
     }
     for h in (0..held.len()).filter(|&h| held[h] > Decimal::ZERO && !placed[h]) {
         let id = ctx.assets.key(h);
-        sleeves.push(Sleeve { id, candidates: ctx.candidates(h), members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, id, Decimal::ZERO), excluded: excluded.contains(id), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO });
+        sleeves.push(Sleeve { id, candidates: ctx.candidates(h), members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, id, Decimal::ZERO), excluded: excluded.contains(id), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO, moved: false });
     }
     for s in &mut sleeves {
         s.revalue();
@@ -787,7 +790,7 @@ pub(crate) fn decide_traced<'a>(
                 let losers: Vec<(usize, &crate::types::Lot)> = frame
                     .lots_of(m.ix)
                     .map(|i| (i, &account.lots[i]))
-                    .filter(|(_, l)| l.quantity > Decimal::ZERO)
+                    .filter(|(_, l)| l.quantity > Decimal::ZERO && l.cost > m.price)
                     .filter(|(_, l)| {
                         let loss = (l.cost - m.price) * l.quantity;
                         loss > Decimal::ZERO && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
@@ -856,6 +859,7 @@ pub(crate) fn decide_traced<'a>(
                     }
                 }
                 sleeves[si].revalue();
+                sleeves[si].moved = true;
             }
         }
     }
@@ -884,7 +888,8 @@ pub(crate) fn decide_traced<'a>(
         }
         Some(TriggerKind::Threshold) => {
             for s in &mut sleeves {
-                let w = weight(s.value());
+                // The weight before trades, unless a harvest moved it.
+                let w = if s.moved { weight(s.value()) } else { s.before };
                 if (w - s.target).abs() <= s.band {
                     continue;
                 }
@@ -1222,8 +1227,11 @@ fn finish<'a>(
     // Harvest adjustments are re-applied below from the trades themselves.
     let mut after_value: Vec<Decimal> =
         sleeves.iter().map(|s| s.members.iter().map(|m| m.start * m.price).sum()).collect();
+    // A sleeve no trade touched and no harvest added to weighs what it did before.
+    let mut touched: Vec<bool> = sleeves.iter().zip(&frame.sleeves).map(|(s, f)| s.members.len() != f.members.len()).collect();
     for t in &trades {
         let s = sleeve_of(&t.asset).ok_or_else(|| Error::Internal(format!("trade in {} outside every sleeve", t.asset)))?;
+        touched[s] = true;
         let v = &mut after_value[s];
         match t.side {
             Side::Buy => {
@@ -1248,7 +1256,7 @@ fn finish<'a>(
             asset: s.id.to_string(),
             target: s.target,
             before: s.before,
-            after: weight(after_value[i]),
+            after: if touched[i] { weight(after_value[i]) } else { s.before },
             band: s.band,
             out_of_band: (s.before - s.target).abs() > s.band,
         })
