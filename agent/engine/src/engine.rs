@@ -37,8 +37,8 @@ pub(crate) struct Context<'a> {
     pub inputs: &'a Inputs,
     pub today: Date,
     pub assets: Keyed<'a, &'a Asset>,
-    pub models: BTreeMap<&'a str, &'a Model>,
-    pub ips: BTreeMap<&'a str, &'a Ips>,
+    pub models: Keyed<'a, &'a Model>,
+    pub ips: Keyed<'a, &'a Ips>,
     pub prices: Keyed<'a, Priced>,
     /// Market-wide pause of automatic trading, with the reason.
     pub pause: Option<String>,
@@ -56,7 +56,7 @@ pub(crate) struct Context<'a> {
     /// Recent trades by household, read once (not once per household).
     pub recent: BTreeMap<&'a str, Vec<&'a crate::types::PastTrade>>,
     /// Per IPS id, what all its accounts share.
-    pub plans: BTreeMap<&'a str, Plan<'a>>,
+    pub plans: Keyed<'a, Plan<'a>>,
     /// The plans' targets and bands in percent as decisions print them
     /// (`{:.2}` of 100 times the weight), by the weight's representation.
     pub percents: Vec<([u8; 16], String)>,
@@ -239,7 +239,8 @@ impl<'a> Context<'a> {
         let quoted = (0..assets.len()).map(|a| prices.position(assets.key(a))).collect();
         let names: BTreeSet<&str> = groups.iter().flatten().copied().collect();
         let group_ids = groups.iter().map(|g| g.and_then(|g| names.iter().position(|n| *n == g))).collect();
-        let plans: BTreeMap<&str, Plan> = ips.iter().map(|(id, i)| (*id, Plan::of(inputs, &assets, i, models[i.model.as_str()]))).collect();
+        let plans = Keyed::from_sorted(ips.iter().map(|(id, i)| (*id, Plan::of(inputs, &assets, i, models[i.model.as_str()]))));
+        let (models, ips) = (Keyed::from_sorted(models), Keyed::from_sorted(ips));
         let mut percents: Vec<([u8; 16], String)> = Vec::new();
         for &(_, _, target, band) in plans.values().flat_map(|p| &p.targets) {
             for w in [target, band] {
@@ -1121,8 +1122,13 @@ fn finish<'a>(
     // sales pick from what is left by the IPS's method.
     for t in trades.iter_mut().filter(|t| t.side == Side::Sell) {
         if t.reason == Reason::HarvestLoss {
-            let refs: Vec<&crate::types::Lot> =
-                t.lots.iter().filter_map(|u| account.lots.iter().find(|l| l.id == u.lot)).collect();
+            // The harvest's lots, among the lots of its asset.
+            let ix = ctx.assets.position(&t.asset);
+            let refs: Vec<&crate::types::Lot> = t
+                .lots
+                .iter()
+                .filter_map(|u| ix.and_then(|ix| frame.lots_of(ix).map(|i| &account.lots[i]).find(|l| l.id == u.lot)))
+                .collect();
             t.lots = lots::take(&refs, t.quantity, t.price, ctx.today);
         } else {
             let mine: Vec<usize> = ctx.assets.position(&t.asset).map_or_else(Vec::new, |ix| frame.lots_of(ix).collect());

@@ -111,7 +111,7 @@ pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
     let mut run: Option<(&str, Vec<usize>)> = None;
     for (i, a) in inputs.accounts.iter().enumerate() {
         match &mut run {
-            Some((household, members)) if *household == a.household => members.push(i),
+            Some((household, members)) if keyed::same(household, &a.household) => members.push(i),
             _ => {
                 if let Some((household, members)) = run.replace((a.household.as_str(), vec![i])) {
                     households.entry(household).or_default().extend(members);
@@ -230,7 +230,8 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     // another, so it gets no such exemption.
     let stale = |slot: &Option<Decided>, wash: &engine::WashState| match slot {
         None => true,
-        Some(d) => d.consulted.iter().enumerate().filter(|(_, looked)| **looked).any(|(at, _)| {
+        // An asset neither state blocks is the same in both.
+        Some(d) => d.consulted.iter().enumerate().filter(|&(at, looked)| *looked && (d.seen.blocked[at] || wash.blocked[at])).any(|(at, _)| {
             let a = ctx.assets.key(at);
             !(d.alone && d.sold.contains(a)) && d.seen.loss_sold.get(a) != wash.loss_sold.get(a)
         }),
