@@ -481,6 +481,9 @@ struct Sleeve<'a> {
     worth: Decimal,
     /// A harvest changed what it holds since `before` was weighed.
     moved: bool,
+    /// `before` less the target, and whether that is outside the band.
+    drift: Decimal,
+    out_of_band: bool,
 }
 
 impl Sleeve<'_> {
@@ -629,11 +632,13 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
             before: Decimal::ZERO,
             worth: Decimal::ZERO,
             moved: false,
+            drift: Decimal::ZERO,
+            out_of_band: false,
         });
     }
     for h in (0..held.len()).filter(|&h| held[h] > Decimal::ZERO && !placed[h]) {
         let id = ctx.assets.key(h);
-        sleeves.push(Sleeve { id, candidates: ctx.candidates(h), members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, id, Decimal::ZERO), excluded: excluded.contains(id), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO, moved: false });
+        sleeves.push(Sleeve { id, candidates: ctx.candidates(h), members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, id, Decimal::ZERO), excluded: excluded.contains(id), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO, moved: false, drift: Decimal::ZERO, out_of_band: false });
     }
     for s in &mut sleeves {
         s.revalue();
@@ -655,6 +660,8 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
     for s in &mut sleeves {
         s.before = weight(s.value());
+        s.drift = s.before - s.target;
+        s.out_of_band = s.drift.abs() > s.band;
     }
     let base = (value - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
     // A counting sort of the lots by asset.
@@ -721,8 +728,8 @@ pub(crate) fn decide_traced<'a>(
     // something sellable.
     let mut out_of_band: Vec<String> = Vec::with_capacity(sleeves.len());
     for s in &sleeves {
-        let drift = s.before - s.target;
-        if drift.abs() <= s.band {
+        let drift = s.drift;
+        if !s.out_of_band {
             continue;
         }
         let actionable = if drift < Decimal::ZERO {
@@ -1264,7 +1271,7 @@ fn finish<'a>(
             before: s.before,
             after: if touched[i] { weight(after_value[i]) } else { s.before },
             band: s.band,
-            out_of_band: (s.before - s.target).abs() > s.band,
+            out_of_band: s.out_of_band,
         })
         .collect();
 
