@@ -105,24 +105,26 @@ pub fn project(account: &types::Account, decision: &Decision, today: time::Date)
 pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
     use rayon::prelude::*;
     let ctx = engine::Context::new(inputs)?;
-    let mut households: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
-    // A household's accounts usually follow each other: a run of them is
-    // added at once.
-    let mut run: Option<(&str, Vec<usize>)> = None;
+    // Households in the order of their first account, each with its
+    // accounts in input order. A household's accounts usually follow each
+    // other: the last household is checked first.
+    let mut households: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut seen: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for (i, a) in inputs.accounts.iter().enumerate() {
-        match &mut run {
-            Some((household, members)) if keyed::same(household, &a.household) => members.push(i),
-            _ => {
-                if let Some((household, members)) = run.replace((a.household.as_str(), vec![i])) {
-                    households.entry(household).or_default().extend(members);
-                }
+        if let Some((household, members)) = households.last_mut()
+            && keyed::same(household, &a.household)
+        {
+            members.push(i);
+            continue;
+        }
+        match seen.entry(a.household.as_str()) {
+            std::collections::btree_map::Entry::Occupied(at) => households[*at.get()].1.push(i),
+            std::collections::btree_map::Entry::Vacant(at) => {
+                at.insert(households.len());
+                households.push((a.household.as_str(), vec![i]));
             }
         }
     }
-    if let Some((household, members)) = run {
-        households.entry(household).or_default().extend(members);
-    }
-    let households: Vec<(&str, Vec<usize>)> = households.into_iter().collect();
     // Rationales are written on the household's thread too (written after
     // the parallel part, they were some 8 % of the work, on one thread).
     let decided: Vec<Vec<(usize, Decision)>> = households
@@ -132,9 +134,15 @@ pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
             for (_, d) in &mut decisions {
                 engine::explain(&ctx, d);
             }
+            decisions.sort_unstable_by_key(|(i, _)| *i);
             Ok(decisions)
         })
         .collect::<Result<_>>()?;
+    // When each household's accounts follow each other, the decisions come
+    // out in input order and are moved once; otherwise each goes to its place.
+    if decided.iter().flatten().map(|(i, _)| *i).eq(0..inputs.accounts.len()) {
+        return Ok(decided.into_iter().flatten().map(|(_, d)| d).collect());
+    }
     let mut out: Vec<Option<Decision>> = vec![None; inputs.accounts.len()];
     for (i, d) in decided.into_iter().flatten() {
         out[i] = Some(d);

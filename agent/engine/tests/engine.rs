@@ -494,3 +494,22 @@ fn household_mode_trades_where_it_costs_least_tax() {
     assert_eq!(deferred.cash_after, dec!(5000), "10,000 + 7,000 - 12,000");
     assert_eq!(taxable.tax.estimated_tax + deferred.tax.estimated_tax, dec!(0));
 }
+
+#[test]
+fn each_decision_lands_at_its_account_when_households_interleave() {
+    // Households of three adjacent accounts, then the same accounts dealt
+    // out one per household at a time: every household still sees its
+    // accounts in the same order, so each account's decision is the same.
+    let now = time::macros::datetime!(2026-11-21 15:00 UTC);
+    let adjacent = ballast_engine::synthetic::book(30, now);
+    let mut interleaved = adjacent.clone();
+    interleaved.accounts = (0..3).flat_map(|k| adjacent.accounts.iter().skip(k).step_by(3).cloned()).collect();
+    assert_ne!(interleaved.accounts[0].household, interleaved.accounts[1].household);
+    let (by_adjacent, by_interleaved) = (decide(&adjacent).unwrap(), decide(&interleaved).unwrap());
+    for (account, d) in interleaved.accounts.iter().zip(&by_interleaved) {
+        assert_eq!(d.account, account.id, "each decision at its account's place");
+        let same = by_adjacent.iter().find(|x| x.account == account.id).unwrap();
+        assert_eq!(d, same);
+    }
+    assert!(by_adjacent.iter().zip(&adjacent.accounts).all(|(d, a)| d.account == a.id));
+}
