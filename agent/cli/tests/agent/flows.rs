@@ -252,15 +252,19 @@ async fn a_settlement_is_recorded_only_with_its_confirmations() {
     std::fs::write(s.config(), config).unwrap();
     // Anvil mines a block per transaction: the batch's block has no second
     // confirmation while the cycle waits, so the submission stays open.
-    let out = s.run(1, &[]);
-    assert!(out.status.success(), "{}", text(&out));
+    let first = s.run(1, &[]);
+    assert!(first.status.success(), "{}", text(&first));
     let kinds: Vec<Kind> = s.records().iter().map(|r| r.kind).collect();
     assert!(kinds.contains(&Kind::SettlementSubmitted), "{kinds:?}");
     assert!(!kinds.contains(&Kind::SettlementConfirmed), "not confirmed after one block: {kinds:?}");
     // The shutdown's anchor mined another block: the next start confirms it.
     let out = s.run(1, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(s.records().iter().filter(|r| r.kind == Kind::SettlementConfirmed).count(), 1);
+    // Failed once in a CI run on a loaded machine (0 confirmed); the kinds
+    // and the agent's log say which step missed if it happens again.
+    let kinds: Vec<Kind> = s.records().iter().map(|r| r.kind).collect();
+    let confirmed = kinds.iter().filter(|k| **k == Kind::SettlementConfirmed).count();
+    assert_eq!(confirmed, 1, "records {kinds:?}\nfirst run:\n{}\nsecond run:\n{}", text(&first), text(&out));
     s.check().await;
 }
 
