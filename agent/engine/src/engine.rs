@@ -48,8 +48,6 @@ pub(crate) struct Context<'a> {
     pub substitutes: Vec<Vec<usize>>,
     /// Per asset (by position), the position of its quote in `prices`.
     pub quoted: Vec<Option<usize>>,
-    /// Per asset (by position), its substitute group.
-    pub groups: Vec<Option<&'a str>>,
     /// Per asset (by position), its substitute group as a number (groups
     /// in id order).
     pub group_ids: Vec<Option<usize>>,
@@ -128,13 +126,6 @@ impl<'a> Context<'a> {
             Some((_, text)) => std::borrow::Cow::Borrowed(text),
             None => std::borrow::Cow::Owned(percent(weight)),
         }
-    }
-
-    /// The assets that may fill `asset`'s sleeve, in order of preference.
-    /// Every sleeve's asset is known: models and lots are checked against
-    /// the assets before any sleeve is made.
-    pub fn candidates(&'a self, at: usize) -> &'a [usize] {
-        &self.substitutes[at]
     }
 
     /// The quote of the asset at position `at`, if it has one.
@@ -249,7 +240,7 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, substitutes, quoted, groups, group_ids, recent, plans, percents })
+        Ok(Self { inputs, today: inputs.now.date(), assets, models, ips, prices, pause, substitutes, quoted, group_ids, recent, plans, percents })
     }
 }
 
@@ -433,7 +424,8 @@ impl<'x> Buyer<'x> {
         if harvested.contains(&at) {
             return Some(Block::Harvested { account: self.account, on: self.ctx.today });
         }
-        if !self.wash.blocked.get(at).copied().unwrap_or(false) {
+        // An indexed state that holds no block on it: no look-up by id.
+        if self.wash.blocked.get(at) == Some(&false) {
             return None;
         }
         self.wash.loss_sold.get(self.ctx.assets.key(at)).map(|why| Block::WashSale(why))
@@ -611,9 +603,9 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     for &(asset, at, target, band) in &plan.targets {
         let mut members = vec![member(ctx, &held, at)];
         placed[at] = true;
-        if let Some(group) = ctx.groups[at] {
+        if let Some(group) = ctx.group_ids[at] {
             for &h in &outside {
-                if ctx.groups[h] == Some(group) && !placed[h] {
+                if ctx.group_ids[h] == Some(group) && !placed[h] {
                     placed[h] = true;
                     members.push(member(ctx, &held, h));
                 }
@@ -621,7 +613,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
         }
         sleeves.push(Sleeve {
             id: asset,
-            candidates: ctx.candidates(at),
+            candidates: &ctx.substitutes[at],
             members,
             target,
             band,
@@ -638,7 +630,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     }
     for h in (0..held.len()).filter(|&h| held[h] > Decimal::ZERO && !placed[h]) {
         let id = ctx.assets.key(h);
-        sleeves.push(Sleeve { id, candidates: ctx.candidates(h), members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, id, Decimal::ZERO), excluded: excluded.contains(id), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO, moved: false, drift: Decimal::ZERO, out_of_band: false });
+        sleeves.push(Sleeve { id, candidates: &ctx.substitutes[h], members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, id, Decimal::ZERO), excluded: excluded.contains(id), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO, moved: false, drift: Decimal::ZERO, out_of_band: false });
     }
     for s in &mut sleeves {
         s.revalue();
@@ -718,8 +710,6 @@ pub(crate) fn decide_traced<'a>(
     // those accounts when a wash-sale block on the asset changes.
     let note = |at: usize| consulted.borrow_mut()[at] = true;
     let buyer = Buyer { ctx, plan: frame.plan, wash, account: account.id };
-    // The assets (by position) that may fill a sleeve, in order of preference.
-    let candidates = |s: &Sleeve<'a>| -> &'a [usize] { s.candidates };
 
     // Triggers.
     let mut triggers = Vec::with_capacity(4);
@@ -733,7 +723,7 @@ pub(crate) fn decide_traced<'a>(
             continue;
         }
         let actionable = if drift < Decimal::ZERO {
-            candidates(s).iter().any(|&c| {
+            s.candidates.iter().any(|&c| {
                 note(c);
                 buyer.block(c, &[]).is_none()
             })
@@ -817,7 +807,7 @@ pub(crate) fn decide_traced<'a>(
                     checks.push(Check { name, passed: false, detail: format!("skipped: {} is on the IPS no-sell list", m.asset) });
                     continue;
                 }
-                let substitute = candidates(&sleeves[si]).iter().copied().filter(|&c| c != m.ix).find(|&c| {
+                let substitute = sleeves[si].candidates.iter().copied().filter(|&c| c != m.ix).find(|&c| {
                     note(c);
                     buyer.block(c, &harvested).is_none()
                 });
@@ -920,7 +910,7 @@ pub(crate) fn decide_traced<'a>(
     for (si, s) in sleeves.iter_mut().enumerate() {
         let mut blocked = Vec::new();
         let from = looked.len();
-        s.buyable = candidates(s).iter().any(|&c| {
+        s.buyable = s.candidates.iter().any(|&c| {
             looked.push((si, c));
             match buyer.block(c, &harvested) {
                 Some(why) => {
@@ -943,7 +933,7 @@ pub(crate) fn decide_traced<'a>(
             .members
             .iter()
             .filter(|m| m.held > m.harvest_bought)
-            .filter_map(|m| match (ctx.halt_at(m.ix).filter(|_| m.halted), r.no_sell.iter().any(|a| a == m.asset)) {
+            .filter_map(|m| match (ctx.halt_at(m.ix), r.no_sell.iter().any(|a| a == m.asset)) {
                 (Some(h), _) => Some(format!("{}: halted: {h}", m.asset)),
                 (None, true) => Some(format!("{}: on the IPS no-sell list", m.asset)),
                 (None, false) => None,
@@ -977,7 +967,7 @@ pub(crate) fn decide_traced<'a>(
     for s in &sleeves {
         if s.delta > Decimal::ZERO {
             let mut blocked = Vec::new();
-            let Some(at) = candidates(s).iter().copied().find(|&c| {
+            let Some(at) = s.candidates.iter().copied().find(|&c| {
                 note(c);
                 match buyer.block(c, &harvested) {
                     Some(why) => {
@@ -1021,7 +1011,7 @@ pub(crate) fn decide_traced<'a>(
                 if need <= Decimal::ZERO {
                     break;
                 }
-                if let Some(why) = ctx.halt_at(m.ix).filter(|_| m.halted) {
+                if let Some(why) = ctx.halt_at(m.ix) {
                     checks.push(Check { name: format!("halted:{}", m.asset), passed: false, detail: why.to_string() });
                     continue;
                 }
