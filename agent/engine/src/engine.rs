@@ -1444,23 +1444,17 @@ pub(crate) fn decide_pooled<'a>(
             // The household keeps its planned exposure: another account buys it
             // back, unless a wash sale or the IPS forbids buying it.
             // A substitute of the same group stands in when the asset may not be bought.
-            let ips = ctx.ips[accounts[i].ips.as_str()];
-            let r = &ips.restrictions;
-            let allowed = |a: &str| {
-                if let Some(at) = ctx.assets.position(a) {
-                    consulted.borrow_mut()[at] = true;
-                }
-                !wash.loss_sold.contains_key(a)
-                    && !r.no_buy.iter().any(|x| x == a)
-                    && !r.excluded.iter().any(|x| x == a)
-                    && r.allowed_only.as_ref().is_none_or(|l| l.iter().any(|x| x == a))
-                    && ctx.prices.get(a).is_some_and(|p| p.halt.is_none())
+            let buyer = Buyer { ctx, plan: &ctx.plans[accounts[i].ips.as_str()], wash, account: accounts[i].id };
+            let Some(at) = ctx.assets.position(asset) else { continue };
+            let Some(b) = ctx.substitutes[at].iter().copied().find(|&c| {
+                consulted.borrow_mut()[c] = true;
+                buyer.block(c, &[]).is_none()
+            }) else {
+                continue;
             };
-            let group = group_of(ctx, asset);
-            let substitutes = ctx.assets.values().filter(|a| group.is_some() && a.substitute_group.as_deref() == group).map(|a| a.id.as_str());
-            let Some(buy) = std::iter::once(asset).chain(substitutes).find(|a| allowed(a)) else { continue };
-            let buy_price = ctx.prices[buy].price;
-            let buy_q = round_down(q * price / buy_price, ctx.assets[buy].quantum);
+            let buy = ctx.assets.key(b);
+            let buy_price = ctx.price_at(b).map_or(Decimal::ZERO, |p| p.price);
+            let buy_q = round_down(q * price / buy_price, ctx.assets.at(b).quantum);
             compensation.push(Trade {
                 asset: buy.to_string(),
                 side: Side::Buy,
