@@ -816,8 +816,8 @@ impl Agent {
     /// Hands the signing of audit records over to `new` from `valid_from`
     /// (rounded up to a whole second, at least two seconds ahead; default:
     /// the first such second, or when the new key's registered window
-    /// opens if that is later): records a `key_rotation` signed by the key in use, and
-    /// makes it durable. The new key must already be registered in the
+    /// opens if that is later): records a `key_rotation` signed by the key
+    /// in use, and makes it durable. The new key must already be registered in the
     /// `AuditRegistry` for that time (a key admin's `registerAgentKey`).
     /// From then on the old key never starts the agent, and the new key
     /// does from `valid_from` (see `check_rotation`).
