@@ -17,6 +17,10 @@ use crate::{Error, Result};
 /// Anvil's chain id; the development keys are only ever accepted on it.
 pub const ANVIL_CHAIN_ID: u64 = 31_337;
 
+/// How many recent blocks' states Anvil keeps (its default in-memory count);
+/// older ones are dropped, never written to disk.
+const STATES_KEPT: u32 = 500;
+
 /// How long Anvil may take to say where it listens.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -83,6 +87,14 @@ impl Devnet {
             .args(["--gas-limit", &options.gas_limit.to_string()])
             .args(["--accounts", &options.dev_accounts.to_string()])
             .args(["--balance", "1000000"])
+            // Anvil keeps the state of its last 500 blocks in memory and by
+            // default writes every older one to ~/.foundry/anvil/tmp, a few
+            // hundred kilobytes a block, removed only if Anvil exits cleanly.
+            // A long run (the crash test mines thousands of blocks) left
+            // gigabytes there and filled the disk. Nothing here reads a state
+            // older than the block before the newest, so older states are
+            // dropped instead of written.
+            .args(["--prune-history", &STATES_KEPT.to_string()])
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
