@@ -251,8 +251,10 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
             !(d.alone && d.sold.contains(a)) && d.seen.loss_sold.get(a) != wash.loss_sold.get(a)
         }),
     };
+    // The state a round reads: made at the end of the round before (the
+    // blocks do not change in between).
+    let mut wash = blocked(&added);
     for round in 0..=8 * ctx.assets.len() + 4 {
-        let mut wash = blocked(&added);
         for ((unit, slot), prepared) in units.iter().zip(decided.iter_mut()).zip(&prepared) {
             if !stale(slot, &wash) {
                 continue;
@@ -304,10 +306,8 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
         for (asset, why) in &mut added {
             *why = if loss_sold.contains(asset) || !lifted.contains(asset) { SOLD_TODAY } else { KEPT };
         }
-        let settled = !changed && {
-            let wash = blocked(&added);
-            !decided.iter().any(|slot| stale(slot, &wash))
-        };
+        wash = blocked(&added);
+        let settled = !changed && !decided.iter().any(|slot| stale(slot, &wash));
         if settled {
             let mut out = Vec::with_capacity(members.len());
             for (unit, slot) in units.iter().zip(decided) {
