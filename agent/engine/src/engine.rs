@@ -1859,22 +1859,28 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
 /// - a decimal: one byte of scale (0 to 28) with 0x80 set when negative,
 ///   then its 96-bit integer part as an unsigned integer (`1.50` and `1.5`
 ///   differ, as the inputs' text does);
-/// - a date: 0 when absent, else 1 and its Julian day number, zig-zagged
-///   (0, -1, 1, -2 ... as 0, 1, 2, 3 ...);
+/// - a date: 0 when absent, else 1, its year zig-zagged (0, -1, 1, -2 ...
+///   as 0, 1, 2, 3 ...), and its day of the year;
 /// - enumerations and flags: one byte.
 struct Encoder(Vec<u8>);
 
 impl Encoder {
-    fn uint(&mut self, v: u64) {
-        self.wide(u128::from(v));
-    }
-
-    fn wide(&mut self, mut v: u128) {
+    fn uint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.0.push((v as u8) | 0x80);
             v >>= 7;
         }
         self.0.push(v as u8);
+    }
+
+    /// The same for up to 128 bits; most values fit 64, done without
+    /// 128-bit shifts.
+    fn wide(&mut self, mut v: u128) {
+        while v > u128::from(u64::MAX) {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.uint(v as u64);
     }
 
     fn text(&mut self, s: &str) {
@@ -1892,8 +1898,11 @@ impl Encoder {
             None => self.0.push(0),
             Some(d) => {
                 self.0.push(1);
-                let day = i64::from(d.to_julian_day());
-                self.uint(((day << 1) ^ (day >> 63)) as u64);
+                // Read straight from the date (a Julian day number is
+                // worked out with divisions).
+                let year = i64::from(d.year());
+                self.uint(((year << 1) ^ (year >> 63)) as u64);
+                self.uint(u64::from(d.ordinal()));
             }
         }
     }
@@ -1936,10 +1945,12 @@ mod tests {
     fn strings_and_dates_say_where_they_end() {
         assert_eq!(encoded(|e| e.text("ab")), [2, b'a', b'b']);
         assert_eq!(encoded(|e| e.date(None)), [0]);
-        // Julian day 2,461,000 zig-zagged is 4,922,000: 0x4b1a90.
-        let day = time::Date::from_julian_day(2_461_000).expect("a date");
-        assert_eq!(encoded(|e| e.date(Some(day))), [1, 0x90, 0xb5, 0xac, 0x02]);
-        let before = time::Date::from_julian_day(-1).expect("a date");
-        assert_eq!(encoded(|e| e.date(Some(before))), [1, 1]);
+        // 2026 zig-zagged is 4052 = 0b11111_1010100, then day 335.
+        let day = time::macros::date!(2026 - 12 - 01);
+        assert_eq!(encoded(|e| e.date(Some(day))), [1, 0xd4, 0x1f, 0xcf, 0x02]);
+        let before = time::macros::date!(-0001 - 01 - 01);
+        assert_eq!(encoded(|e| e.date(Some(before))), [1, 1, 1]);
+        // Past 64 bits, the same seven bits a byte.
+        assert_eq!(encoded(|e| e.wide(1 << 70)), [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
     }
 }
