@@ -1859,12 +1859,13 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
 /// - a decimal: one byte of scale (0 to 28) with 0x80 set when negative,
 ///   then its 96-bit integer part as an unsigned integer (`1.50` and `1.5`
 ///   differ, as the inputs' text does);
-/// - a date: 0 when absent, else 1, its year zig-zagged (0, -1, 1, -2 ...
-///   as 0, 1, 2, 3 ...), and its day of the year;
+/// - a date: 0 when absent, else 1 and four bytes, big-endian, of its year
+///   times 512 plus its day of the year (two's complement before year 0);
 /// - enumerations and flags: one byte.
 struct Encoder(Vec<u8>);
 
 impl Encoder {
+    #[inline]
     fn uint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.0.push((v as u8) | 0x80);
@@ -1873,8 +1874,7 @@ impl Encoder {
         self.0.push(v as u8);
     }
 
-    /// The same for up to 128 bits; most values fit 64, done without
-    /// 128-bit shifts.
+    /// The same for up to 128 bits, the low 64 first.
     fn wide(&mut self, mut v: u128) {
         while v > u128::from(u64::MAX) {
             self.0.push((v as u8) | 0x80);
@@ -1883,31 +1883,50 @@ impl Encoder {
         self.uint(v as u64);
     }
 
+    #[inline]
     fn text(&mut self, s: &str) {
         self.uint(s.len() as u64);
         self.0.extend_from_slice(s.as_bytes());
     }
 
+    #[inline]
     fn decimal(&mut self, d: Decimal) {
-        self.0.push(d.scale() as u8 | if d.is_sign_negative() { 0x80 } else { 0 });
-        self.wide(d.mantissa().unsigned_abs());
+        // The parts as stored: no 128-bit integer for the usual small one.
+        let parts = d.unpack();
+        let tag = parts.scale as u8 | if parts.negative { 0x80 } else { 0 };
+        let mut low = u64::from(parts.mid) << 32 | u64::from(parts.lo);
+        if parts.hi == 0 {
+            // Written in a buffer on the stack and appended at once.
+            let mut bytes = [0u8; 11];
+            bytes[0] = tag;
+            let mut n = 1;
+            while low >= 0x80 {
+                bytes[n] = (low as u8) | 0x80;
+                low >>= 7;
+                n += 1;
+            }
+            bytes[n] = low as u8;
+            self.0.extend_from_slice(&bytes[..=n]);
+        } else {
+            self.0.push(tag);
+            self.wide(u128::from(parts.hi) << 64 | u128::from(low));
+        }
     }
 
+    #[inline]
     fn date(&mut self, d: Option<Date>) {
         match d {
             None => self.0.push(0),
             Some(d) => {
+                // Year and day of the year as the date keeps them (a Julian
+                // day number is worked out with divisions).
+                let packed = (d.year() << 9) | i32::from(d.ordinal());
                 self.0.push(1);
-                // Read straight from the date (a Julian day number is
-                // worked out with divisions).
-                let year = i64::from(d.year());
-                self.uint(((year << 1) ^ (year >> 63)) as u64);
-                self.uint(u64::from(d.ordinal()));
+                self.0.extend_from_slice(&packed.to_be_bytes());
             }
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -1945,11 +1964,12 @@ mod tests {
     fn strings_and_dates_say_where_they_end() {
         assert_eq!(encoded(|e| e.text("ab")), [2, b'a', b'b']);
         assert_eq!(encoded(|e| e.date(None)), [0]);
-        // 2026 zig-zagged is 4052 = 0b11111_1010100, then day 335.
+        // 2026 × 512 + 335 = 1,037,647 = 0x0fd54f.
         let day = time::macros::date!(2026 - 12 - 01);
-        assert_eq!(encoded(|e| e.date(Some(day))), [1, 0xd4, 0x1f, 0xcf, 0x02]);
+        assert_eq!(encoded(|e| e.date(Some(day))), [1, 0x00, 0x0f, 0xd5, 0x4f]);
+        // -1 × 512 + 1 = -511 = 0xfffffe01.
         let before = time::macros::date!(-0001 - 01 - 01);
-        assert_eq!(encoded(|e| e.date(Some(before))), [1, 1, 1]);
+        assert_eq!(encoded(|e| e.date(Some(before))), [1, 0xff, 0xff, 0xfe, 0x01]);
         // Past 64 bits, the same seven bits a byte.
         assert_eq!(encoded(|e| e.wide(1 << 70)), [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
     }
