@@ -9,6 +9,8 @@
 //!
 //! Arguments: accounts (default 20,000) and runs (default 3). Each run
 //! prints its time; `ballast bench engine` is the benchmark of record.
+//! `BOOK=day-after` decides `synthetic::day_after` instead of the hard
+//! day's `synthetic::book`.
 
 /// The `ballast` binary's allocator: instruction counts match its benchmark.
 #[global_allocator]
@@ -18,7 +20,12 @@ fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().expect("a number"));
     let accounts = args.next().unwrap_or(20_000);
     let runs = args.next().unwrap_or(3);
-    let inputs = ballast_engine::synthetic::book(accounts, time::macros::datetime!(2026-11-21 15:00 UTC));
+    let now = time::macros::datetime!(2026-11-21 15:00 UTC);
+    let inputs = match std::env::var("BOOK").as_deref() {
+        Ok("day-after") => ballast_engine::synthetic::day_after(accounts, now),
+        Ok("hard-day") | Err(_) => ballast_engine::synthetic::book(accounts, now),
+        Ok(other) => panic!("BOOK is hard-day (the default) or day-after, not {other}"),
+    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("a thread pool");
     for _ in 0..runs {
         let started = std::time::Instant::now();

@@ -1,7 +1,9 @@
 //! Deterministic synthetic books for benchmarks and demos: any number of
 //! accounts over eight assets with five lots each, drifted away from one of
-//! three models, with some cash flows. The same arguments always give the
-//! same inputs (a hash, not a random generator, picks every number).
+//! three models, with some cash flows ([`book`]), and the same accounts a
+//! month after they were rebalanced ([`day_after`]). The same arguments
+//! always give the same inputs (a hash, not a random generator, picks every
+//! number).
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use time::OffsetDateTime;
 
 use crate::types::{
     Account, AccountKind, Asset, Band, CashFlow, FlowKind, Frequency, Harvesting, Inputs, Ips, Limits, Lot, LotMethod,
-    MarketSnapshot, Model, PricePoint, Quote, Schedule, Sizing, TaxRates, TriggerMode,
+    MarketSnapshot, Model, PastTrade, PricePoint, Quote, Schedule, Side, Sizing, TaxRates, TriggerMode,
 };
 
 /// The eight assets: id, class, price in cents, substitute group, tax-inefficient.
@@ -35,7 +37,11 @@ pub fn mix(a: u64, b: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// `accounts` accounts in households of up to three, decided at `now`.
+/// `accounts` accounts in households of up to three, decided at `now`:
+/// every account holds all eight assets in amounts unrelated to its model
+/// (nearly all are far out of their bands) and lots bought up to 30 %
+/// dearer or cheaper than today's price (many losses to harvest). A hard
+/// day: nearly every account trades, some six trades each.
 pub fn book(accounts: usize, now: OffsetDateTime) -> Inputs {
     let assets = ASSETS
         .iter()
@@ -146,4 +152,55 @@ pub fn book(accounts: usize, now: OffsetDateTime) -> Inputs {
         limits: Limits::default(),
         now,
     }
+}
+
+/// How each asset's price moved in the month before [`day_after`], in
+/// per cent, in the order of the assets.
+const MONTH_MOVES: [i64; 8] = [3, -3, 1, -5, 2, -1, 4, -2];
+
+/// An ordinary day: [`book`]'s accounts (made 30 days before `now`) as they
+/// are once the trades then decided settled at their estimated prices
+/// (lots sold and bought, cash moved, withdrawals paid), with prices moved
+/// by -5 % to +4 % since, each account's cash flow of then due again, and
+/// the month's trades on record for the wash-sale rules. Most accounts
+/// stay within their bands; the ones that trade have a cash flow, a loss to
+/// harvest, a band the month's moves crossed, or a calendar rebalance due.
+pub fn day_after(accounts: usize, now: OffsetDateTime) -> Inputs {
+    let then = now - time::Duration::days(30);
+    let mut inputs = book(accounts, then);
+    let decisions = crate::decide(&inputs).expect("the synthetic book decides");
+    let day = then.date();
+    inputs.recent_trades = inputs
+        .accounts
+        .iter()
+        .zip(&decisions)
+        .flat_map(|(a, d)| {
+            d.trades.iter().map(move |t| {
+                let gain: Decimal = t.lots.iter().map(|u| u.gain).sum();
+                PastTrade {
+                    account: a.id,
+                    household: a.household.clone(),
+                    asset: t.asset.clone(),
+                    side: t.side,
+                    quantity: t.quantity,
+                    date: day,
+                    realised_loss: if t.side == Side::Sell && a.kind.realises_tax() { (-gain).max(Decimal::ZERO) } else { Decimal::ZERO },
+                }
+            })
+        })
+        .collect();
+    inputs.accounts = inputs
+        .accounts
+        .iter()
+        .zip(&decisions)
+        .map(|(a, d)| Account { flows: a.flows.clone(), ..crate::project(a, d, day) })
+        .collect();
+    for ((id, ..), moved) in ASSETS.iter().zip(MONTH_MOVES) {
+        let Some(quote) = inputs.market.quotes.get_mut(*id) else { continue };
+        let price = (quote.primary.price * Decimal::new(100 + moved, 2)).round_dp(2);
+        quote.primary = PricePoint { price, source: quote.primary.source.clone(), time: now };
+        quote.previous_close = Some(price);
+    }
+    inputs.now = now;
+    inputs
 }

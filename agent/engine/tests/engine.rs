@@ -513,3 +513,35 @@ fn each_decision_lands_at_its_account_when_households_interleave() {
     }
     assert!(by_adjacent.iter().zip(&adjacent.accounts).all(|(d, a)| d.account == a.id));
 }
+
+#[test]
+fn the_day_after_is_the_hard_day_settled_a_month_on() {
+    let now = time::macros::datetime!(2026-11-21 15:00 UTC);
+    let then = now - time::Duration::days(30);
+    let hard = ballast_engine::synthetic::book(300, then);
+    let decided = decide(&hard).unwrap();
+    let day = ballast_engine::synthetic::day_after(300, now);
+    assert_eq!(day.now, now);
+    // Each account as the hard day's trades left it, with its cash flow of then due again.
+    for ((before, d), after) in hard.accounts.iter().zip(&decided).zip(&day.accounts) {
+        let settled = ballast_engine::project(before, d, then.date());
+        assert_eq!((&after.lots, after.cash, after.last_rebalanced), (&settled.lots, settled.cash, settled.last_rebalanced));
+        assert_eq!(after.flows, before.flows);
+    }
+    // Prices moved: USEQ up 3 % from 100.00, EMKT down 5 % from 25.00.
+    assert_eq!(day.market.quotes["USEQ"].primary.price, dec!(103.00));
+    assert_eq!(day.market.quotes["EMKT"].primary.price, dec!(23.75));
+    assert!(day.market.quotes.values().all(|q| q.primary.time == now && q.previous_close == Some(q.primary.price)));
+    // The month's trades are on record, a loss only on a taxable sale.
+    let traded: usize = decided.iter().map(|d| d.trades.len()).sum();
+    assert_eq!(day.recent_trades.len(), traded);
+    assert!(day.recent_trades.iter().all(|t| t.date == then.date()));
+    assert!(day.recent_trades.iter().any(|t| t.realised_loss > dec!(0)));
+    assert!(day.recent_trades.iter().filter(|t| t.realised_loss > dec!(0)).all(|t| {
+        t.side == Side::Sell && day.accounts.iter().any(|a| a.id == t.account && a.kind == AccountKind::Taxable)
+    }));
+    // A quieter day: under half as many accounts trade.
+    let today = decide(&day).unwrap();
+    let trading = |ds: &[Decision]| ds.iter().filter(|d| !d.trades.is_empty()).count();
+    assert!(trading(&today) * 2 < trading(&decided), "{} accounts trade the day after, {} on the hard day", trading(&today), trading(&decided));
+}
