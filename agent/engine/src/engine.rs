@@ -355,10 +355,13 @@ impl WashState {
         let trades = ctx.recent.get(household).map_or(&[][..], Vec::as_slice);
         for t in trades.iter().filter(|t| t.date >= since && t.date <= ctx.today) {
             match t.side {
-                Side::Buy => {
-                    let d = state.bought.entry(t.asset.clone()).or_insert(t.date);
-                    *d = (*d).max(t.date);
-                }
+                // The asset's id is copied only the first time it is seen.
+                Side::Buy => match state.bought.get_mut(t.asset.as_str()) {
+                    Some(d) => *d = (*d).max(t.date),
+                    None => {
+                        state.bought.insert(t.asset.clone(), t.date);
+                    }
+                },
                 Side::Sell if t.realised_loss > Decimal::ZERO && !untaxed.contains(&t.account) => {
                     state.loss_sold.entry(t.asset.clone()).or_insert_with(|| {
                         format!("sold at a loss in account {} on {} (wash-sale window {WASH_SALE_DAYS} days)", t.account, t.date)
