@@ -1865,9 +1865,10 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
 /// The input digest's encoding (version 2), compact because hashing was
 /// most of the digest's cost: some 0.9 KB for an account of 40 lots, where
 /// version 1 (fixed-width integers and lengths, 16-byte decimals) wrote
-/// 2.5 KB whose SHA-256 took about 5 % of the engine's time. Every value
-/// has one encoding, and each field's length is known from its first
-/// bytes, so two different inputs never encode alike:
+/// 2.5 KB, and its digest took 8 to 10 % of the engine's time (5 % now;
+/// docs/BENCHMARKS.md). Every value has one encoding, and each field's
+/// length is known from its first bytes, so two different inputs never
+/// encode alike:
 /// - an unsigned integer: LEB128, seven bits a byte, low bits first;
 /// - a string: its length in bytes, then its UTF-8;
 /// - a decimal: one byte of scale (0 to 28) with 0x80 set when negative,
