@@ -215,21 +215,7 @@ impl<'a> Context<'a> {
             && vix > max {
                 pause = Some(format!("volatility index {vix} above {max}"));
             }
-        let mut recent: BTreeMap<&str, Vec<&crate::types::PastTrade>> = BTreeMap::new();
-        // A household's trades usually follow each other: they are filed a
-        // run at a time, in order (one look-up per run, not per trade).
-        let mut run: Vec<&crate::types::PastTrade> = Vec::new();
-        for t in inputs.recent_trades.iter().map(Some).chain([None]) {
-            let ends = match (run.first(), t) {
-                (Some(first), Some(t)) => !crate::keyed::same(&first.household, &t.household),
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if ends {
-                recent.entry(run[0].household.as_str()).or_default().append(&mut run);
-            }
-            run.extend(t);
-        }
+        let recent = crate::keyed::group(&inputs.recent_trades, |t| t.household.as_str()).into_iter().collect();
         let (assets, prices) = (Keyed::from_sorted(assets), Keyed::from_sorted(prices));
         let groups: Vec<Option<&str>> = assets.values().map(|a| a.substitute_group.as_deref()).collect();
         let substitutes = (0..assets.len())

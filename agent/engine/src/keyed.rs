@@ -26,6 +26,32 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
 
+/// `items` grouped by `key`, groups in the order of their first item and
+/// items in input order. Items of one key usually follow each other (the
+/// accounts of a household, its recent trades): the last group is checked
+/// before the index of groups.
+pub(crate) fn group<'a, T>(items: impl IntoIterator<Item = T>, key: impl Fn(&T) -> &'a str) -> Vec<(&'a str, Vec<T>)> {
+    let mut groups: Vec<(&'a str, Vec<T>)> = Vec::new();
+    let mut index: std::collections::BTreeMap<&'a str, usize> = std::collections::BTreeMap::new();
+    for item in items {
+        let k = key(&item);
+        if let Some((last, members)) = groups.last_mut()
+            && same(last, k)
+        {
+            members.push(item);
+            continue;
+        }
+        match index.entry(k) {
+            std::collections::btree_map::Entry::Occupied(at) => groups[*at.get()].1.push(item),
+            std::collections::btree_map::Entry::Vacant(at) => {
+                at.insert(groups.len());
+                groups.push((k, vec![item]));
+            }
+        }
+    }
+    groups
+}
+
 impl<'a, V> Keyed<'a, V> {
     /// The map of `entries`, which must be in key order without duplicates
     /// (as a `BTreeMap` iterates).
@@ -102,6 +128,26 @@ mod tests {
     use std::collections::BTreeMap;
 
     proptest! {
+        #[test]
+        fn groups_as_a_btreemap_of_lists_does(items in prop::collection::vec(("[a-c]{1,2}", 0..1000u32), 0..60)) {
+            let mut model: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+            for (k, v) in &items {
+                model.entry(k.as_str()).or_default().push(*v);
+            }
+            let grouped = group(items.iter(), |(k, _)| k.as_str());
+            // Groups in the order of their first item.
+            let firsts: Vec<&str> = grouped.iter().map(|(k, _)| *k).collect();
+            let mut expected: Vec<&str> = Vec::new();
+            for (k, _) in &items {
+                if !expected.contains(&k.as_str()) {
+                    expected.push(k.as_str());
+                }
+            }
+            prop_assert_eq!(firsts, expected);
+            let as_map: BTreeMap<&str, Vec<u32>> = grouped.into_iter().map(|(k, g)| (k, g.into_iter().map(|(_, v)| *v).collect())).collect();
+            prop_assert_eq!(as_map, model);
+        }
+
         #[test]
         fn answers_as_a_btreemap_does(keys in prop::collection::btree_set("[A-Z0-9]{1,6}", 0..60), probes in prop::collection::vec("[A-Z0-9]{1,6}", 0..60)) {
             let model: BTreeMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();

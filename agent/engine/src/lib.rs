@@ -106,25 +106,8 @@ pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
     use rayon::prelude::*;
     let ctx = engine::Context::new(inputs)?;
     // Households in the order of their first account, each with its
-    // accounts in input order. A household's accounts usually follow each
-    // other: the last household is checked first.
-    let mut households: Vec<(&str, Vec<usize>)> = Vec::new();
-    let mut seen: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for (i, a) in inputs.accounts.iter().enumerate() {
-        if let Some((household, members)) = households.last_mut()
-            && keyed::same(household, &a.household)
-        {
-            members.push(i);
-            continue;
-        }
-        match seen.entry(a.household.as_str()) {
-            std::collections::btree_map::Entry::Occupied(at) => households[*at.get()].1.push(i),
-            std::collections::btree_map::Entry::Vacant(at) => {
-                at.insert(households.len());
-                households.push((a.household.as_str(), vec![i]));
-            }
-        }
-    }
+    // accounts in input order.
+    let households = keyed::group(0..inputs.accounts.len(), |&i| inputs.accounts[i].household.as_str());
     // Rationales are written on the household's thread too (written after
     // the parallel part, they were some 8 % of the work, on one thread).
     let decided: Vec<Vec<(usize, Decision)>> = households
