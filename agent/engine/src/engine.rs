@@ -1230,8 +1230,10 @@ fn finish<'a>(
     // Harvest adjustments are re-applied below from the trades themselves.
     let mut after_value: Vec<Decimal> =
         sleeves.iter().map(|s| s.members.iter().map(|m| m.start * m.price).sum()).collect();
-    // A sleeve no trade touched and no harvest added to weighs what it did before.
-    let mut touched: Vec<bool> = sleeves.iter().zip(&frame.sleeves).map(|(s, f)| s.members.len() != f.members.len()).collect();
+    // A sleeve no trade touched weighs what it did before: its value is
+    // then the sum its weight before was taken from (a member a harvest
+    // added started with nothing).
+    let mut touched = vec![false; sleeves.len()];
     for t in &trades {
         let s = sleeve_of(&t.asset).ok_or_else(|| Error::Internal(format!("trade in {} outside every sleeve", t.asset)))?;
         touched[s] = true;
