@@ -9,7 +9,8 @@
 #
 # The other revision is checked out in a temporary worktree and built into
 # target/compare/ (so the working tree's target/ is not rebuilt); both must
-# have `agent/engine/examples/profile.rs`.
+# have `agent/engine/examples/profile.rs`. `BOOK=day-after` reaches both
+# builds; a revision before that book ignores it and decides the hard day.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"

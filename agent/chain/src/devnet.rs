@@ -87,7 +87,7 @@ impl Devnet {
             .args(["--gas-limit", &options.gas_limit.to_string()])
             .args(["--accounts", &options.dev_accounts.to_string()])
             .args(["--balance", "1000000"])
-            // Anvil keeps the state of its last 500 blocks in memory and by
+            // Anvil keeps the states of its last blocks in memory and by
             // default writes every older one to ~/.foundry/anvil/tmp, a few
             // hundred kilobytes a block, removed only if Anvil exits cleanly.
             // A long run (the crash test mines thousands of blocks) left

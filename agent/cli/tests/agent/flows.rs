@@ -261,7 +261,8 @@ async fn a_settlement_is_recorded_only_with_its_confirmations() {
     let out = s.run(1, &[]);
     assert!(out.status.success(), "{}", text(&out));
     // Failed once (0 confirmed) in a local fresh-clone CI run while the
-    // machine's disk was filling up, cause not found; the kinds and both
+    // disk was filling with Anvil's state files (since kept off disk, see
+    // `Devnet::start`), likely but not proven the cause; the kinds and both
     // runs' logs say which step missed if it happens again.
     let kinds: Vec<Kind> = s.records().iter().map(|r| r.kind).collect();
     let confirmed = kinds.iter().filter(|k| **k == Kind::SettlementConfirmed).count();
