@@ -13,7 +13,7 @@ use crate::{
     },
     keyed::Keyed,
     lots,
-    text::{text, Num, Piece::{Fixed, Signed, D, S}},
+    text::{text, Num, Piece::{Day, Fixed, Int, Signed, D, S}},
     types::{
         Account, AccountKind, Asset, Band, FlowKind, Frequency, Inputs, Ips, Model, Side, Sizing,
         TriggerMode,
@@ -735,7 +735,7 @@ pub(crate) fn decide_traced<'a>(
             out_of_band.push(line);
         } else {
             checks.push(Check {
-                name: format!("band:{}", s.id),
+                name: ["band:", s.id].concat(),
                 passed: false,
                 detail: format!("{line}, but nothing of it may be {}", if drift < Decimal::ZERO { "bought" } else { "sold" }),
             });
@@ -747,10 +747,11 @@ pub(crate) fn decide_traced<'a>(
         triggers.push(Trigger { kind: TriggerKind::Manual, detail: "rebalance requested".into() });
     }
     if account.ips_version_applied != Some(ips.version) {
-        triggers.push(Trigger { kind: TriggerKind::NewIps, detail: format!("IPS {} version {} not yet applied", ips.id, ips.version) });
+        let detail = text(&[S("IPS "), S(&ips.id), S(" version "), Int(i64::from(ips.version)), S(" not yet applied")]);
+        triggers.push(Trigger { kind: TriggerKind::NewIps, detail });
     }
     if withdrawals > Decimal::ZERO {
-        triggers.push(Trigger { kind: TriggerKind::Withdrawal, detail: format!("withdrawal of {} pending", Num(withdrawals)) });
+        triggers.push(Trigger { kind: TriggerKind::Withdrawal, detail: text(&[S("withdrawal of "), D(withdrawals), S(" pending")]) });
     }
     if threshold_on && !out_of_band.is_empty() {
         triggers.push(Trigger { kind: TriggerKind::Threshold, detail: out_of_band.join(", ") });
@@ -758,13 +759,18 @@ pub(crate) fn decide_traced<'a>(
     if calendar_on {
         let frequency = ips.schedule.frequency.unwrap_or(Frequency::Quarterly);
         if calendar_due(frequency, account.last_rebalanced, ctx.today) {
-            triggers.push(Trigger { kind: TriggerKind::Calendar, detail: format!("{frequency:?} rebalance due").to_lowercase() });
+            let detail = match frequency {
+                Frequency::Monthly => "monthly rebalance due",
+                Frequency::Quarterly => "quarterly rebalance due",
+                Frequency::Annual => "annual rebalance due",
+            };
+            triggers.push(Trigger { kind: TriggerKind::Calendar, detail: detail.into() });
         }
     }
     for (kind, flow) in [(TriggerKind::Deposit, FlowKind::Deposit), (TriggerKind::Dividend, FlowKind::Dividend)] {
         let amount: Decimal = account.flows.iter().filter(|f| f.kind == flow).map(|f| f.amount).sum();
         if amount > Decimal::ZERO {
-            triggers.push(Trigger { kind, detail: format!("{} to invest", Num(amount)) });
+            triggers.push(Trigger { kind, detail: text(&[D(amount), S(" to invest")]) });
         }
     }
 
@@ -800,11 +806,12 @@ pub(crate) fn decide_traced<'a>(
                 let loss: Decimal = losers.iter().map(|(_, l)| (l.cost - m.price) * l.quantity).sum();
                 let name = ["harvest:", m.asset].concat();
                 if let Some(date) = wash.bought.get(m.asset) {
-                    checks.push(Check { name, passed: false, detail: format!("skipped: the household bought {} on {date}, within {WASH_SALE_DAYS} days (wash sale)", m.asset) });
+                    let detail = text(&[S("skipped: the household bought "), S(m.asset), S(" on "), Day(*date), S(", within "), Int(WASH_SALE_DAYS), S(" days (wash sale)")]);
+                    checks.push(Check { name, passed: false, detail });
                     continue;
                 }
                 if r.no_sell.iter().any(|a| a == m.asset) {
-                    checks.push(Check { name, passed: false, detail: format!("skipped: {} is on the IPS no-sell list", m.asset) });
+                    checks.push(Check { name, passed: false, detail: ["skipped: ", m.asset, " is on the IPS no-sell list"].concat() });
                     continue;
                 }
                 let substitute = sleeves[si].candidates.iter().copied().filter(|&c| c != m.ix).find(|&c| {
@@ -812,7 +819,7 @@ pub(crate) fn decide_traced<'a>(
                     buyer.block(c, &harvested).is_none()
                 });
                 let Some(sub_at) = substitute else {
-                    checks.push(Check { name, passed: false, detail: format!("skipped: no substitute of {} may be bought", m.asset) });
+                    checks.push(Check { name, passed: false, detail: ["skipped: no substitute of ", m.asset, " may be bought"].concat() });
                     continue;
                 };
                 let quantity: Decimal = losers.iter().map(|(_, l)| l.quantity).sum();
@@ -943,7 +950,7 @@ pub(crate) fn decide_traced<'a>(
         let holders = s.members.iter().filter(|m| m.held > m.harvest_bought).count();
         s.sellable = unsellable.len() < holders || s.members.iter().any(|m| m.harvest_bought > Decimal::ZERO);
         if !s.sellable && s.delta < Decimal::ZERO {
-            checks.push(Check { name: format!("sell:{}", s.id), passed: false, detail: format!("nothing may be sold: {}", unsellable.join("; ")) });
+            checks.push(Check { name: ["sell:", s.id].concat(), passed: false, detail: format!("nothing may be sold: {}", unsellable.join("; ")) });
             s.delta = Decimal::ZERO;
         }
     }
@@ -1012,11 +1019,11 @@ pub(crate) fn decide_traced<'a>(
                     break;
                 }
                 if let Some(why) = ctx.halt_at(m.ix) {
-                    checks.push(Check { name: format!("halted:{}", m.asset), passed: false, detail: why.to_string() });
+                    checks.push(Check { name: ["halted:", m.asset].concat(), passed: false, detail: why.to_string() });
                     continue;
                 }
                 if r.no_sell.iter().any(|a| a == m.asset) {
-                    checks.push(Check { name: format!("restriction:sell:{}", m.asset), passed: false, detail: "on the IPS no-sell list".into() });
+                    checks.push(Check { name: ["restriction:sell:", m.asset].concat(), passed: false, detail: "on the IPS no-sell list".into() });
                     continue;
                 }
                 if still_bought(m.asset, &trades) {
@@ -1050,7 +1057,8 @@ pub(crate) fn decide_traced<'a>(
             (spendable / buys, |t| t.side == Side::Buy)
         };
         scale(&mut trades, &mut checks, which, factor, ctx, ips);
-        checks.push(Check { name: "no_overdraft".into(), passed: true, detail: format!("buys of {} scaled by {:.4} to the {} available", Num(buys), Num(factor), Num(spendable)) });
+        let detail = text(&[S("buys of "), D(buys), S(" scaled by "), Fixed(factor, 4), S(" to the "), D(spendable), S(" available")]);
+        checks.push(Check { name: "no_overdraft".into(), passed: true, detail });
     } else {
         let detail = text(&[S("buys "), D(buys), S(" within "), D(spendable), S(" available")]);
         checks.push(Check { name: "no_overdraft".into(), passed: true, detail });
@@ -1177,15 +1185,15 @@ fn finish<'a>(
         let why = if let Some(pause) = &ctx.pause {
             Some(format!("automatic trading paused: {pause}"))
         } else if !asset.liquid {
-            Some(format!("{} is illiquid: trades need approval", t.asset))
+            Some([t.asset.as_str(), " is illiquid: trades need approval"].concat())
         } else if ips.approval_limit.is_some_and(|limit| t.value > limit) {
-            Some(format!("worth {} above the approval limit of {}", Num(t.value), Num(ips.approval_limit.unwrap_or_default())))
+            Some(text(&[S("worth "), D(t.value), S(" above the approval limit of "), D(ips.approval_limit.unwrap_or_default())]))
         } else {
             None
         };
         match why {
             Some(detail) => {
-                checks.push(Check { name: format!("approval:{}", t.asset), passed: false, detail });
+                checks.push(Check { name: ["approval:", t.asset.as_str()].concat(), passed: false, detail });
                 queued.push(t);
             }
             None => kept.push(t),
@@ -1208,7 +1216,7 @@ fn finish<'a>(
         };
         let t = kept.remove(largest);
         checks.push(Check {
-            name: format!("approval:{}", t.asset),
+            name: ["approval:", t.asset.as_str()].concat(),
             passed: false,
             detail: "paid for by a sale that waits for approval".into(),
         });
@@ -1577,9 +1585,9 @@ fn push_trade(
     let value = quantity * price;
     if value < ips.min_trade_value {
         checks.push(Check {
-            name: format!("min_trade_value:{asset}"),
+            name: ["min_trade_value:", asset].concat(),
             passed: false,
-            detail: format!("{} {} {asset} worth {} is below the minimum {}", side_word(side), Num(quantity), Num(value), Num(ips.min_trade_value)),
+            detail: text(&[S(side_word(side)), S(" "), D(quantity), S(" "), S(asset), S(" worth "), D(value), S(" is below the minimum "), D(ips.min_trade_value)]),
         });
         return;
     }

@@ -111,6 +111,10 @@ pub(crate) enum Piece<'s> {
     Fixed(Decimal, usize),
     /// A decimal as `{:+.N}` prints it.
     Signed(Decimal, usize),
+    /// An integer as `{}` prints it.
+    Int(i64),
+    /// A date as `{}` prints it (`2026-12-01`).
+    Day(time::Date),
 }
 
 /// The pieces one after another: what `format!` would make of them, without
@@ -124,6 +128,8 @@ pub(crate) fn text(pieces: &[Piece<'_>]) -> String {
             Piece::D(d) => push_num(&mut out, d, None, false),
             Piece::Fixed(d, places) => push_num(&mut out, d, Some(places), false),
             Piece::Signed(d, places) => push_num(&mut out, d, Some(places), true),
+            Piece::Int(n) => push_int(&mut out, n),
+            Piece::Day(day) => push_day(&mut out, day),
         }
     }
     // Words are UTF-8 and numbers ASCII: checked once for the whole line.
@@ -140,6 +146,40 @@ fn push_num(out: &mut Vec<u8>, d: Decimal, places: Option<usize>, plus: bool) {
     }
     let zeros = unsigned_text(d, places, out);
     out.resize(out.len() + zeros, b'0');
+}
+
+/// Appends `n` as `{}` prints it.
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    let mut buf = [0u8; 20];
+    let start = digits_u64(n.unsigned_abs(), &mut buf, 20);
+    out.extend_from_slice(&buf[start..]);
+}
+
+/// Appends `day` as `{}` prints it: four digits of year, two of month and
+/// of day; a year outside 0 to 9999 as the date's `Display` writes it.
+fn push_day(out: &mut Vec<u8>, day: time::Date) {
+    let year = day.year();
+    if !(0..=9999).contains(&year) {
+        out.extend_from_slice(day.to_string().as_bytes());
+        return;
+    }
+    let (year, month, d) = (year as u32, u8::from(day.month()), day.day());
+    let digit = |n: u32| b'0' + (n % 10) as u8;
+    out.extend_from_slice(&[
+        digit(year / 1000),
+        digit(year / 100),
+        digit(year / 10),
+        digit(year),
+        b'-',
+        digit(u32::from(month) / 10),
+        digit(u32::from(month)),
+        b'-',
+        digit(u32::from(d) / 10),
+        digit(u32::from(d)),
+    ]);
 }
 
 #[cfg(test)]
@@ -197,7 +237,31 @@ mod tests {
         same(Decimal::new(-5, 28), &[27, 28, 29, 30]);
     }
 
+    #[test]
+    fn integers_and_days_print_as_display_does() {
+        for n in [0, 7, -7, 30, 1_000_000, i64::MAX, i64::MIN] {
+            assert_eq!(text(&[Piece::S("n="), Piece::Int(n)]), format!("n={n}"));
+        }
+        let days = [
+            time::macros::date!(2026 - 12 - 01),
+            time::macros::date!(0001 - 01 - 09),
+            time::macros::date!(0000 - 01 - 01),
+            time::macros::date!(9999 - 12 - 31),
+            time::macros::date!(-0001 - 12 - 31),
+        ];
+        for day in days {
+            assert_eq!(text(&[Piece::Day(day), Piece::S(".")]), format!("{day}."));
+        }
+    }
+
     proptest! {
+        #[test]
+        fn days_print_as_display_does(julian in 1_721_060i32..5_373_484) {
+            // Julian days of 0000-01-01 to 9999-12-31.
+            let day = time::Date::from_julian_day(julian).expect("a date");
+            prop_assert_eq!(text(&[Piece::Day(day)]), day.to_string());
+        }
+
         #[test]
         fn prints_as_rust_decimal_does(mantissa in -(1i128 << 96) + 1..(1i128 << 96), scale in 0u32..=28) {
             same(Decimal::from_i128_with_scale(mantissa, scale), ANY);
