@@ -544,6 +544,19 @@ fn group_of<'a>(ctx: &Context<'a>, asset: &str) -> Option<&'a str> {
     ctx.assets.get(asset).and_then(|a| a.substitute_group.as_deref())
 }
 
+/// `d > 0` by its sign and zero tests, without a comparison's call (for
+/// the tests made once per lot).
+#[inline]
+fn positive(d: Decimal) -> bool {
+    !d.is_sign_negative() && !d.is_zero()
+}
+
+/// `d < 0`, likewise.
+#[inline]
+fn negative(d: Decimal) -> bool {
+    d.is_sign_negative() && !d.is_zero()
+}
+
 /// An account ready to decide, or the decision that it cannot be.
 pub(crate) type Prepared<'a> = std::result::Result<Frame<'a>, Decision>;
 
@@ -576,14 +589,14 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
             return Err(Error::Unknown { kind: "asset", id: lot.asset.clone(), referrer: format!("lot {} of account {}", lot.id, account.id) });
         };
         last = Some((lot.asset.as_str(), ix));
-        if lot.quantity < Decimal::ZERO {
+        if negative(lot.quantity) {
             return Err(Error::Invalid { what: format!("lot {} of account {}", lot.id, account.id), field: "quantity", value: lot.quantity.to_string() });
         }
         held[ix] += lot.quantity;
         lot_ix.push(ix);
     }
     for (ix, q) in held.iter().enumerate() {
-        if *q > Decimal::ZERO && ctx.quoted[ix].is_none() {
+        if ctx.quoted[ix].is_none() && positive(*q) {
             // Without a price the account cannot be valued: decide nothing.
             halts.push(Halt { asset: ctx.assets.key(ix).to_string(), reason: "no price".into() });
             return Ok(Err(halted(ctx, account, ips, model, halts)));
@@ -599,7 +612,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     let mut placed = vec![false; ctx.assets.len()];
     // Held assets outside the model: they join the sleeve of their group's
     // target, or form sleeves of their own.
-    let outside: Vec<usize> = (0..held.len()).filter(|&h| held[h] > Decimal::ZERO && !plan.in_model[h]).collect();
+    let outside: Vec<usize> = (0..held.len()).filter(|&h| !plan.in_model[h] && positive(held[h])).collect();
     for &(asset, at, target, band) in &plan.targets {
         let mut members = vec![member(ctx, &held, at)];
         placed[at] = true;
@@ -794,10 +807,10 @@ pub(crate) fn decide_traced<'a>(
                 let losers: Vec<(usize, &crate::types::Lot)> = frame
                     .lots_of(m.ix)
                     .map(|i| (i, &account.lots[i]))
-                    .filter(|(_, l)| l.quantity > Decimal::ZERO && l.cost > m.price)
+                    .filter(|(_, l)| positive(l.quantity) && l.cost > m.price)
                     .filter(|(_, l)| {
                         let loss = (l.cost - m.price) * l.quantity;
-                        loss > Decimal::ZERO && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
+                        positive(loss) && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
                     })
                     .collect();
                 if losers.is_empty() {
