@@ -544,6 +544,37 @@ fn group_of<'a>(ctx: &Context<'a>, asset: &str) -> Option<&'a str> {
     ctx.assets.get(asset).and_then(|a| a.substitute_group.as_deref())
 }
 
+/// What is left of each lot of an account as its sales use them, by the
+/// lot's position; written out only once a sale uses a lot (most accounts
+/// sell nothing).
+pub(crate) struct Left<'a> {
+    lots: &'a [crate::types::Lot],
+    left: Vec<Decimal>,
+}
+
+impl<'a> Left<'a> {
+    fn new(lots: &'a [crate::types::Lot]) -> Self {
+        Self { lots, left: Vec::new() }
+    }
+
+    fn get(&self, i: usize) -> Decimal {
+        self.left.get(i).copied().unwrap_or(self.lots[i].quantity)
+    }
+
+    /// No sale has used the lot.
+    fn untouched(&self, i: usize) -> bool {
+        self.left.is_empty() || self.left[i] == self.lots[i].quantity
+    }
+
+    /// A sale uses `quantity` of the lot.
+    fn take(&mut self, i: usize, quantity: Decimal) {
+        if self.left.is_empty() {
+            self.left = self.lots.iter().map(|l| l.quantity).collect();
+        }
+        self.left[i] -= quantity;
+    }
+}
+
 /// `d > 0` by its sign and zero tests, without a comparison's call (for
 /// the tests made once per lot).
 #[inline]
@@ -725,11 +756,12 @@ pub(crate) fn decide_traced<'a>(
     let buyer = Buyer { ctx, plan: frame.plan, wash, account: account.id };
 
     // Triggers.
-    let mut triggers = Vec::with_capacity(4);
+    // Most accounts on a quiet day fire no trigger: no room until one does.
+    let mut triggers = Vec::new();
     // A sleeve out of band counts only if something can be done about it:
     // an underweight one needs something buyable, an overweight one
     // something sellable.
-    let mut out_of_band: Vec<String> = Vec::with_capacity(sleeves.len());
+    let mut out_of_band: Vec<String> = Vec::new();
     for s in &sleeves {
         let drift = s.drift;
         if !s.out_of_band {
@@ -788,8 +820,7 @@ pub(crate) fn decide_traced<'a>(
     }
 
     let mut trades: Vec<Trade> = Vec::with_capacity(2 * sleeves.len());
-    // What is left of each lot of `account.lots`, by position.
-    let mut lot_left: Vec<Decimal> = account.lots.iter().map(|l| l.quantity).collect();
+    let mut lot_left = Left::new(&account.lots);
     let mut tax = TaxSummary::default();
 
     // Tax-loss harvesting: sell lots with a large enough loss and buy a
@@ -844,8 +875,8 @@ pub(crate) fn decide_traced<'a>(
                     .iter()
                     .map(|(_, l)| LotUse { lot: l.id.clone(), quantity: l.quantity, gain: (m.price - l.cost) * l.quantity, term: lots::term(l.acquired, ctx.today) })
                     .collect();
-                for (i, _) in &losers {
-                    lot_left[*i] = Decimal::ZERO;
+                for (i, l) in &losers {
+                    lot_left.take(*i, l.quantity);
                 }
                 let estimated_tax = lots::tax_of(&used, &ips.tax);
                 triggers.push(Trigger { kind: TriggerKind::Harvest, detail: text(&[S(m.asset), S(" lots at a loss of "), D(loss)]) });
@@ -926,7 +957,7 @@ pub(crate) fn decide_traced<'a>(
     // A sleeve nothing of which may be bought (restrictions, halts, wash
     // sales) is left as it is, and no cash is planned for it.
     // Candidates looked at to tell whether a sleeve may be bought, by sleeve.
-    let mut looked: Vec<(usize, usize)> = Vec::new();
+    let mut looked: Vec<(usize, usize)> = Vec::with_capacity(sleeves.iter().map(|s| s.candidates.len()).sum());
     for (si, s) in sleeves.iter_mut().enumerate() {
         let mut blocked = Vec::new();
         let from = looked.len();
@@ -1130,7 +1161,7 @@ fn finish<'a>(
     acted_on: Option<TriggerKind>,
     mut checks: Vec<Check>,
     mut tax: TaxSummary,
-    mut lot_left: Vec<Decimal>,
+    mut lot_left: Left<'_>,
 ) -> Result<Decision> {
     let Frame { account, ips, model, value, withdrawals, .. } = *frame;
     let staying = value - withdrawals;
@@ -1151,9 +1182,9 @@ fn finish<'a>(
         } else {
             let mine: Vec<usize> = ctx.assets.position(&t.asset).map_or_else(Vec::new, |ix| frame.lots_of(ix).collect());
             // Copies of the lots only when an earlier sale used part of them.
-            let left: Option<Vec<crate::types::Lot>> = (!mine.iter().all(|&i| lot_left[i] == account.lots[i].quantity)).then(|| {
+            let left: Option<Vec<crate::types::Lot>> = (!mine.iter().all(|&i| lot_left.untouched(i))).then(|| {
                 mine.iter()
-                    .map(|&i| crate::types::Lot { quantity: lot_left[i], ..account.lots[i].clone() })
+                    .map(|&i| crate::types::Lot { quantity: lot_left.get(i), ..account.lots[i].clone() })
                     .filter(|l| l.quantity > Decimal::ZERO)
                     .collect()
             });
@@ -1165,7 +1196,7 @@ fn finish<'a>(
             t.lots = lots::take(&order, t.quantity, t.price, ctx.today);
             for u in &t.lots {
                 let i = mine.iter().copied().find(|&i| account.lots[i].id == u.lot).ok_or_else(|| Error::Internal(format!("lot {} sold but not held", u.lot)))?;
-                lot_left[i] -= u.quantity;
+                lot_left.take(i, u.quantity);
             }
         }
         t.estimated_tax = if account.kind.realises_tax() { lots::tax_of(&t.lots, &ips.tax) } else { Decimal::ZERO };
@@ -1554,7 +1585,7 @@ pub(crate) fn decide_pooled<'a>(
                 own[i].len()
             ),
         });
-        let lot_left = account.lots.iter().map(|l| l.quantity).collect();
+        let lot_left = Left::new(&account.lots);
         decisions.push(finish(
             ctx,
             &frame,
