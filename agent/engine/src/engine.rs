@@ -308,18 +308,57 @@ pub fn round_down(quantity: Decimal, quantum: Decimal) -> Decimal {
 /// Days around a loss sale in which a purchase of the same asset makes a wash sale.
 pub const WASH_SALE_DAYS: i64 = 30;
 
-/// What a household has done recently that limits what its accounts may do.
+/// What a household has done recently that limits what its accounts may
+/// do. Assets are named by the inputs' own ids (borrowed, not copied).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct WashState {
+pub(crate) struct WashState<'a> {
     /// Assets sold at a loss within the window (or in this run): not to be bought, with why.
-    pub loss_sold: BTreeMap<String, String>,
+    pub loss_sold: BTreeMap<&'a str, Why>,
     /// Assets bought within the window before today: not to be harvested, with the date.
-    pub bought: BTreeMap<String, Date>,
+    pub bought: BTreeMap<&'a str, Date>,
     /// Per asset (by position), whether `loss_sold` holds it: see `indexed`.
     pub blocked: Vec<bool>,
 }
 
-impl WashState {
+/// Why an asset is blocked for purchase as a wash sale; written out only
+/// where a check or the input digest prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Why {
+    /// A recent trade of the household sold it at a loss.
+    Recent { account: u64, on: Date },
+    /// A sale of today's run did (or once did: see `lib.rs`).
+    Today(&'static str),
+}
+
+impl Why {
+    /// Its text, appended to `out` without a formatter (the input digest
+    /// writes it for every decision of a household that recently sold at a
+    /// loss).
+    fn push(&self, out: &mut Vec<u8>) {
+        match *self {
+            Why::Recent { account, on } => {
+                out.extend_from_slice(b"sold at a loss in account ");
+                crate::text::push_uint(out, account);
+                out.extend_from_slice(b" on ");
+                crate::text::push_day(out, on);
+                out.extend_from_slice(b" (wash-sale window ");
+                crate::text::push_uint(out, WASH_SALE_DAYS.unsigned_abs());
+                out.extend_from_slice(b" days)");
+            }
+            Why::Today(why) => out.extend_from_slice(why.as_bytes()),
+        }
+    }
+}
+
+impl std::fmt::Display for Why {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = Vec::with_capacity(80);
+        self.push(&mut text);
+        f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+impl<'a> WashState<'a> {
     /// The state with `blocked` made from `loss_sold`, so that an asset
     /// no block holds is passed without a look-up by id.
     pub fn indexed(mut self, ctx: &Context<'_>) -> Self {
@@ -335,23 +374,18 @@ impl WashState {
     /// The household's recent trades within the wash-sale window. A sale in
     /// one of `untaxed` (the household's tax-deferred and tax-free accounts)
     /// realises no loss for tax, so it starts no window.
-    pub fn from_recent(ctx: &Context<'_>, household: &str, untaxed: &[u64]) -> Self {
+    pub fn from_recent(ctx: &Context<'a>, household: &str, untaxed: &[u64]) -> Self {
         let mut state = Self::default();
         let since = ctx.today - time::Duration::days(WASH_SALE_DAYS);
         let trades = ctx.recent.get(household).map_or(&[][..], Vec::as_slice);
-        for t in trades.iter().filter(|t| t.date >= since && t.date <= ctx.today) {
+        for &t in trades.iter().filter(|t| t.date >= since && t.date <= ctx.today) {
             match t.side {
-                // The asset's id is copied only the first time it is seen.
-                Side::Buy => match state.bought.get_mut(t.asset.as_str()) {
-                    Some(d) => *d = (*d).max(t.date),
-                    None => {
-                        state.bought.insert(t.asset.clone(), t.date);
-                    }
-                },
+                Side::Buy => {
+                    let d = state.bought.entry(t.asset.as_str()).or_insert(t.date);
+                    *d = (*d).max(t.date);
+                }
                 Side::Sell if t.realised_loss > Decimal::ZERO && !untaxed.contains(&t.account) => {
-                    state.loss_sold.entry(t.asset.clone()).or_insert_with(|| {
-                        format!("sold at a loss in account {} on {} (wash-sale window {WASH_SALE_DAYS} days)", t.account, t.date)
-                    });
+                    state.loss_sold.entry(t.asset.as_str()).or_insert(Why::Recent { account: t.account, on: t.date });
                 }
                 Side::Sell => {}
             }
@@ -368,7 +402,7 @@ pub(crate) enum Block<'x> {
     NoBuy,
     Excluded,
     NotAllowed,
-    WashSale(&'x str),
+    WashSale(Why),
     /// This decision harvests it: sold at a loss in `account` on `on`.
     Harvested { account: u64, on: Date },
 }
@@ -406,7 +440,7 @@ impl std::fmt::Display for Blocks<'_, '_> {
 struct Buyer<'x> {
     ctx: &'x Context<'x>,
     plan: &'x Plan<'x>,
-    wash: &'x WashState,
+    wash: &'x WashState<'x>,
     account: u64,
 }
 
@@ -428,7 +462,7 @@ impl<'x> Buyer<'x> {
         if self.wash.blocked.get(at) == Some(&false) {
             return None;
         }
-        self.wash.loss_sold.get(self.ctx.assets.key(at)).map(|why| Block::WashSale(why))
+        self.wash.loss_sold.get(self.ctx.assets.key(at)).map(|why| Block::WashSale(*why))
     }
 }
 
@@ -1885,9 +1919,13 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
         e.text(id);
     }
     e.uint(wash.loss_sold.len() as u64);
+    let mut text = Vec::new();
     for (asset, why) in &wash.loss_sold {
         e.text(asset);
-        e.text(why);
+        text.clear();
+        why.push(&mut text);
+        e.uint(text.len() as u64);
+        e.0.extend_from_slice(&text);
     }
     e.uint(wash.bought.len() as u64);
     for (asset, d) in &wash.bought {
@@ -1991,6 +2029,16 @@ mod tests {
     use rust_decimal_macros::dec;
 
     use super::Encoder;
+
+    #[test]
+    fn a_wash_sale_block_says_which_sale_made_it() {
+        let recent = super::Why::Recent { account: 7, on: time::macros::date!(2026 - 11 - 02) };
+        assert_eq!(recent.to_string(), "sold at a loss in account 7 on 2026-11-02 (wash-sale window 30 days)");
+        assert_eq!(super::Why::Today("sold today").to_string(), "sold today");
+        let mut pushed = b"x".to_vec();
+        recent.push(&mut pushed);
+        assert_eq!(pushed, [b"x".as_slice(), recent.to_string().as_bytes()].concat());
+    }
 
     fn encoded(f: impl FnOnce(&mut Encoder)) -> Vec<u8> {
         let mut e = Encoder(Vec::new());

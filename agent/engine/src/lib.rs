@@ -187,16 +187,16 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     };
     let base = engine::WashState::from_recent(ctx, household, &untaxed);
     // Today's blocks, with why (see `SOLD_TODAY` and `KEPT`).
-    let mut added: BTreeMap<String, &str> = BTreeMap::new();
+    let mut added: BTreeMap<String, &'static str> = BTreeMap::new();
     let mut lifted: BTreeSet<String> = BTreeSet::new();
     // A unit's last decisions and what they rest on.
     #[derive(Clone)]
-    struct Decided {
+    struct Decided<'w> {
         decisions: Vec<Decision>,
         /// The assets (by position) whose blocks they looked at.
         consulted: Vec<bool>,
         /// The wash-sale state they read.
-        seen: std::rc::Rc<engine::WashState>,
+        seen: std::rc::Rc<engine::WashState<'w>>,
         /// The assets they sell at a loss in a taxable account.
         sold: BTreeSet<String>,
         /// An account deciding alone (not a pooled household).
@@ -211,10 +211,12 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
             _ => Ok(None),
         })
         .collect::<Result<_>>()?;
-    let blocked = |added: &BTreeMap<String, &str>| {
+    let blocked = |added: &BTreeMap<String, &'static str>| {
         let mut wash = base.clone();
         for (asset, why) in added {
-            wash.loss_sold.entry(asset.clone()).or_insert_with(|| (*why).to_string());
+            // The asset named by the inputs' own id: the state borrows it.
+            let asset = ctx.assets.key(ctx.assets.position(asset).expect("a traded asset is known"));
+            wash.loss_sold.entry(asset).or_insert(engine::Why::Today(why));
         }
         std::rc::Rc::new(wash.indexed(ctx))
     };

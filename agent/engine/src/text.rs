@@ -153,14 +153,19 @@ fn push_int(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
         out.push(b'-');
     }
+    push_uint(out, n.unsigned_abs());
+}
+
+/// Appends `n` as `{}` prints it.
+pub(crate) fn push_uint(out: &mut Vec<u8>, n: u64) {
     let mut buf = [0u8; 20];
-    let start = digits_u64(n.unsigned_abs(), &mut buf, 20);
+    let start = digits_u64(n, &mut buf, 20);
     out.extend_from_slice(&buf[start..]);
 }
 
 /// Appends `day` as `{}` prints it: four digits of year, two of month and
 /// of day; a year outside 0 to 9999 as the date's `Display` writes it.
-fn push_day(out: &mut Vec<u8>, day: time::Date) {
+pub(crate) fn push_day(out: &mut Vec<u8>, day: time::Date) {
     let year = day.year();
     if !(0..=9999).contains(&year) {
         out.extend_from_slice(day.to_string().as_bytes());
