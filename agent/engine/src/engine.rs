@@ -13,7 +13,7 @@ use crate::{
     },
     keyed::Keyed,
     lots,
-    text::{text, Num, Piece::{Day, Fixed, Int, Signed, D, S}},
+    text::{text, Num, Piece::{Day, Fixed, Int, Signed, Uint, D, S}},
     types::{
         Account, AccountKind, Asset, Band, FlowKind, Frequency, Inputs, Ips, Model, Side, Sizing,
         TriggerMode,
@@ -310,7 +310,7 @@ pub const WASH_SALE_DAYS: i64 = 30;
 
 /// What a household has done recently that limits what its accounts may
 /// do. Assets are named by the inputs' own ids (borrowed, not copied).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct WashState<'a> {
     /// Assets sold at a loss within the window (or in this run): not to be bought, with why.
     pub loss_sold: BTreeMap<&'a str, Why>,
@@ -336,15 +336,10 @@ impl Why {
     /// loss).
     fn push(&self, out: &mut Vec<u8>) {
         match *self {
-            Why::Recent { account, on } => {
-                out.extend_from_slice(b"sold at a loss in account ");
-                crate::text::push_uint(out, account);
-                out.extend_from_slice(b" on ");
-                crate::text::push_day(out, on);
-                out.extend_from_slice(b" (wash-sale window ");
-                crate::text::push_uint(out, WASH_SALE_DAYS.unsigned_abs());
-                out.extend_from_slice(b" days)");
-            }
+            Why::Recent { account, on } => crate::text::push(
+                out,
+                &[S("sold at a loss in account "), Uint(account), S(" on "), Day(on), S(" (wash-sale window "), Int(WASH_SALE_DAYS), S(" days)")],
+            ),
             Why::Today(why) => out.extend_from_slice(why.as_bytes()),
         }
     }
@@ -1924,8 +1919,7 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
         e.text(asset);
         text.clear();
         why.push(&mut text);
-        e.uint(text.len() as u64);
-        e.0.extend_from_slice(&text);
+        e.bytes(&text);
     }
     e.uint(wash.bought.len() as u64);
     for (asset, d) in &wash.bought {
@@ -1943,7 +1937,8 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
 /// The input digest's encoding (version 2), compact because hashing was
 /// most of the digest's cost: some 0.9 KB for an account of 40 lots, where
 /// version 1 (fixed-width integers and lengths, 16-byte decimals) wrote
-/// 2.5 KB, and its digest took 8 to 10 % of the engine's time (5 % now;
+/// 2.5 KB, and its digest took 8 to 10 % of the engine's time on the hard
+/// day (5 % now, 10 % on the day after, whose accounts hold more lots;
 /// docs/BENCHMARKS.md). Every value has one encoding, and each field's
 /// length is known from its first bytes, so two different inputs never
 /// encode alike:
@@ -1978,8 +1973,14 @@ impl Encoder {
 
     #[inline]
     fn text(&mut self, s: &str) {
-        self.uint(s.len() as u64);
-        self.0.extend_from_slice(s.as_bytes());
+        self.bytes(s.as_bytes());
+    }
+
+    /// Bytes as a string's: their length, then them.
+    #[inline]
+    fn bytes(&mut self, b: &[u8]) {
+        self.uint(b.len() as u64);
+        self.0.extend_from_slice(b);
     }
 
     #[inline]

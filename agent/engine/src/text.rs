@@ -113,6 +113,8 @@ pub(crate) enum Piece<'s> {
     Signed(Decimal, usize),
     /// An integer as `{}` prints it.
     Int(i64),
+    /// An unsigned integer (an account number) as `{}` prints it.
+    Uint(u64),
     /// A date as `{}` prints it (`2026-12-01`).
     Day(time::Date),
 }
@@ -122,18 +124,25 @@ pub(crate) enum Piece<'s> {
 pub(crate) fn text(pieces: &[Piece<'_>]) -> String {
     let room: usize = pieces.iter().map(|p| if let Piece::S(words) = p { words.len() } else { 16 }).sum();
     let mut out = Vec::with_capacity(room);
+    push(&mut out, pieces);
+    // Words are UTF-8 and numbers ASCII: checked once for the whole line.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The pieces one after another, appended to `out` as bytes (for text
+/// that goes on into other bytes, as the input digest's).
+pub(crate) fn push(out: &mut Vec<u8>, pieces: &[Piece<'_>]) {
     for piece in pieces {
         match *piece {
             Piece::S(words) => out.extend_from_slice(words.as_bytes()),
-            Piece::D(d) => push_num(&mut out, d, None, false),
-            Piece::Fixed(d, places) => push_num(&mut out, d, Some(places), false),
-            Piece::Signed(d, places) => push_num(&mut out, d, Some(places), true),
-            Piece::Int(n) => push_int(&mut out, n),
-            Piece::Day(day) => push_day(&mut out, day),
+            Piece::D(d) => push_num(out, d, None, false),
+            Piece::Fixed(d, places) => push_num(out, d, Some(places), false),
+            Piece::Signed(d, places) => push_num(out, d, Some(places), true),
+            Piece::Int(n) => push_int(out, n),
+            Piece::Uint(n) => push_uint(out, n),
+            Piece::Day(day) => push_day(out, day),
         }
     }
-    // Words are UTF-8 and numbers ASCII: checked once for the whole line.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Appends `d` to `out` as `format!("{}", d)` would (`places`: as `{:.N}`;
@@ -157,7 +166,7 @@ fn push_int(out: &mut Vec<u8>, n: i64) {
 }
 
 /// Appends `n` as `{}` prints it.
-pub(crate) fn push_uint(out: &mut Vec<u8>, n: u64) {
+fn push_uint(out: &mut Vec<u8>, n: u64) {
     let mut buf = [0u8; 20];
     let start = digits_u64(n, &mut buf, 20);
     out.extend_from_slice(&buf[start..]);
@@ -165,7 +174,7 @@ pub(crate) fn push_uint(out: &mut Vec<u8>, n: u64) {
 
 /// Appends `day` as `{}` prints it: four digits of year, two of month and
 /// of day; a year outside 0 to 9999 as the date's `Display` writes it.
-pub(crate) fn push_day(out: &mut Vec<u8>, day: time::Date) {
+fn push_day(out: &mut Vec<u8>, day: time::Date) {
     let year = day.year();
     if !(0..=9999).contains(&year) {
         out.extend_from_slice(day.to_string().as_bytes());
@@ -246,6 +255,9 @@ mod tests {
     fn integers_and_days_print_as_display_does() {
         for n in [0, 7, -7, 30, 1_000_000, i64::MAX, i64::MIN] {
             assert_eq!(text(&[Piece::S("n="), Piece::Int(n)]), format!("n={n}"));
+        }
+        for n in [0, 7, 1_000_000, u64::MAX] {
+            assert_eq!(text(&[Piece::S("n="), Piece::Uint(n)]), format!("n={n}"));
         }
         let days = [
             time::macros::date!(2026 - 12 - 01),
