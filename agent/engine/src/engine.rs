@@ -848,7 +848,10 @@ pub(crate) fn decide_traced<'a>(
         }
     }
 
-    let mut trades: Vec<Trade> = Vec::with_capacity(2 * sleeves.len());
+    // Most accounts on a quiet day trade nothing, and a decision keeps its
+    // vector's room: room is made once the trades are sized (a harvest's
+    // pair grows it first).
+    let mut trades: Vec<Trade> = Vec::new();
     let mut lot_left = Left::new(&account.lots);
     let mut tax = TaxSummary::default();
 
@@ -856,6 +859,8 @@ pub(crate) fn decide_traced<'a>(
     // substitute of the same group, keeping the exposure.
     if account.kind.realises_tax() && ips.harvesting.enabled {
         let h = &ips.harvesting;
+        // The lots of one member at a large enough loss (one buffer for all).
+        let mut losers: Vec<(usize, &crate::types::Lot)> = Vec::new();
         // Indices, not iterators: a harvest adds a member to the sleeve it walks.
         #[allow(clippy::needless_range_loop)]
         for si in 0..sleeves.len() {
@@ -864,15 +869,17 @@ pub(crate) fn decide_traced<'a>(
                 if m.halted || m.held <= Decimal::ZERO || m.harvest_bought > Decimal::ZERO {
                     continue;
                 }
-                let losers: Vec<(usize, &crate::types::Lot)> = frame
-                    .lots_of(m.ix)
-                    .map(|i| (i, &account.lots[i]))
-                    .filter(|(_, l)| positive(l.quantity) && l.cost > m.price)
-                    .filter(|(_, l)| {
-                        let loss = (l.cost - m.price) * l.quantity;
-                        positive(loss) && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
-                    })
-                    .collect();
+                losers.clear();
+                losers.extend(
+                    frame
+                        .lots_of(m.ix)
+                        .map(|i| (i, &account.lots[i]))
+                        .filter(|(_, l)| positive(l.quantity) && l.cost > m.price)
+                        .filter(|(_, l)| {
+                            let loss = (l.cost - m.price) * l.quantity;
+                            positive(loss) && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
+                        }),
+                );
                 if losers.is_empty() {
                     continue;
                 }
@@ -987,8 +994,9 @@ pub(crate) fn decide_traced<'a>(
     // sales) is left as it is, and no cash is planned for it.
     // Candidates looked at to tell whether a sleeve may be bought, by sleeve.
     let mut looked: Vec<(usize, usize)> = Vec::with_capacity(sleeves.iter().map(|s| s.candidates.len()).sum());
+    let mut blocked = Vec::new();
     for (si, s) in sleeves.iter_mut().enumerate() {
-        let mut blocked = Vec::new();
+        blocked.clear();
         let from = looked.len();
         s.buyable = s.candidates.iter().any(|&c| {
             looked.push((si, c));
@@ -1043,7 +1051,8 @@ pub(crate) fn decide_traced<'a>(
         }
     }
 
-    // Trades from the sized deltas.
+    // Trades from the sized deltas: a purchase each, a sale per member at most.
+    trades.reserve(sleeves.iter().map(|s| if positive(s.delta) { 1 } else if negative(s.delta) { s.members.len() } else { 0 }).sum());
     for s in &sleeves {
         if s.delta > Decimal::ZERO {
             let mut blocked = Vec::new();
@@ -1308,17 +1317,14 @@ fn finish<'a>(
 
     // Projected weights after the trades that settle now.
     let mut cash_after = account.cash;
-    // Harvest adjustments are re-applied below from the trades themselves.
-    let mut after_value: Vec<Decimal> =
-        sleeves.iter().map(|s| s.members.iter().map(|m| m.start * m.price).sum()).collect();
-    // A sleeve no trade touched weighs what it did before: its value is
-    // then the sum its weight before was taken from (a member a harvest
-    // added started with nothing).
-    let mut touched = vec![false; sleeves.len()];
+    // The value after the trades of each sleeve a trade touches, from what
+    // its members held at the start (harvest adjustments are re-applied
+    // from the trades themselves; a member a harvest added started with
+    // nothing). A sleeve no trade touched weighs what it did before.
+    let mut after_value: Vec<Option<Decimal>> = if trades.is_empty() { Vec::new() } else { vec![None; sleeves.len()] };
     for t in &trades {
         let s = sleeve_of(&t.asset).ok_or_else(|| Error::Internal(format!("trade in {} outside every sleeve", t.asset)))?;
-        touched[s] = true;
-        let v = &mut after_value[s];
+        let v = after_value[s].get_or_insert_with(|| sleeves[s].members.iter().map(|m| m.start * m.price).sum());
         match t.side {
             Side::Buy => {
                 *v += t.value;
@@ -1342,7 +1348,7 @@ fn finish<'a>(
             asset: s.id.to_string(),
             target: s.target,
             before: s.before,
-            after: if touched[i] { weight(after_value[i]) } else { s.before },
+            after: after_value.get(i).copied().flatten().map_or(s.before, weight),
             band: s.band,
             out_of_band: s.out_of_band,
         })
@@ -1785,6 +1791,9 @@ fn scale(
 /// sleeve, however many trades it has.
 pub(crate) fn explain(ctx: &Context<'_>, d: &mut Decision) {
     let Decision { trades, queued, drift, .. } = d;
+    if trades.is_empty() && queued.is_empty() {
+        return;
+    }
     let groups: Vec<Option<&str>> = drift.iter().map(|x| group_of(ctx, &x.asset)).collect();
     let mut tails: Vec<Option<String>> = vec![None; drift.len()];
     for t in trades.iter_mut().chain(queued.iter_mut()) {
