@@ -1321,7 +1321,7 @@ fn finish<'a>(
     // its members held at the start (harvest adjustments are re-applied
     // from the trades themselves; a member a harvest added started with
     // nothing). A sleeve no trade touched weighs what it did before.
-    let mut after_value: Vec<Option<Decimal>> = if trades.is_empty() { Vec::new() } else { vec![None; sleeves.len()] };
+    let mut after_value: Vec<Option<Decimal>> = vec![None; sleeves.len()];
     for t in &trades {
         let s = sleeve_of(&t.asset).ok_or_else(|| Error::Internal(format!("trade in {} outside every sleeve", t.asset)))?;
         let v = after_value[s].get_or_insert_with(|| sleeves[s].members.iter().map(|m| m.start * m.price).sum());
@@ -1348,7 +1348,7 @@ fn finish<'a>(
             asset: s.id.to_string(),
             target: s.target,
             before: s.before,
-            after: after_value.get(i).copied().flatten().map_or(s.before, weight),
+            after: after_value[i].map_or(s.before, weight),
             band: s.band,
             out_of_band: s.out_of_band,
         })
