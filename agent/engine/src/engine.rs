@@ -674,7 +674,10 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     // target, or form sleeves of their own.
     let outside: Vec<usize> = (0..held.len()).filter(|&h| !plan.in_model[h] && positive(held[h])).collect();
     for &(asset, at, target, band) in &plan.targets {
-        let mut members = vec![member(ctx, &held, at)];
+        // Room for every asset of its group (held outside the model, or
+        // bought by a harvest) without regrowing.
+        let mut members = Vec::with_capacity(ctx.substitutes[at].len());
+        members.push(member(ctx, &held, at));
         placed[at] = true;
         if let Some(group) = ctx.group_ids[at] {
             for &h in &outside {
@@ -1894,7 +1897,10 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
     let shared = ctx.plans[ips.id.as_str()].digest;
     // The encoding is written out first and hashed in one go: some three
     // hundred small updates of the hash cost more than the hashing.
-    let mut e = Encoder(Vec::with_capacity(64 + 24 * account.lots.len()));
+    // Room enough that it seldom grows (a regrowth copies it): a lot takes
+    // some 30 bytes, a block's reason some 70.
+    let room = 96 + 48 * account.lots.len() + 16 * account.flows.len() + 96 * wash.loss_sold.len() + 16 * wash.bought.len();
+    let mut e = Encoder(Vec::with_capacity(room));
     e.0.extend_from_slice(b"ballast decision inputs v2\n");
     e.0.extend_from_slice(&shared);
     e.uint(account.id);
@@ -1923,7 +1929,7 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
         e.text(id);
     }
     e.uint(wash.loss_sold.len() as u64);
-    let mut text = Vec::new();
+    let mut text = Vec::with_capacity(96);
     for (asset, why) in &wash.loss_sold {
         e.text(asset);
         text.clear();

