@@ -869,7 +869,7 @@ pub(crate) fn decide_traced<'a>(
         for si in 0..sleeves.len() {
             for mi in 0..sleeves[si].members.len() {
                 let m = sleeves[si].members[mi];
-                if m.halted || m.held <= Decimal::ZERO || m.harvest_bought > Decimal::ZERO {
+                if m.halted || !positive(m.held) || positive(m.harvest_bought) {
                     continue;
                 }
                 losers.clear();
