@@ -794,6 +794,7 @@ pub(crate) fn decide_traced<'a>(
     // an underweight one needs something buyable, an overweight one
     // something sellable.
     let mut out_of_band: Vec<String> = Vec::new();
+    let threshold_on = matches!(ips.schedule.mode, TriggerMode::Threshold | TriggerMode::Hybrid);
     for s in &sleeves {
         let drift = s.drift;
         if !s.out_of_band {
@@ -807,6 +808,10 @@ pub(crate) fn decide_traced<'a>(
         } else {
             s.members.iter().any(|m| m.held > Decimal::ZERO && !m.halted && !r.no_sell.iter().any(|a| a == m.asset))
         };
+        if actionable && !threshold_on {
+            // Only the threshold trigger lists the breaches.
+            continue;
+        }
         let line = text(&[S(s.id), S(" "), Signed(drift * HUNDRED, 2), S(" pp (band ±"), S(&ctx.percent(s.band)), S(")")]);
         if actionable {
             out_of_band.push(line);
@@ -818,7 +823,6 @@ pub(crate) fn decide_traced<'a>(
             });
         }
     }
-    let threshold_on = matches!(ips.schedule.mode, TriggerMode::Threshold | TriggerMode::Hybrid);
     let calendar_on = matches!(ips.schedule.mode, TriggerMode::Calendar | TriggerMode::Hybrid);
     if account.manual_request {
         triggers.push(Trigger { kind: TriggerKind::Manual, detail: "rebalance requested".into() });
@@ -862,8 +866,9 @@ pub(crate) fn decide_traced<'a>(
     // substitute of the same group, keeping the exposure.
     if account.kind.realises_tax() && ips.harvesting.enabled {
         let h = &ips.harvesting;
-        // The lots of one member at a large enough loss (one buffer for all).
-        let mut losers: Vec<(usize, &crate::types::Lot)> = Vec::new();
+        // The lots of one member at a large enough loss, with the loss (one
+        // buffer for all).
+        let mut losers: Vec<(usize, &crate::types::Lot, Decimal)> = Vec::new();
         // Indices, not iterators: a harvest adds a member to the sleeve it walks.
         #[allow(clippy::needless_range_loop)]
         for si in 0..sleeves.len() {
@@ -872,27 +877,31 @@ pub(crate) fn decide_traced<'a>(
                 if m.halted || !positive(m.held) || positive(m.harvest_bought) {
                     continue;
                 }
+                // The loss of a lot, if it is large enough to harvest.
+                let harvestable = |l: &crate::types::Lot| {
+                    if !positive(l.quantity) || l.cost <= m.price {
+                        return None;
+                    }
+                    let loss = (l.cost - m.price) * l.quantity;
+                    (positive(loss) && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity).then_some(loss)
+                };
+                if let Some(date) = wash.bought.get(m.asset) {
+                    // Skipped, however large the losses: whether there is
+                    // one is all it takes (most accounts of a quiet day that
+                    // have a loss to harvest bought the asset last month).
+                    if frame.lots_of(m.ix).any(|i| harvestable(&account.lots[i]).is_some()) {
+                        let detail = text(&[S("skipped: the household bought "), S(m.asset), S(" on "), Day(*date), S(", within "), Int(WASH_SALE_DAYS), S(" days (wash sale)")]);
+                        checks.push(Check { name: ["harvest:", m.asset].concat(), passed: false, detail });
+                    }
+                    continue;
+                }
                 losers.clear();
-                losers.extend(
-                    frame
-                        .lots_of(m.ix)
-                        .map(|i| (i, &account.lots[i]))
-                        .filter(|(_, l)| positive(l.quantity) && l.cost > m.price)
-                        .filter(|(_, l)| {
-                            let loss = (l.cost - m.price) * l.quantity;
-                            positive(loss) && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity
-                        }),
-                );
+                losers.extend(frame.lots_of(m.ix).filter_map(|i| harvestable(&account.lots[i]).map(|loss| (i, &account.lots[i], loss))));
                 if losers.is_empty() {
                     continue;
                 }
-                let loss: Decimal = losers.iter().map(|(_, l)| (l.cost - m.price) * l.quantity).sum();
+                let loss: Decimal = losers.iter().map(|(_, _, loss)| *loss).sum();
                 let name = ["harvest:", m.asset].concat();
-                if let Some(date) = wash.bought.get(m.asset) {
-                    let detail = text(&[S("skipped: the household bought "), S(m.asset), S(" on "), Day(*date), S(", within "), Int(WASH_SALE_DAYS), S(" days (wash sale)")]);
-                    checks.push(Check { name, passed: false, detail });
-                    continue;
-                }
                 if r.no_sell.iter().any(|a| a == m.asset) {
                     checks.push(Check { name, passed: false, detail: ["skipped: ", m.asset, " is on the IPS no-sell list"].concat() });
                     continue;
@@ -905,16 +914,16 @@ pub(crate) fn decide_traced<'a>(
                     checks.push(Check { name, passed: false, detail: ["skipped: no substitute of ", m.asset, " may be bought"].concat() });
                     continue;
                 };
-                let quantity: Decimal = losers.iter().map(|(_, l)| l.quantity).sum();
+                let quantity: Decimal = losers.iter().map(|(_, l, _)| l.quantity).sum();
                 let proceeds = quantity * m.price;
                 let substitute = ctx.assets.key(sub_at);
                 let s_price = ctx.price_at(sub_at).map_or(Decimal::ZERO, |p| p.price);
                 let s_quantity = round_down(proceeds / s_price, ctx.assets.at(sub_at).quantum);
                 let used: Vec<LotUse> = losers
                     .iter()
-                    .map(|(_, l)| LotUse { lot: l.id.clone(), quantity: l.quantity, gain: (m.price - l.cost) * l.quantity, term: lots::term(l.acquired, ctx.today) })
+                    .map(|(_, l, _)| LotUse { lot: l.id.clone(), quantity: l.quantity, gain: (m.price - l.cost) * l.quantity, term: lots::term(l.acquired, ctx.today) })
                     .collect();
-                for (i, l) in &losers {
+                for (i, l, _) in &losers {
                     lot_left.take(*i, l.quantity);
                 }
                 let estimated_tax = lots::tax_of(&used, &ips.tax);
