@@ -1003,48 +1003,54 @@ pub(crate) fn decide_traced<'a>(
         _ => {}
     }
     // A sleeve nothing of which may be bought (restrictions, halts, wash
-    // sales) is left as it is, and no cash is planned for it.
+    // sales) is left as it is, and no cash is planned for it. With nothing
+    // to size (no trigger that trades, no delta), whether a sleeve may be
+    // bought or sold changes nothing: most accounts of a quiet day.
+    let sizing = matches!(acted_on, Some(k) if k != TriggerKind::Harvest) || sleeves.iter().any(|s| !s.delta.is_zero());
     // Candidates looked at to tell whether a sleeve may be bought, by sleeve.
-    let mut looked: Vec<(usize, usize)> = Vec::with_capacity(sleeves.iter().map(|s| s.candidates.len()).sum());
+    let mut looked: Vec<(usize, usize)> = Vec::new();
     let mut blocked = Vec::new();
-    for (si, s) in sleeves.iter_mut().enumerate() {
-        blocked.clear();
-        let from = looked.len();
-        s.buyable = s.candidates.iter().any(|&c| {
-            looked.push((si, c));
-            match buyer.block(c, &harvested) {
-                Some(why) => {
-                    blocked.push((ctx.assets.key(c), why));
-                    false
+    if sizing {
+        looked.reserve(sleeves.iter().map(|s| s.candidates.len()).sum());
+        for (si, s) in sleeves.iter_mut().enumerate() {
+            blocked.clear();
+            let from = looked.len();
+            s.buyable = s.candidates.iter().any(|&c| {
+                looked.push((si, c));
+                match buyer.block(c, &harvested) {
+                    Some(why) => {
+                        blocked.push((ctx.assets.key(c), why));
+                        false
+                    }
+                    None => true,
                 }
-                None => true,
+            });
+            // What was looked at shapes a purchase here: noted, as for any purchase.
+            if s.delta > Decimal::ZERO {
+                looked[from..].iter().for_each(|&(_, c)| note(c));
             }
-        });
-        // What was looked at shapes a purchase here: noted, as for any purchase.
-        if s.delta > Decimal::ZERO {
-            looked[from..].iter().for_each(|&(_, c)| note(c));
-        }
-        if !s.buyable && s.delta > Decimal::ZERO {
-            checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
-            s.delta = Decimal::ZERO;
-        }
-        // Likewise a sleeve nothing of which may be sold (halts, the no-sell list).
-        let unsellable: Vec<String> = s
-            .members
-            .iter()
-            .filter(|m| m.held > m.harvest_bought)
-            .filter_map(|m| match (ctx.halt_at(m.ix), r.no_sell.iter().any(|a| a == m.asset)) {
-                (Some(h), _) => Some(format!("{}: halted: {h}", m.asset)),
-                (None, true) => Some(format!("{}: on the IPS no-sell list", m.asset)),
-                (None, false) => None,
-            })
-            .collect();
-        // Buying less of a harvest's substitute counts as selling.
-        let holders = s.members.iter().filter(|m| m.held > m.harvest_bought).count();
-        s.sellable = unsellable.len() < holders || s.members.iter().any(|m| m.harvest_bought > Decimal::ZERO);
-        if !s.sellable && s.delta < Decimal::ZERO {
-            checks.push(Check { name: ["sell:", s.id].concat(), passed: false, detail: format!("nothing may be sold: {}", unsellable.join("; ")) });
-            s.delta = Decimal::ZERO;
+            if !s.buyable && s.delta > Decimal::ZERO {
+                checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
+                s.delta = Decimal::ZERO;
+            }
+            // Likewise a sleeve nothing of which may be sold (halts, the no-sell list).
+            let unsellable: Vec<String> = s
+                .members
+                .iter()
+                .filter(|m| m.held > m.harvest_bought)
+                .filter_map(|m| match (ctx.halt_at(m.ix), r.no_sell.iter().any(|a| a == m.asset)) {
+                    (Some(h), _) => Some(format!("{}: halted: {h}", m.asset)),
+                    (None, true) => Some(format!("{}: on the IPS no-sell list", m.asset)),
+                    (None, false) => None,
+                })
+                .collect();
+            // Buying less of a harvest's substitute counts as selling.
+            let holders = s.members.iter().filter(|m| m.held > m.harvest_bought).count();
+            s.sellable = unsellable.len() < holders || s.members.iter().any(|m| m.harvest_bought > Decimal::ZERO);
+            if !s.sellable && s.delta < Decimal::ZERO {
+                checks.push(Check { name: ["sell:", s.id].concat(), passed: false, detail: format!("nothing may be sold: {}", unsellable.join("; ")) });
+                s.delta = Decimal::ZERO;
+            }
         }
     }
     // Cash flows first: cash above its target buys the most underweight
