@@ -704,7 +704,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
             out_of_band: false,
         });
     }
-    for h in (0..held.len()).filter(|&h| held[h] > Decimal::ZERO && !placed[h]) {
+    for h in (0..held.len()).filter(|&h| positive(held[h]) && !placed[h]) {
         let id = ctx.assets.key(h);
         sleeves.push(Sleeve { id, candidates: &ctx.substitutes[h], members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, id, Decimal::ZERO), excluded: excluded.contains(id), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO, moved: false, drift: Decimal::ZERO, out_of_band: false });
     }
@@ -725,7 +725,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     let withdrawals = withdrawal_of(account).min(value);
     // Weights are of what stays once pending withdrawals are paid out.
     let staying = value - withdrawals;
-    let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
+    let weight = |v: Decimal| if positive(staying) { v / staying } else { Decimal::ZERO };
     for s in &mut sleeves {
         s.before = weight(s.value());
         s.drift = s.before - s.target;
@@ -773,8 +773,10 @@ pub(crate) fn decide_traced<'a>(
     let withdrawals = frame.withdrawals;
     let staying = value - withdrawals;
     let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
-    // The sleeves change as the decision sizes its trades; the frame does not.
-    let mut sleeves = frame.sleeves.clone();
+    // The sleeves change as the decision harvests and sizes its trades; the
+    // frame does not. Copied only once they change: most accounts of a
+    // quiet day trade nothing.
+    let mut sleeves = std::borrow::Cow::Borrowed(frame.sleeves.as_slice());
     let held = &frame.held;
 
     // The assets (by position) this decision harvests.
@@ -795,7 +797,7 @@ pub(crate) fn decide_traced<'a>(
     // something sellable.
     let mut out_of_band: Vec<String> = Vec::new();
     let threshold_on = matches!(ips.schedule.mode, TriggerMode::Threshold | TriggerMode::Hybrid);
-    for s in &sleeves {
+    for s in sleeves.iter() {
         let drift = s.drift;
         if !s.out_of_band {
             continue;
@@ -936,13 +938,14 @@ pub(crate) fn decide_traced<'a>(
                     estimated_tax, reason: Reason::HarvestLoss, rationale: String::new(),
                 });
                 tax.harvested_losses += loss;
-                sleeves[si].members[mi].held -= quantity;
+                let sleeve = &mut sleeves.to_mut()[si];
+                sleeve.members[mi].held -= quantity;
                 if s_quantity > Decimal::ZERO {
                     trades.push(Trade {
                         asset: substitute.to_string(), side: Side::Buy, quantity: s_quantity, price: s_price, value: s_quantity * s_price,
                         lots: Vec::new(), estimated_tax: Decimal::ZERO, reason: Reason::HarvestReplace, rationale: String::new(),
                     });
-                    match sleeves[si].members.iter_mut().find(|x| x.ix == sub_at) {
+                    match sleeve.members.iter_mut().find(|x| x.ix == sub_at) {
                         Some(x) => {
                             x.held += s_quantity;
                             x.harvest_bought += s_quantity;
@@ -951,12 +954,12 @@ pub(crate) fn decide_traced<'a>(
                             let mut x = member(ctx, held, sub_at);
                             x.held += s_quantity;
                             x.harvest_bought += s_quantity;
-                            sleeves[si].members.push(x);
+                            sleeve.members.push(x);
                         }
                     }
                 }
-                sleeves[si].revalue();
-                sleeves[si].moved = true;
+                sleeve.revalue();
+                sleeve.moved = true;
             }
         }
     }
@@ -979,12 +982,12 @@ pub(crate) fn decide_traced<'a>(
     };
     match scope {
         Some(TriggerKind::Calendar) => {
-            for s in &mut sleeves {
+            for s in sleeves.to_mut() {
                 s.delta = s.target * base - s.value();
             }
         }
         Some(TriggerKind::Threshold) => {
-            for s in &mut sleeves {
+            for s in sleeves.to_mut() {
                 // The weight before trades, unless a harvest moved it.
                 let w = if s.moved { weight(s.value()) } else { s.before };
                 if (w - s.target).abs() <= s.band {
@@ -1012,7 +1015,7 @@ pub(crate) fn decide_traced<'a>(
     let mut blocked = Vec::new();
     if sizing {
         looked.reserve(sleeves.iter().map(|s| s.candidates.len()).sum());
-        for (si, s) in sleeves.iter_mut().enumerate() {
+        for (si, s) in sleeves.to_mut().iter_mut().enumerate() {
             blocked.clear();
             let from = looked.len();
             s.buyable = s.candidates.iter().any(|&c| {
@@ -1063,15 +1066,15 @@ pub(crate) fn decide_traced<'a>(
             // the surplus goes (`invest_surplus` looks at no other).
             let below: Vec<Option<Decimal>> = sleeves.iter().map(|s| below_target(s, base)).collect();
             looked.iter().filter(|(si, _)| below[*si].is_some()).for_each(|&(_, c)| note(c));
-            invest_surplus(&mut sleeves, &below, surplus, base);
+            invest_surplus(sleeves.to_mut(), &below, surplus, base);
         } else if surplus < Decimal::ZERO {
-            raise_cash(&mut sleeves, -surplus, base);
+            raise_cash(sleeves.to_mut(), -surplus, base);
         }
     }
 
     // Trades from the sized deltas: a purchase each, a sale per member at most.
     trades.reserve(sleeves.iter().map(|s| if positive(s.delta) { 1 } else if negative(s.delta) { s.members.len() } else { 0 }).sum());
-    for s in &sleeves {
+    for s in sleeves.iter() {
         if s.delta > Decimal::ZERO {
             let mut blocked = Vec::new();
             let Some(at) = s.candidates.iter().copied().find(|&c| {
