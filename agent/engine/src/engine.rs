@@ -69,6 +69,8 @@ pub(crate) struct Plan<'a> {
     pub excluded: BTreeSet<&'a str>,
     /// Asset, its position, target weight, band.
     pub targets: Vec<(&'a str, usize, Decimal, Decimal)>,
+    /// The targets' band edges (see [`edges`]), in the same order.
+    pub edges: Vec<(Decimal, Decimal)>,
     /// Per asset (by position): whether the model targets it.
     pub in_model: Vec<bool>,
     /// Per asset (by position): why the IPS's restrictions forbid buying
@@ -84,7 +86,7 @@ impl<'a> Plan<'a> {
         let kept: Decimal = model.targets.iter().filter(|(a, _)| !excluded.contains(a.as_str())).map(|(_, w)| *w).sum();
         let invested: Decimal = model.targets.values().copied().sum();
         let scale = if kept > Decimal::ZERO { invested / kept } else { Decimal::ZERO };
-        let targets = model
+        let targets: Vec<_> = model
             .targets
             .iter()
             .map(|(asset, weight)| {
@@ -109,8 +111,22 @@ impl<'a> Plan<'a> {
                 }
             })
             .collect();
-        Self { excluded, targets, in_model, restricted, digest: shared_digest(inputs, ips, model) }
+        let edges = targets.iter().map(|&(_, _, target, band)| edges(target, band)).collect();
+        Self { excluded, targets, edges, in_model, restricted, digest: shared_digest(inputs, ips, model) }
     }
+}
+
+/// A band's edges, `target - band` and `target + band`, at 28 places:
+/// weights (quotients) mostly carry 28, and comparing decimals of one scale
+/// needs no rescaling, so `low <= w <= high` costs some 300 instructions a
+/// sleeve less than `|w - target| <= band` (the same test: both are exact
+/// at weights' sizes).
+fn edges(target: Decimal, band: Decimal) -> (Decimal, Decimal) {
+    let at_28 = |mut d: Decimal| {
+        d.rescale(Decimal::MAX_SCALE);
+        d
+    };
+    (at_28(target - band), at_28(target + band))
 }
 
 /// A weight in percent as decisions print it: `{:.2}` of 100 times it.
@@ -502,8 +518,9 @@ struct Sleeve<'a> {
     worth: Decimal,
     /// A harvest changed what it holds since `before` was weighed.
     moved: bool,
-    /// `before` less the target, and whether that is outside the band.
-    drift: Decimal,
+    /// The band's edges (see [`edges`]), and whether `before` is outside them.
+    low: Decimal,
+    high: Decimal,
     out_of_band: bool,
 }
 
@@ -673,7 +690,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     // Held assets outside the model: they join the sleeve of their group's
     // target, or form sleeves of their own.
     let outside: Vec<usize> = (0..held.len()).filter(|&h| !plan.in_model[h] && positive(held[h])).collect();
-    for &(asset, at, target, band) in &plan.targets {
+    for (&(asset, at, target, band), &(low, high)) in plan.targets.iter().zip(&plan.edges) {
         // Room for every asset of its group (held outside the model, or
         // bought by a harvest) without regrowing.
         let mut members = Vec::with_capacity(ctx.substitutes[at].len());
@@ -700,13 +717,16 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
             before: Decimal::ZERO,
             worth: Decimal::ZERO,
             moved: false,
-            drift: Decimal::ZERO,
+            low,
+            high,
             out_of_band: false,
         });
     }
     for h in (0..held.len()).filter(|&h| positive(held[h]) && !placed[h]) {
         let id = ctx.assets.key(h);
-        sleeves.push(Sleeve { id, candidates: &ctx.substitutes[h], members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band: band_width(model, ips, id, Decimal::ZERO), excluded: excluded.contains(id), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO, moved: false, drift: Decimal::ZERO, out_of_band: false });
+        let band = band_width(model, ips, id, Decimal::ZERO);
+        let (low, high) = edges(Decimal::ZERO, band);
+        sleeves.push(Sleeve { id, candidates: &ctx.substitutes[h], members: vec![member(ctx, &held, h)], target: Decimal::ZERO, band, excluded: excluded.contains(id), buyable: true, sellable: true, delta: Decimal::ZERO, before: Decimal::ZERO, worth: Decimal::ZERO, moved: false, low, high, out_of_band: false });
     }
     for s in &mut sleeves {
         s.revalue();
@@ -728,8 +748,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     let weight = |v: Decimal| if positive(staying) { v / staying } else { Decimal::ZERO };
     for s in &mut sleeves {
         s.before = weight(s.value());
-        s.drift = s.before - s.target;
-        s.out_of_band = s.drift.abs() > s.band;
+        s.out_of_band = s.before < s.low || s.before > s.high;
     }
     let base = (value - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
     // A counting sort of the lots by asset.
@@ -798,10 +817,10 @@ pub(crate) fn decide_traced<'a>(
     let mut out_of_band: Vec<String> = Vec::new();
     let threshold_on = matches!(ips.schedule.mode, TriggerMode::Threshold | TriggerMode::Hybrid);
     for s in sleeves.iter() {
-        let drift = s.drift;
         if !s.out_of_band {
             continue;
         }
+        let drift = s.before - s.target;
         let actionable = if drift < Decimal::ZERO {
             s.candidates.iter().any(|&c| {
                 note(c);
@@ -2072,6 +2091,20 @@ mod tests {
         let mut pushed = b"x".to_vec();
         recent.push(&mut pushed);
         assert_eq!(pushed, [b"x".as_slice(), recent.to_string().as_bytes()].concat());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn band_edges_test_as_the_distance_does(w in 0i128..2 * 10i128.pow(28), t in 0i64..=100, b in 0i64..=5_000) {
+            // A weight at 28 places, a target in percent, a band to 0.01 pp.
+            let (w, t, b) = (rust_decimal::Decimal::from_i128_with_scale(w, 28), rust_decimal::Decimal::new(t, 2), rust_decimal::Decimal::new(b, 4));
+            let (low, high) = super::edges(t, b);
+            // Any weight, and on and just past each edge.
+            let tiny = rust_decimal::Decimal::new(1, 28);
+            for w in [w, t - b, t + b, t - b - tiny, t + b + tiny] {
+                proptest::prop_assert_eq!(w < low || w > high, (w - t).abs() > b, "{} against {} ± {}", w, t, b);
+            }
+        }
     }
 
     fn encoded(f: impl FnOnce(&mut Encoder)) -> Vec<u8> {
