@@ -1009,7 +1009,7 @@ pub(crate) fn decide_traced<'a>(
             for s in sleeves.to_mut() {
                 // The weight before trades, unless a harvest moved it.
                 let w = if s.moved { weight(s.value()) } else { s.before };
-                if (w - s.target).abs() <= s.band {
+                if w >= s.low && w <= s.high {
                     continue;
                 }
                 let desired = match ips.schedule.sizing {
