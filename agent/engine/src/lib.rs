@@ -293,10 +293,18 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
                 lifted.insert(asset);
             }
         }
+        let mut reworded = false;
         for (asset, why) in &mut added {
-            *why = if loss_sold.contains(asset) || !lifted.contains(asset) { SOLD_TODAY } else { KEPT };
+            let now = if loss_sold.contains(asset) || !lifted.contains(asset) { SOLD_TODAY } else { KEPT };
+            reworded |= *why != now;
+            *why = now;
         }
-        wash = blocked(&added);
+        // The state is made again only if its blocks changed since it was
+        // made (in the first round, as each loss sale came; else at the end
+        // of the round before): most households' rounds change none.
+        if changed || reworded {
+            wash = blocked(&added);
+        }
         let settled = !changed && !decided.iter().any(|slot| stale(slot, &wash));
         if settled {
             let mut out = Vec::with_capacity(members.len());
