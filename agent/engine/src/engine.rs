@@ -1028,7 +1028,9 @@ pub(crate) fn decide_traced<'a>(
     // sales) is left as it is, and no cash is planned for it. With nothing
     // to size (no trigger that trades, no delta), whether a sleeve may be
     // bought or sold changes nothing: most accounts of a quiet day.
-    let sizing = matches!(acted_on, Some(k) if k != TriggerKind::Harvest) || sleeves.iter().any(|s| !s.delta.is_zero());
+    // Cash is planned (below) when a trigger other than a harvest acted.
+    let plans_cash = matches!(acted_on, Some(k) if k != TriggerKind::Harvest);
+    let sizing = plans_cash || sleeves.iter().any(|s| !s.delta.is_zero());
     // Candidates looked at to tell whether a sleeve may be bought, by sleeve.
     let mut looked: Vec<(usize, usize)> = Vec::new();
     let mut blocked = Vec::new();
@@ -1077,7 +1079,7 @@ pub(crate) fn decide_traced<'a>(
     }
     // Cash flows first: cash above its target buys the most underweight
     // sleeves; a shortfall sells the most overweight ones.
-    if matches!(acted_on, Some(k) if k != TriggerKind::Harvest) {
+    if plans_cash {
         let traded: Decimal = sleeves.iter().map(|s| s.delta).sum();
         let surplus = cash - traded - cash_target;
         if surplus > Decimal::ZERO {

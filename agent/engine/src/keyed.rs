@@ -45,7 +45,7 @@ pub(crate) fn group<'a, T>(items: impl IntoIterator<Item = T>, key: impl Fn(&T) 
             std::collections::btree_map::Entry::Occupied(at) => groups[*at.get()].1.push(item),
             std::collections::btree_map::Entry::Vacant(at) => {
                 at.insert(groups.len());
-                // Room for a household's few accounts without regrowing.
+                // Room for a few items (a household's accounts) without regrowing.
                 let mut members = Vec::with_capacity(4);
                 members.push(item);
                 groups.push((k, members));
