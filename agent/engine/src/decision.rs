@@ -168,8 +168,8 @@ pub struct Decision {
     pub halts: Vec<Halt>,
     pub tax: TaxSummary,
     /// SHA-256 of everything this decision read: the JSON of what all
-    /// accounts under its IPS share (IPS, model, market, limits, time), then a
-    /// compact binary encoding of the account and its household's wash-sale
-    /// state. Hex, 64 digits.
+    /// accounts under its IPS share (IPS, model, assets, market, limits,
+    /// time), then a compact binary encoding of the account and its
+    /// household's wash-sale state. Hex, 64 digits.
     pub input_digest: String,
 }

@@ -553,6 +553,8 @@ pub(crate) struct Frame<'a> {
     /// at position `i` are `by_asset[starts[i]..starts[i + 1]]`, in order.
     by_asset: Vec<u32>,
     starts: Vec<u32>,
+    /// Each lot's asset, as its position, in the order of `account.lots`.
+    lot_at: Vec<usize>,
 }
 
 impl Frame<'_> {
@@ -560,6 +562,11 @@ impl Frame<'_> {
     fn lots_of(&self, ix: usize) -> impl Iterator<Item = usize> + '_ {
         let (from, to) = (self.starts[ix] as usize, self.starts[ix + 1] as usize);
         self.by_asset[from..to].iter().map(|&i| i as usize)
+    }
+
+    /// Each lot's asset, as its position, in the order of the account's lots.
+    pub(crate) fn lot_assets(&self) -> &[usize] {
+        &self.lot_at
     }
 }
 
@@ -765,7 +772,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
         by_asset[next[ix] as usize] = i as u32;
         next[ix] += 1;
     }
-    Ok(Ok(Frame { account, ips, model, plan, held, sleeves, value, withdrawals, base, halts, by_asset, starts }))
+    Ok(Ok(Frame { account, ips, model, plan, held, sleeves, value, withdrawals, base, halts, by_asset, starts, lot_at: lot_ix }))
 }
 
 /// Decides one account on its own, noting in `consulted` every asset whose purchase it
@@ -1897,7 +1904,7 @@ fn halted(ctx: &Context<'_>, account: &Account, ips: &Ips, model: &Model, halts:
         checks: Vec::new(),
         halts,
         tax: TaxSummary::default(),
-        input_digest: digest(ctx, account, ips, &WashState::default()),
+        input_digest: digest(ctx, account, ips, None, &WashState::default()),
     }
 }
 
@@ -1916,23 +1923,24 @@ impl std::io::Write for HashWriter {
 }
 
 /// SHA-256 of the JSON of what every account under one IPS reads: the IPS,
-/// its model, the whole market snapshot, the limits and the time.
+/// its model, the assets, the whole market snapshot, the limits and the time.
 fn shared_digest(inputs: &Inputs, ips: &Ips, model: &Model) -> [u8; 32] {
     let mut w = HashWriter(Sha256::new());
-    let shared = (ips, model, &inputs.market, &inputs.limits, inputs.now.unix_timestamp());
+    let shared = (ips, model, &inputs.assets, &inputs.market, &inputs.limits, inputs.now.unix_timestamp());
     serde_json::to_writer(&mut w, &shared).expect("inputs serialize");
     w.0.finalize().into()
 }
 
-/// The input digest of a decision `account` took under `wash`.
-pub(crate) fn input_digest(ctx: &Context<'_>, account: &Account, wash: &WashState) -> String {
-    digest(ctx, account, ctx.ips[account.ips.as_str()], wash)
+/// The input digest of a decision `account` took under `wash`; `lot_assets`
+/// are its lots' assets as positions, if known (see [`Frame::lot_assets`]).
+pub(crate) fn input_digest(ctx: &Context<'_>, account: &Account, lot_assets: Option<&[usize]>, wash: &WashState) -> String {
+    digest(ctx, account, ctx.ips[account.ips.as_str()], lot_assets, wash)
 }
 
 /// SHA-256 over everything the account's decision read: the shared digest
 /// of its IPS, then a canonical binary encoding of the account and of its
 /// household's wash-sale state (see [`Encoder`]).
-fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> String {
+fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, lot_assets: Option<&[usize]>, wash: &WashState) -> String {
     let shared = ctx.plans[ips.id.as_str()].digest;
     // The encoding is written out first and hashed in one go: some three
     // hundred small updates of the hash cost more than the hashing.
@@ -1940,7 +1948,7 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
     // some 30 bytes, a block's reason some 70.
     let room = 96 + 48 * account.lots.len() + 16 * account.flows.len() + 96 * wash.loss_sold.len() + 16 * wash.bought.len();
     let mut e = Encoder(Vec::with_capacity(room));
-    e.0.extend_from_slice(b"ballast decision inputs v2\n");
+    e.0.extend_from_slice(b"ballast decision inputs v3\n");
     e.0.extend_from_slice(&shared);
     e.uint(account.id);
     e.text(&account.household);
@@ -1948,9 +1956,20 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
     e.text(&account.ips);
     e.decimal(account.cash);
     e.uint(account.lots.len() as u64);
-    for l in &account.lots {
+    // A lot's asset as its position among the asset ids in order (the
+    // assets are in the shared digest). Without the positions, they are
+    // looked up; lots of one asset usually follow each other, so the last
+    // one's position is checked first.
+    let mut last: Option<(&str, usize)> = None;
+    for (k, l) in account.lots.iter().enumerate() {
+        let at = match (lot_assets, last) {
+            (Some(at), _) => at[k],
+            (None, Some((asset, at))) if crate::keyed::same(asset, &l.asset) => at,
+            (None, _) => ctx.assets.position(&l.asset).expect("a lot's asset was checked when its account was valued"),
+        };
+        last = Some((&l.asset, at));
         e.text(&l.id);
-        e.text(&l.asset);
+        e.uint(at as u64);
         e.decimal(l.quantity);
         e.decimal(l.cost);
         e.date(Some(l.acquired));
@@ -1988,21 +2007,24 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, wash: &WashState) -> 
     String::from_utf8(digits.to_vec()).expect("hex digits are ASCII")
 }
 
-/// The input digest's encoding (version 2), compact because hashing was
-/// most of the digest's cost: some 0.9 KB for an account of 40 lots, where
-/// version 1 (fixed-width integers and lengths, 16-byte decimals) wrote
-/// 2.5 KB, and its digest took 8 to 10 % of the engine's time on the hard
-/// day (5 % now, 10 % on the day after, whose accounts hold more lots;
-/// docs/BENCHMARKS.md). Every value has one encoding, and each field's
-/// length is known from its first bytes, so two different inputs never
-/// encode alike:
+/// The input digest's encoding (version 3), compact because hashing is a
+/// large part of the digest's cost: some 1.1 KB for an account of 45 lots
+/// (version 1, with fixed-width integers and lengths and 16-byte decimals,
+/// wrote 2.5 KB). Every value has one encoding, and each field's length is
+/// known from its first bytes, so two different inputs never encode alike:
 /// - an unsigned integer: LEB128, seven bits a byte, low bits first;
 /// - a string: its length in bytes, then its UTF-8;
-/// - a decimal: one byte of scale (0 to 28) with 0x80 set when negative,
-///   then its 96-bit integer part as an unsigned integer (`1.50` and `1.5`
-///   differ, as the inputs' text does);
+/// - a decimal: one byte of scale (0 to 28), with 0x80 set when negative,
+///   then its 96-bit integer part, little-endian, in the fewest of 4, 8 or
+///   12 bytes that hold it, with 0x20 set in the first byte for 8 and 0x40
+///   for 12 (`1.50` and `1.5` differ, as the inputs' text does). Version 2
+///   wrote the integer part as LEB128: a few bytes fewer, but a loop and a
+///   copy of a length known only at run time for each of some hundred
+///   decimals cost more than hashing the bytes saved;
 /// - a date: 0 when absent, else 1 and four bytes, big-endian, of its year
 ///   times 512 plus its day of the year (two's complement before year 0);
+/// - a lot's asset: its position among the asset ids in order, as an
+///   unsigned integer (the assets themselves are in the shared digest);
 /// - enumerations and flags: one byte.
 struct Encoder(Vec<u8>);
 
@@ -2014,15 +2036,6 @@ impl Encoder {
             v >>= 7;
         }
         self.0.push(v as u8);
-    }
-
-    /// The same for up to 128 bits, the low 64 first.
-    fn wide(&mut self, mut v: u128) {
-        while v > u128::from(u64::MAX) {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.uint(v as u64);
     }
 
     #[inline]
@@ -2039,28 +2052,21 @@ impl Encoder {
 
     #[inline]
     fn decimal(&mut self, d: Decimal) {
-        // The parts as stored: no 128-bit integer for the usual small one.
+        // The parts as stored, each width written whole: no loop, and no
+        // call to copy a length known only at run time.
         let parts = d.unpack();
         let tag = parts.scale as u8 | if parts.negative { 0x80 } else { 0 };
-        let mut low = u64::from(parts.mid) << 32 | u64::from(parts.lo);
-        if parts.hi == 0 {
-            // `uint`'s loop with its byte of scale and sign, written in a
-            // buffer on the stack and appended at once: cheaper than pushes
-            // for these two to four bytes, dearer for the one-byte lengths
-            // `uint` mostly writes (both measured by perf).
-            let mut bytes = [0u8; 11];
-            bytes[0] = tag;
-            let mut n = 1;
-            while low >= 0x80 {
-                bytes[n] = (low as u8) | 0x80;
-                low >>= 7;
-                n += 1;
-            }
-            bytes[n] = low as u8;
-            self.0.extend_from_slice(&bytes[..=n]);
+        let [l0, l1, l2, l3] = parts.lo.to_le_bytes();
+        if parts.hi == 0 && parts.mid == 0 {
+            self.0.extend_from_slice(&[tag, l0, l1, l2, l3]);
         } else {
-            self.0.push(tag);
-            self.wide(u128::from(parts.hi) << 64 | u128::from(low));
+            let [m0, m1, m2, m3] = parts.mid.to_le_bytes();
+            if parts.hi == 0 {
+                self.0.extend_from_slice(&[tag | 0x20, l0, l1, l2, l3, m0, m1, m2, m3]);
+            } else {
+                let [h0, h1, h2, h3] = parts.hi.to_le_bytes();
+                self.0.extend_from_slice(&[tag | 0x40, l0, l1, l2, l3, m0, m1, m2, m3, h0, h1, h2, h3]);
+            }
         }
     }
 
@@ -2126,13 +2132,29 @@ mod tests {
 
     #[test]
     fn decimals_keep_scale_and_sign() {
-        // 1.50: scale 2, integer part 150 (0x96 = 0b1_0010110: 0010110 continued, then 1).
-        assert_eq!(encoded(|e| e.decimal(dec!(1.50))), [2, 0x96, 0x01]);
-        assert_eq!(encoded(|e| e.decimal(dec!(1.5))), [1, 15]);
-        assert_eq!(encoded(|e| e.decimal(dec!(-1.5))), [0x81, 15]);
-        assert_eq!(encoded(|e| e.decimal(dec!(0))), [0, 0]);
-        // The largest decimal: 28 digits' worth of 96 bits, fourteen bytes.
-        assert_eq!(encoded(|e| e.decimal(rust_decimal::Decimal::MAX)).len(), 1 + 14);
+        // 1.50: scale 2, integer part 150 = 0x96 in four bytes, low first.
+        assert_eq!(encoded(|e| e.decimal(dec!(1.50))), [2, 0x96, 0, 0, 0]);
+        assert_eq!(encoded(|e| e.decimal(dec!(1.5))), [1, 15, 0, 0, 0]);
+        assert_eq!(encoded(|e| e.decimal(dec!(-1.5))), [0x81, 15, 0, 0, 0]);
+        assert_eq!(encoded(|e| e.decimal(dec!(0))), [0, 0, 0, 0, 0]);
+        // 2^32 at scale 3 takes eight bytes (0x20), and 2^64 twelve (0x40).
+        let wide = rust_decimal::Decimal::from_i128_with_scale(1 << 32, 3);
+        assert_eq!(encoded(|e| e.decimal(wide)), [0x23, 0, 0, 0, 0, 1, 0, 0, 0]);
+        let wider = rust_decimal::Decimal::from_i128_with_scale(-(1 << 64), 28);
+        assert_eq!(encoded(|e| e.decimal(wider)), [0x80 | 0x40 | 28, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(encoded(|e| e.decimal(rust_decimal::Decimal::MAX)), [0x40, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn a_digest_is_the_same_with_its_lots_positions_given_or_looked_up() {
+        let inputs = crate::synthetic::book(12, time::macros::datetime!(2026-11-21 15:00 UTC));
+        let ctx = super::Context::new(&inputs).unwrap();
+        let wash = super::WashState::default();
+        for account in &inputs.accounts {
+            let Ok(Ok(frame)) = super::prepare(&ctx, account) else { panic!("account {} values", account.id) };
+            let given = super::input_digest(&ctx, account, Some(frame.lot_assets()), &wash);
+            assert_eq!(given, super::input_digest(&ctx, account, None, &wash), "account {}", account.id);
+        }
     }
 
     #[test]
@@ -2145,7 +2167,5 @@ mod tests {
         // -1 × 512 + 1 = -511 = 0xfffffe01.
         let before = time::macros::date!(-0001 - 01 - 01);
         assert_eq!(encoded(|e| e.date(Some(before))), [1, 0xff, 0xff, 0xfe, 0x01]);
-        // Past 64 bits, the same seven bits a byte.
-        assert_eq!(encoded(|e| e.wide(1 << 70)), [0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01]);
     }
 }

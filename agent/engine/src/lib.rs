@@ -308,12 +308,16 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
         let settled = !changed && !decided.iter().any(|slot| stale(slot, &wash));
         if settled {
             let mut out = Vec::with_capacity(members.len());
-            for (unit, slot) in units.iter().zip(decided) {
+            for ((unit, slot), prepared) in units.iter().zip(decided).zip(&prepared) {
                 let Decided { decisions, seen, .. } = slot.expect("every unit decided");
+                let lot_assets = match prepared {
+                    Some(Ok(frame)) => Some(frame.lot_assets()),
+                    _ => None,
+                };
                 for (&i, mut d) in unit.iter().zip(decisions) {
                     // Halted decisions carry theirs already.
                     if d.input_digest.is_empty() {
-                        d.input_digest = engine::input_digest(ctx, &ctx.inputs.accounts[i], &seen);
+                        d.input_digest = engine::input_digest(ctx, &ctx.inputs.accounts[i], lot_assets, &seen);
                     }
                     out.push((i, d));
                 }

@@ -349,6 +349,15 @@ fn the_same_inputs_give_the_same_bytes() {
     let mut changed = fixture();
     changed.market.quotes.get_mut("GEQ").unwrap().primary.price = dec!(100.01);
     assert_ne!(one(&changed, 1).input_digest, d.input_digest, "the digest covers the prices");
+    let mut changed = fixture();
+    changed.assets.iter_mut().find(|a| a.id == "BND").unwrap().tax_inefficient ^= true;
+    assert_ne!(one(&changed, 1).input_digest, d.input_digest, "the digest covers the assets' definitions");
+    // A lot's asset is encoded as its position among the assets: another
+    // asset's lot of the same quantity, cost and date digests otherwise.
+    let mut changed = fixture();
+    let lot = changed.accounts.iter_mut().find(|a| a.id == 1).unwrap().lots.iter_mut().find(|l| l.asset == "GEQ").unwrap();
+    lot.asset = "REIT".into();
+    assert_ne!(one(&changed, 1).input_digest, d.input_digest, "the digest covers each lot's asset");
 }
 
 #[test]
