@@ -325,15 +325,15 @@ pub fn round_down(quantity: Decimal, quantum: Decimal) -> Decimal {
 pub const WASH_SALE_DAYS: i64 = 30;
 
 /// What a household has done recently that limits what its accounts may
-/// do. Assets are named by the inputs' own ids (borrowed, not copied).
+/// do, per asset by position (the default state, with no positions, holds
+/// nothing).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct WashState<'a> {
-    /// Assets sold at a loss within the window (or in this run): not to be bought, with why.
-    pub loss_sold: BTreeMap<&'a str, Why>,
-    /// Assets bought within the window before today: not to be harvested, with the date.
-    pub bought: BTreeMap<&'a str, Date>,
-    /// Per asset (by position), whether `loss_sold` holds it: see `indexed`.
-    pub blocked: Vec<bool>,
+pub(crate) struct WashState {
+    /// Sold at a loss within the window (or in this run): not to be bought, with why.
+    loss_sold: Vec<Option<Why>>,
+    /// Bought within the window before today: not to be harvested, with the
+    /// latest date.
+    bought: Vec<Option<Date>>,
 }
 
 /// Why an asset is blocked for purchase as a wash sale; written out only
@@ -369,39 +369,57 @@ impl std::fmt::Display for Why {
     }
 }
 
-impl<'a> WashState<'a> {
-    /// The state with `blocked` made from `loss_sold`, so that an asset
-    /// no block holds is passed without a look-up by id.
-    pub fn indexed(mut self, ctx: &Context<'_>) -> Self {
-        self.blocked = vec![false; ctx.assets.len()];
-        for asset in self.loss_sold.keys() {
-            if let Some(at) = ctx.assets.position(asset) {
-                self.blocked[at] = true;
-            }
-        }
-        self
-    }
-
+impl WashState {
     /// The household's recent trades within the wash-sale window. A sale in
     /// one of `untaxed` (the household's tax-deferred and tax-free accounts)
-    /// realises no loss for tax, so it starts no window.
-    pub fn from_recent(ctx: &Context<'a>, household: &str, untaxed: &[u64]) -> Self {
-        let mut state = Self::default();
+    /// realises no loss for tax, so it starts no window; the first such
+    /// sale of an asset is the one a block names. A trade of an asset the
+    /// inputs do not define limits nothing: no decision can trade it.
+    pub fn from_recent(ctx: &Context<'_>, household: &str, untaxed: &[u64]) -> Self {
+        let mut state = Self { loss_sold: vec![None; ctx.assets.len()], bought: vec![None; ctx.assets.len()] };
         let since = ctx.today - time::Duration::days(WASH_SALE_DAYS);
         let trades = ctx.recent.get(household).map_or(&[][..], Vec::as_slice);
+        // A household's trades of one asset often follow each other: the
+        // last one's position is checked first.
+        let mut last: Option<(&str, usize)> = None;
         for &t in trades.iter().filter(|t| t.date >= since && t.date <= ctx.today) {
+            let at = match last {
+                Some((asset, at)) if crate::keyed::same(asset, &t.asset) => at,
+                _ => match ctx.assets.position(&t.asset) {
+                    Some(at) => at,
+                    None => continue,
+                },
+            };
+            last = Some((&t.asset, at));
             match t.side {
                 Side::Buy => {
-                    let d = state.bought.entry(t.asset.as_str()).or_insert(t.date);
+                    let d = state.bought[at].get_or_insert(t.date);
                     *d = (*d).max(t.date);
                 }
                 Side::Sell if t.realised_loss > Decimal::ZERO && !untaxed.contains(&t.account) => {
-                    state.loss_sold.entry(t.asset.as_str()).or_insert(Why::Recent { account: t.account, on: t.date });
+                    state.loss_sold[at].get_or_insert(Why::Recent { account: t.account, on: t.date });
                 }
                 Side::Sell => {}
             }
         }
-        state.indexed(ctx)
+        state
+    }
+
+    /// Why the asset at position `at` is blocked for purchase, if it is.
+    pub fn loss_sold(&self, at: usize) -> Option<Why> {
+        self.loss_sold.get(at).copied().flatten()
+    }
+
+    /// When the household last bought the asset at position `at` within
+    /// the window, if it did.
+    pub fn bought(&self, at: usize) -> Option<Date> {
+        self.bought.get(at).copied().flatten()
+    }
+
+    /// Blocks the asset at position `at` for purchase, for `why`, unless a
+    /// block holds it already.
+    pub fn block(&mut self, at: usize, why: Why) {
+        self.loss_sold[at].get_or_insert(why);
     }
 }
 
@@ -451,7 +469,7 @@ impl std::fmt::Display for Blocks<'_, '_> {
 struct Buyer<'x> {
     ctx: &'x Context<'x>,
     plan: &'x Plan<'x>,
-    wash: &'x WashState<'x>,
+    wash: &'x WashState,
     account: u64,
 }
 
@@ -469,11 +487,7 @@ impl<'x> Buyer<'x> {
         if harvested.contains(&at) {
             return Some(Block::Harvested { account: self.account, on: self.ctx.today });
         }
-        // An indexed state that holds no block on it: no look-up by id.
-        if self.wash.blocked.get(at) == Some(&false) {
-            return None;
-        }
-        self.wash.loss_sold.get(self.ctx.assets.key(at)).map(|why| Block::WashSale(*why))
+        self.wash.loss_sold(at).map(Block::WashSale)
     }
 }
 
@@ -913,12 +927,12 @@ pub(crate) fn decide_traced<'a>(
                     let loss = (l.cost - m.price) * l.quantity;
                     (positive(loss) && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity).then_some(loss)
                 };
-                if let Some(date) = wash.bought.get(m.asset) {
+                if let Some(date) = wash.bought(m.ix) {
                     // Skipped, however large the losses: whether there is
                     // one is all it takes (most accounts of a quiet day that
                     // have a loss to harvest bought the asset last month).
                     if frame.lots_of(m.ix).any(|i| harvestable(&account.lots[i]).is_some()) {
-                        let detail = text(&[S("skipped: the household bought "), S(m.asset), S(" on "), Day(*date), S(", within "), Int(WASH_SALE_DAYS), S(" days (wash sale)")]);
+                        let detail = text(&[S("skipped: the household bought "), S(m.asset), S(" on "), Day(date), S(", within "), Int(WASH_SALE_DAYS), S(" days (wash sale)")]);
                         checks.push(Check { name: ["harvest:", m.asset].concat(), passed: false, detail });
                     }
                     continue;
@@ -1946,7 +1960,11 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, lot_assets: Option<&[
     // hundred small updates of the hash cost more than the hashing.
     // Room enough that it seldom grows (a regrowth copies it): a lot takes
     // some 30 bytes, a block's reason some 70.
-    let room = 96 + 48 * account.lots.len() + 16 * account.flows.len() + 96 * wash.loss_sold.len() + 16 * wash.bought.len();
+    // The blocks and the recent purchases, assets as positions in order.
+    let blocks = wash.loss_sold.iter().enumerate().filter_map(|(at, why)| why.map(|why| (at, why)));
+    let bought = wash.bought.iter().enumerate().filter_map(|(at, d)| d.map(|d| (at, d)));
+    let (n_blocks, n_bought) = (blocks.clone().count(), bought.clone().count());
+    let room = 96 + 48 * account.lots.len() + 16 * account.flows.len() + 96 * n_blocks + 8 * n_bought;
     let mut e = Encoder(Vec::with_capacity(room));
     e.0.extend_from_slice(b"ballast decision inputs v3\n");
     e.0.extend_from_slice(&shared);
@@ -1986,18 +2004,18 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, lot_assets: Option<&[
     for id in &account.sell_order {
         e.text(id);
     }
-    e.uint(wash.loss_sold.len() as u64);
-    let mut text = Vec::with_capacity(96);
-    for (asset, why) in &wash.loss_sold {
-        e.text(asset);
+    e.uint(n_blocks as u64);
+    let mut text = Vec::new();
+    for (at, why) in blocks {
+        e.uint(at as u64);
         text.clear();
         why.push(&mut text);
         e.bytes(&text);
     }
-    e.uint(wash.bought.len() as u64);
-    for (asset, d) in &wash.bought {
-        e.text(asset);
-        e.date(Some(*d));
+    e.uint(n_bought as u64);
+    for (at, d) in bought {
+        e.uint(at as u64);
+        e.date(Some(d));
     }
     let b = e.0;
     // `encode_to_slice` writes the digits straight into a buffer (`encode`
@@ -2023,8 +2041,10 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, lot_assets: Option<&[
 ///   decimals cost more than hashing the bytes saved;
 /// - a date: 0 when absent, else 1 and four bytes, big-endian, of its year
 ///   times 512 plus its day of the year (two's complement before year 0);
-/// - a lot's asset: its position among the asset ids in order, as an
-///   unsigned integer (the assets themselves are in the shared digest);
+/// - an asset (a lot's, a wash-sale block's, a recent purchase's): its
+///   position among the asset ids in order, as an unsigned integer (the
+///   assets themselves are in the shared digest); blocks and purchases in
+///   that order;
 /// - enumerations and flags: one byte.
 struct Encoder(Vec<u8>);
 

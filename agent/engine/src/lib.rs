@@ -196,12 +196,12 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     let mut lifted: BTreeSet<String> = BTreeSet::new();
     // A unit's last decisions and what they rest on.
     #[derive(Clone)]
-    struct Decided<'w> {
+    struct Decided {
         decisions: Vec<Decision>,
         /// The assets (by position) whose blocks they looked at.
         consulted: Vec<bool>,
         /// The wash-sale state they read.
-        seen: std::rc::Rc<engine::WashState<'w>>,
+        seen: std::rc::Rc<engine::WashState>,
         /// The assets they sell at a loss in a taxable account.
         sold: BTreeSet<String>,
         /// An account deciding alone (not a pooled household).
@@ -219,11 +219,9 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     let blocked = |added: &BTreeMap<String, &'static str>| {
         let mut wash = base.clone();
         for (asset, why) in added {
-            // The asset named by the inputs' own id: the state borrows it.
-            let asset = ctx.assets.key(ctx.assets.position(asset).expect("a traded asset is known"));
-            wash.loss_sold.entry(asset).or_insert(engine::Why::Today(why));
+            wash.block(ctx.assets.position(asset).expect("a traded asset is known"), engine::Why::Today(why));
         }
-        std::rc::Rc::new(wash.indexed(ctx))
+        std::rc::Rc::new(wash)
     };
     // An account deciding alone does not decide again only for a block its
     // own loss sale made: no decision buys what it sells (a sale skips what
@@ -236,9 +234,8 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     let stale = |slot: &Option<Decided>, wash: &engine::WashState| match slot {
         None => true,
         // An asset neither state blocks is the same in both.
-        Some(d) => d.consulted.iter().enumerate().filter(|&(at, looked)| *looked && (d.seen.blocked[at] || wash.blocked[at])).any(|(at, _)| {
-            let a = ctx.assets.key(at);
-            !(d.alone && d.sold.contains(a)) && d.seen.loss_sold.get(a) != wash.loss_sold.get(a)
+        Some(d) => d.consulted.iter().enumerate().any(|(at, &looked)| {
+            looked && d.seen.loss_sold(at) != wash.loss_sold(at) && !(d.alone && d.sold.contains(ctx.assets.key(at)))
         }),
     };
     // The state a round reads: made at the end of the round before (the

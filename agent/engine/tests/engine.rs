@@ -358,6 +358,19 @@ fn the_same_inputs_give_the_same_bytes() {
     let lot = changed.accounts.iter_mut().find(|a| a.id == 1).unwrap().lots.iter_mut().find(|l| l.asset == "GEQ").unwrap();
     lot.asset = "REIT".into();
     assert_ne!(one(&changed, 1).input_digest, d.input_digest, "the digest covers each lot's asset");
+    // The household's wash-sale state: a recent purchase, a recent loss sale.
+    let mut changed = fixture();
+    changed.recent_trades.push(past(9, "h1", "REIT", Side::Buy, dec!(5), date!(2026 - 11 - 10), dec!(0)));
+    let bought = one(&changed, 1).input_digest;
+    assert_ne!(bought, d.input_digest, "the digest covers the household's recent purchases");
+    changed.recent_trades.push(past(9, "h1", "REIT", Side::Sell, dec!(5), date!(2026 - 11 - 12), dec!(50)));
+    assert_ne!(one(&changed, 1).input_digest, bought, "the digest covers the household's recent loss sales");
+    // Another household's trade, or one of an asset the inputs do not
+    // define, changes nothing the decision reads.
+    let mut changed = fixture();
+    changed.recent_trades.push(past(9, "h2", "REIT", Side::Buy, dec!(5), date!(2026 - 11 - 10), dec!(0)));
+    changed.recent_trades.push(past(9, "h1", "UNLISTED", Side::Buy, dec!(5), date!(2026 - 11 - 10), dec!(0)));
+    assert_eq!(one(&changed, 1).input_digest, d.input_digest);
 }
 
 #[test]
