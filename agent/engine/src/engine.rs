@@ -347,9 +347,7 @@ pub(crate) enum Why {
 }
 
 impl Why {
-    /// Its text, appended to `out` without a formatter (the input digest
-    /// writes it for every decision of a household that recently sold at a
-    /// loss).
+    /// Its text, appended to `out` without a formatter.
     fn push(&self, out: &mut Vec<u8>) {
         match *self {
             Why::Recent { account, on } => crate::text::push(
@@ -2005,12 +2003,21 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, lot_assets: Option<&[
         e.text(id);
     }
     e.uint(n_blocks as u64);
-    let mut text = Vec::new();
     for (at, why) in blocks {
         e.uint(at as u64);
-        text.clear();
-        why.push(&mut text);
-        e.bytes(&text);
+        // Why, by its parts: its text is made of them (and costs some 600
+        // instructions to write).
+        match why {
+            Why::Recent { account, on } => {
+                e.0.push(0);
+                e.uint(account);
+                e.date(Some(on));
+            }
+            Why::Today(why) => {
+                e.0.push(1);
+                e.text(why);
+            }
+        }
     }
     e.uint(n_bought as u64);
     for (at, d) in bought {
@@ -2045,6 +2052,8 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, lot_assets: Option<&[
 ///   position among the asset ids in order, as an unsigned integer (the
 ///   assets themselves are in the shared digest); blocks and purchases in
 ///   that order;
+/// - why a block holds: 0, then the account and the date of the recent
+///   loss sale, or 1 and the reason's text for a sale of today's run;
 /// - enumerations and flags: one byte.
 struct Encoder(Vec<u8>);
 

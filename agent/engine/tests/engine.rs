@@ -364,7 +364,14 @@ fn the_same_inputs_give_the_same_bytes() {
     let bought = one(&changed, 1).input_digest;
     assert_ne!(bought, d.input_digest, "the digest covers the household's recent purchases");
     changed.recent_trades.push(past(9, "h1", "REIT", Side::Sell, dec!(5), date!(2026 - 11 - 12), dec!(50)));
-    assert_ne!(one(&changed, 1).input_digest, bought, "the digest covers the household's recent loss sales");
+    let sold = one(&changed, 1).input_digest;
+    assert_ne!(sold, bought, "the digest covers the household's recent loss sales");
+    // And which sale a block names: its account, its date.
+    changed.recent_trades.last_mut().unwrap().account = 8;
+    assert_ne!(one(&changed, 1).input_digest, sold, "the digest covers which account sold at a loss");
+    changed.recent_trades.last_mut().unwrap().account = 9;
+    changed.recent_trades.last_mut().unwrap().date = date!(2026 - 11 - 13);
+    assert_ne!(one(&changed, 1).input_digest, sold, "the digest covers when the loss sale was");
     // Another household's trade, or one of an asset the inputs do not
     // define, changes nothing the decision reads.
     let mut changed = fixture();
