@@ -1988,7 +1988,7 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, lot_assets: Option<&[
         e.uint(at as u64);
         e.decimal(l.quantity);
         e.decimal(l.cost);
-        e.date(Some(l.acquired));
+        e.day(l.acquired);
     }
     e.uint(account.flows.len() as u64);
     for f in &account.flows {
@@ -2011,7 +2011,7 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, lot_assets: Option<&[
             Why::Recent { account, on } => {
                 e.0.push(0);
                 e.uint(account);
-                e.date(Some(on));
+                e.day(on);
             }
             Why::Today(why) => {
                 e.0.push(1);
@@ -2022,7 +2022,7 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, lot_assets: Option<&[
     e.uint(n_bought as u64);
     for (at, d) in bought {
         e.uint(at as u64);
-        e.date(Some(d));
+        e.day(d);
     }
     let b = e.0;
     // `encode_to_slice` writes the digits straight into a buffer (`encode`
@@ -2046,8 +2046,9 @@ fn digest(ctx: &Context<'_>, account: &Account, ips: &Ips, lot_assets: Option<&[
 ///   wrote the integer part as LEB128: a few bytes fewer, but a loop and a
 ///   copy of a length known only at run time for each of some hundred
 ///   decimals cost more than hashing the bytes saved;
-/// - a date: 0 when absent, else 1 and four bytes, big-endian, of its year
-///   times 512 plus its day of the year (two's complement before year 0);
+/// - a date: four bytes, big-endian, of its year times 512 plus its day of
+///   the year (two's complement before year 0); one that may be absent (the
+///   last rebalance) is 0 when absent, else 1 and those four bytes;
 /// - an asset (a lot's, a wash-sale block's, a recent purchase's): its
 ///   position among the asset ids in order, as an unsigned integer (the
 ///   assets themselves are in the shared digest); blocks and purchases in
@@ -2104,13 +2105,19 @@ impl Encoder {
         match d {
             None => self.0.push(0),
             Some(d) => {
-                // Year and day of the year as the date keeps them (a Julian
-                // day number is worked out with divisions).
-                let packed = (d.year() << 9) | i32::from(d.ordinal());
                 self.0.push(1);
-                self.0.extend_from_slice(&packed.to_be_bytes());
+                self.day(d);
             }
         }
+    }
+
+    /// A date that is always there: its four bytes alone.
+    #[inline]
+    fn day(&mut self, d: Date) {
+        // Year and day of the year as the date keeps them (a Julian day
+        // number is worked out with divisions).
+        let packed = (d.year() << 9) | i32::from(d.ordinal());
+        self.0.extend_from_slice(&packed.to_be_bytes());
     }
 }
 
@@ -2196,5 +2203,6 @@ mod tests {
         // -1 × 512 + 1 = -511 = 0xfffffe01.
         let before = time::macros::date!(-0001 - 01 - 01);
         assert_eq!(encoded(|e| e.date(Some(before))), [1, 0xff, 0xff, 0xfe, 0x01]);
+        assert_eq!(encoded(|e| e.day(before)), [0xff, 0xff, 0xfe, 0x01]);
     }
 }
