@@ -5,13 +5,15 @@
 //! the same batch re-signed with a new nonce settles once.
 
 use alloy::{
-    network::TransactionBuilder,
+    eips::Encodable2718,
+    network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder},
     primitives::{B256, U256},
     providers::Provider,
     rpc::types::TransactionRequest,
+    sol_types::SolCall,
 };
 use ballast_chain::{
-    bindings::PortfolioLedger,
+    bindings::{IUniswapV2Pair, PortfolioLedger},
     deploy::{self, DeployConfig, Funding, Signers},
     devnet::{Devnet, DevnetOptions},
     settle::{Batch, Checkpoint, LegIntent},
@@ -76,5 +78,75 @@ async fn signed_first_then_broadcast_resolves_from_the_chain() -> eyre::Result<(
     let whole = U256::from(10u64).pow(U256::from(18u64));
     assert_eq!(units(3).await?, U256::from(102u64) * whole, "bought 2 exactly once");
     assert_eq!(units(4).await?, U256::from(98u64) * whole, "sold 2 exactly once");
+    Ok(())
+}
+
+/// A settlement whose gas was estimated in the second of the pairs' last
+/// trade, mined a second later: every pair it swaps on then writes its
+/// price accumulators, from zero, which the estimate did not count. Sent
+/// with the bare estimate it runs out of gas (and says so); with the gas
+/// limit the agent gives it, it settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_estimated_in_the_pairs_second_still_settles_a_second_later() -> eyre::Result<()> {
+    let devnet = Devnet::start(&DevnetOptions::default())?;
+    let admin = deploy::provider(&devnet.endpoint(), Signers::from_devnet(&devnet)?.admin)?;
+    // Anvil's clock stopped: every block, and every estimate, gets the
+    // genesis timestamp until a block's is set.
+    admin.raw_request::<_, serde_json::Value>("anvil_setBlockTimestampInterval".into(), [0]).await?;
+    let frozen = admin.get_block(alloy::eips::BlockId::latest()).await?.expect("a block").header.timestamp;
+    let deployment = deploy::deploy(&devnet, &DeployConfig::default()).await?;
+    let m = &deployment.manifest;
+    let ledger = m.contracts.portfolio_ledger;
+    let settler = Signers::from_devnet(&devnet)?.settler;
+    deploy::open_and_fund_accounts(&deployment, &[1], m.roles.admin, |_| Funding::uniform(m, 10_000, 100)).await?;
+    let pair_times = || async {
+        let mut times = Vec::new();
+        for asset in &m.assets {
+            times.push(u64::from(IUniswapV2Pair::new(asset.pair, admin.clone()).getReserves().call().await?.blockTimestampLast));
+        }
+        eyre::Ok(times)
+    };
+    assert_eq!(pair_times().await?, vec![frozen; m.assets.len()], "seeded in the frozen second");
+
+    // Account 1 buys one share of every asset, each on its pair: the same
+    // legs twice under two records, so two batches.
+    let batch = |record: &[u8]| {
+        let record_hash = B256::from(ballast_audit::leaf_hash(record));
+        let legs: Vec<LegIntent> = (0..m.assets.len()).map(|a| LegIntent { account: 1, asset: a as u16, quanta: UNIT, record_hash }).collect();
+        Batch::build(&legs, Checkpoint { size: 1, root: record_hash }, frozen + 600, 200).expect("a batch")
+    };
+    let (bare, headroom) = (batch(b"first"), batch(b"second"));
+    let p = &deployment.settler;
+    let nonce = submit::next_nonce(p, settler.address()).await?;
+    let bare = {
+        let call = PortfolioLedger::settleBatchCall { header: bare.header.clone(), orders: bare.orders.clone(), assets: bare.assets.clone() };
+        let tx = TransactionRequest::default()
+            .with_from(settler.address())
+            .with_to(ledger)
+            .with_input(call.abi_encode())
+            .with_nonce(nonce)
+            .with_chain_id(devnet.chain_id());
+        let fees = p.estimate_eip1559_fees().await?;
+        let tx = tx
+            .clone()
+            .with_gas_limit(p.estimate_gas(tx).await?)
+            .with_max_fee_per_gas(fees.max_fee_per_gas)
+            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+        let envelope = tx.build(&EthereumWallet::from(settler.clone())).await?;
+        submit::SignedSettlement { batch_id: bare.batch_id(), tx_hash: *envelope.tx_hash(), nonce, raw: envelope.encoded_2718().into(), from: settler.address() }
+    };
+    let signed = submit::sign_settlement(p, &settler, ledger, &headroom, nonce + 1).await?;
+
+    admin.raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), [frozen + 1]).await?;
+    submit::broadcast(p, &bare).await?;
+    let Outcome::Reverted { block } = submit::await_outcome(p, ledger, &bare, WAIT).await? else { panic!("the bare estimate settled") };
+    let why = submit::revert_reason(p, &bare, block).await;
+    assert!(why.starts_with("out of gas"), "{why}");
+    assert_eq!(pair_times().await?, vec![frozen; m.assets.len()], "the reverted batch traded on no pair");
+
+    submit::broadcast(p, &signed).await?;
+    let outcome = submit::await_outcome(p, ledger, &signed, WAIT).await?;
+    assert!(matches!(outcome, Outcome::Settled { .. }), "{outcome:?}");
+    assert_eq!(pair_times().await?, vec![frozen + 1; m.assets.len()], "every pair traded a second later");
     Ok(())
 }

@@ -23,21 +23,25 @@ pub const MAX_BATCH_LEGS: usize = 4_096;
 /// Share of the block gas limit one batch may use.
 const BLOCK_GAS_SHARE_PERCENT: u64 = 90;
 
-/// Gas limit = estimate × this / 100. The estimate is exact for the state
-/// it ran on, and that state moves before the block: a Uniswap pair, for
-/// one, writes its price accumulators only when the block's timestamp has
-/// moved since its last trade, so an estimate made in the same second as
-/// that trade comes out up to ~40,000 gas a pair short.
+/// Gas limit = estimate × this / 100 + the pairs' accumulators: the
+/// estimate is exact for the state and block time it ran on, and both move
+/// before the block.
 const GAS_HEADROOM_PERCENT: u64 = 125;
 
-/// At least this much headroom: enough for one pair's accumulators written
-/// from zero (two fresh storage slots), whatever the size of the transaction.
-const GAS_HEADROOM_MIN: u64 = 100_000;
+/// What one Uniswap pair may cost beyond its estimate: it writes its two
+/// price accumulators only when the block's timestamp has moved since its
+/// last trade, from zero the first time (two fresh slots, 2 × 22,100 gas).
+/// An estimate made in the same second as that trade misses them; a batch
+/// swaps on up to one pair per asset, so a fixed share of the estimate is
+/// not enough (the likely cause of a settlement reverting in a CI run).
+pub const PAIR_ACCUMULATORS_GAS: u64 = 45_000;
 
-/// The gas limit to send a settlement with: the estimate plus headroom, never
-/// over the block's own limit.
-pub fn gas_limit(estimate: u64, block_gas_limit: u64) -> u64 {
-    let with_headroom = (estimate.saturating_mul(GAS_HEADROOM_PERCENT) / 100).max(estimate.saturating_add(GAS_HEADROOM_MIN));
+/// The gas limit to send a transaction swapping on up to `pairs` Uniswap
+/// pairs with: the estimate plus headroom, never over the block's own
+/// limit, never under the estimate.
+pub fn gas_limit(estimate: u64, pairs: usize, block_gas_limit: u64) -> u64 {
+    let accumulators = PAIR_ACCUMULATORS_GAS.saturating_mul(pairs as u64);
+    let with_headroom = (estimate.saturating_mul(GAS_HEADROOM_PERCENT) / 100).saturating_add(accumulators);
     with_headroom.min(block_gas_limit).max(estimate)
 }
 
@@ -241,7 +245,7 @@ pub async fn submit(settler: &DynProvider, ledger: Address, batch: &Batch) -> Re
     let contract = PortfolioLedger::new(ledger, settler.clone());
     let call = contract.settleBatch(batch.header.clone(), batch.orders.clone(), batch.assets.clone());
     let estimate = call.estimate_gas().await.call_ctx("estimate settleBatch")?;
-    let receipt = send(call.gas(gas_limit(estimate, block_gas_limit(settler).await?)), "settleBatch").await?;
+    let receipt = send(call.gas(gas_limit(estimate, batch.assets.len(), block_gas_limit(settler).await?)), "settleBatch").await?;
     tracing::info!(
         target: "ballast::settle",
         batch_id = %batch.batch_id(),
@@ -271,11 +275,12 @@ mod tests {
     const CP: Checkpoint = Checkpoint { size: 7, root: B256::ZERO };
 
     #[test]
-    fn gas_limit_adds_headroom_up_to_the_block_limit() {
-        assert_eq!(gas_limit(1_000_000, 30_000_000), 1_250_000);
-        assert_eq!(gas_limit(110_000, 30_000_000), 210_000, "a small transaction gets the minimum");
-        assert_eq!(gas_limit(27_000_000, 30_000_000), 30_000_000, "capped at the block");
-        assert_eq!(gas_limit(31_000_000, 30_000_000), 31_000_000, "never under the estimate");
+    fn gas_limit_adds_headroom_and_each_pairs_accumulators_up_to_the_block_limit() {
+        assert_eq!(gas_limit(1_000_000, 0, 30_000_000), 1_250_000);
+        assert_eq!(gas_limit(1_000_000, 8, 30_000_000), 1_610_000, "eight pairs' accumulators");
+        assert_eq!(gas_limit(110_000, 1, 30_000_000), 182_500, "a swap on one pair");
+        assert_eq!(gas_limit(27_000_000, 4, 30_000_000), 30_000_000, "capped at the block");
+        assert_eq!(gas_limit(31_000_000, 4, 30_000_000), 31_000_000, "never under the estimate");
     }
 
     #[test]

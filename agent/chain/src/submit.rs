@@ -64,7 +64,7 @@ pub async fn sign_settlement(
     let estimate = provider.estimate_gas(tx.clone()).await?;
     let fees = provider.estimate_eip1559_fees().await?;
     tx = tx
-        .with_gas_limit(settle::gas_limit(estimate, settle::block_gas_limit(provider).await?))
+        .with_gas_limit(settle::gas_limit(estimate, batch.assets.len(), settle::block_gas_limit(provider).await?))
         .with_max_fee_per_gas(fees.max_fee_per_gas)
         .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
     let wallet = EthereumWallet::from(signer.clone());
@@ -193,19 +193,36 @@ pub async fn execution(provider: &DynProvider, ledger: Address, tx: TxHash) -> R
 }
 
 /// Why a mined settlement reverted: the same transaction run again on the
-/// state before its block, the ledger's custom error decoded.
+/// state before its block at the block's time, the ledger's custom error
+/// decoded; out of gas when it used its whole limit, or when it fails
+/// without a reason within its limit and succeeds with more (a call it made
+/// ran out: the 1/64 of the gas kept back is left over).
 pub async fn revert_reason(provider: &DynProvider, signed: &SignedSettlement, block: u64) -> String {
-    use alloy::{consensus::{Transaction, TxEnvelope}, eips::Decodable2718};
+    use alloy::{
+        consensus::{Transaction, TxEnvelope},
+        eips::Decodable2718,
+        rpc::types::BlockOverrides,
+    };
     let Ok(envelope) = TxEnvelope::decode_2718(&mut &signed.raw[..]) else { return "undecodable transaction".into() };
-    let request = TransactionRequest::default()
-        .with_from(signed.from)
-        .with_to(envelope.to().unwrap_or_default())
-        .with_input(envelope.input().clone())
-        .with_gas_limit(envelope.gas_limit());
-    match provider.call(request).block(block.saturating_sub(1).into()).await {
-        Ok(_) => "out of gas, or state that changed within the block".into(),
+    let limit = envelope.gas_limit();
+    if let Ok(Some(receipt)) = provider.get_transaction_receipt(signed.tx_hash).await
+        && receipt.gas_used >= limit
+    {
+        return format!("out of gas: used all {limit} of its gas limit");
+    }
+    let time = match provider.get_block_by_number(block.into()).await {
+        Ok(Some(b)) => Some(b.header.timestamp),
+        _ => None,
+    };
+    let request = TransactionRequest::default().with_from(signed.from).with_to(envelope.to().unwrap_or_default()).with_input(envelope.input().clone());
+    let replay = |request: TransactionRequest| {
+        provider.call(request).block(block.saturating_sub(1).into()).with_block_overrides(BlockOverrides { time, ..Default::default() })
+    };
+    match replay(request.clone().with_gas_limit(limit)).await {
+        Ok(_) => "state that changed within the block".into(),
         Err(e) => match e.as_error_resp().and_then(|p| p.as_decoded_interface_error::<PortfolioLedger::PortfolioLedgerErrors>()) {
             Some(ledger) => format!("{ledger:?}"),
+            None if replay(request).await.is_ok() => format!("out of gas: a call it made ran out within its gas limit of {limit}"),
             None => e.to_string(),
         },
     }

@@ -373,7 +373,7 @@ pub async fn set_price(d: &Deployment, symbol: &str, price: Decimal) -> Result<(
     // a new second writes its price accumulators, which the estimate may
     // miss); a refusal comes back from the estimate with the router's reason.
     let estimate = swap.estimate_gas().await.map_err(chain("swap estimate"))?;
-    deploy::send(swap.gas(ballast_chain::settle::gas_limit(estimate, 30_000_000)), "swap").await?;
+    deploy::send(swap.gas(ballast_chain::settle::gas_limit(estimate, 1, 30_000_000)), "swap").await?;
     Ok(())
 }
 
