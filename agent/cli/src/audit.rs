@@ -434,7 +434,7 @@ async fn export(args: Export) -> Result<()> {
             ballast_audit::check_anchors(&verified.tree, &anchors).wrap_err("the log does not match the chain")?;
             let covering = || anchors.0.keys().copied().filter(|&size| size >= last && size > 0);
             let target = args.chain.target()?.expect("connected, so named");
-            let cp = match (covering().filter(|size| notes.contains_key(size)).next_back(), covering().next_back()) {
+            let cp = match (covering().rfind(|size| notes.contains_key(size)), covering().next_back()) {
                 (Some(size), _) => BundleCheckpoint { size, anchored: true, note: notes.remove(&size) },
                 (None, Some(size)) => BundleCheckpoint { size, anchored: true, note: None },
                 (None, None) => unanchored(),
