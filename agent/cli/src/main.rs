@@ -338,8 +338,8 @@ async fn devnet_up(args: DevnetUp) -> Result<()> {
 }
 
 fn run_plan(args: Plan) -> Result<()> {
-    let inputs = plan::load(&args.files, args.now)?;
-    let decisions = ballast_engine::decide(&inputs).wrap_err("deciding")?;
+    let loaded = plan::load(&args.files, args.now)?;
+    let decisions = ballast_engine::decide(&loaded.inputs).map_err(|e| loaded.explain(e))?;
     let json = serde_json::to_string_pretty(&decisions)?;
     if let Some(out) = &args.out {
         std::fs::write(out, format!("{json}\n")).wrap_err_with(|| format!("writing {}", out.display()))?;

@@ -2,7 +2,11 @@
 //! market snapshot from TOML or JSON files, runs the decision engine, and
 //! prints the decisions as a table or as JSON.
 
-use std::{fmt::Write as _, path::Path};
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    path::{Path, PathBuf},
+};
 
 use ballast_engine::{
     decision::Status,
@@ -50,12 +54,92 @@ fn read(path: &Path) -> Result<PlanFile> {
     }
 }
 
+/// The merged inputs, with the file each part came from.
+pub struct Loaded {
+    pub inputs: Inputs,
+    sources: Sources,
+}
+
+/// Which files gave each account, IPS, model and asset (more than one when
+/// it is defined twice), the market and the limits.
+#[derive(Default)]
+struct Sources {
+    accounts: BTreeMap<u64, Vec<PathBuf>>,
+    ips: BTreeMap<String, Vec<PathBuf>>,
+    models: BTreeMap<String, Vec<PathBuf>>,
+    assets: BTreeMap<String, Vec<PathBuf>>,
+    market: Option<PathBuf>,
+    limits: Option<PathBuf>,
+}
+
+impl Loaded {
+    /// The engine's refusal of the inputs, with the file (or files) that
+    /// gave the part it names first: the engine sees the files merged.
+    pub fn explain(&self, err: ballast_engine::Error) -> eyre::Report {
+        use ballast_engine::Error;
+        let s = &self.sources;
+        let files: Vec<&PathBuf> = match &err {
+            Error::Invalid { what: subject, .. } | Error::Unknown { referrer: subject, .. } => s.of(subject),
+            Error::Duplicate { kind, id } => s.by_kind(kind, id),
+            Error::Internal(_) => Vec::new(),
+        };
+        if files.is_empty() {
+            return eyre!("deciding: {err}");
+        }
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        eyre!("{}: {err}", names.join(" and "))
+    }
+}
+
+impl Sources {
+    /// The files of what an engine error names: `account 7`, `lot L of
+    /// account 7`, `IPS X`, `model X`, `asset X`, `quote X` or `limits`.
+    fn of(&self, subject: &str) -> Vec<&PathBuf> {
+        if subject == "limits" {
+            return self.limits.iter().collect();
+        }
+        let account = subject.rsplit_once(" of account ").map(|(_, n)| n).or_else(|| subject.strip_prefix("account "));
+        if let Some(id) = account.and_then(|n| n.parse::<u64>().ok()) {
+            return self.accounts.get(&id).map(|f| f.iter().collect()).unwrap_or_default();
+        }
+        match subject.split_once(' ') {
+            Some(("quote", _)) => self.market.iter().collect(),
+            Some((kind, id)) => self.by_kind(kind, id),
+            None => Vec::new(),
+        }
+    }
+
+    fn by_kind(&self, kind: &str, id: &str) -> Vec<&PathBuf> {
+        let map = match kind {
+            "IPS" => &self.ips,
+            "model" => &self.models,
+            "asset" => &self.assets,
+            _ => return Vec::new(),
+        };
+        map.get(id).map(|f| f.iter().collect()).unwrap_or_default()
+    }
+}
+
 /// Merges the files into the engine's inputs; `now` wins over the files'.
-pub fn load(paths: &[impl AsRef<Path>], now: Option<OffsetDateTime>) -> Result<Inputs> {
+pub fn load(paths: &[impl AsRef<Path>], now: Option<OffsetDateTime>) -> Result<Loaded> {
     let mut merged = PlanFile::default();
+    let mut sources = Sources::default();
     for path in paths {
         let path = path.as_ref();
         let f = read(path)?;
+        let from = |map: &mut BTreeMap<String, Vec<PathBuf>>, id: &str| map.entry(id.to_owned()).or_default().push(path.to_path_buf());
+        f.assets.iter().for_each(|a| from(&mut sources.assets, &a.id));
+        f.models.iter().for_each(|m| from(&mut sources.models, &m.id));
+        f.ips.iter().for_each(|i| from(&mut sources.ips, &i.id));
+        for a in &f.accounts {
+            sources.accounts.entry(a.id).or_default().push(path.to_path_buf());
+        }
+        if f.market.is_some() {
+            sources.market = Some(path.to_path_buf());
+        }
+        if f.limits.is_some() {
+            sources.limits = Some(path.to_path_buf());
+        }
         merged.assets.extend(f.assets);
         merged.models.extend(f.models);
         merged.ips.extend(f.ips);
@@ -79,7 +163,7 @@ pub fn load(paths: &[impl AsRef<Path>], now: Option<OffsetDateTime>) -> Result<I
     if merged.accounts.is_empty() {
         bail!("no file gives any `accounts`");
     }
-    Ok(Inputs {
+    let inputs = Inputs {
         assets: merged.assets,
         models: merged.models,
         ips: merged.ips,
@@ -88,7 +172,8 @@ pub fn load(paths: &[impl AsRef<Path>], now: Option<OffsetDateTime>) -> Result<I
         recent_trades: merged.recent_trades,
         limits: merged.limits.unwrap_or_default(),
         now: now.or(merged.now).unwrap_or_else(OffsetDateTime::now_utc),
-    })
+    };
+    Ok(Loaded { inputs, sources })
 }
 
 /// The decisions as a table a person reads.

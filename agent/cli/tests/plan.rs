@@ -55,8 +55,24 @@ fn a_bad_value_names_the_file_the_field_and_the_value() {
     let err = String::from_utf8(ballast(&args).stderr).unwrap();
     assert!(err.contains("accounts.json: field `accounts[0].lots[0].quantity`: invalid value: string \"many\""), "{err}");
 
+    // What the engine refuses names the file that gave it (the engine
+    // sees the files merged).
     std::fs::write(&bad_json, r#"{"accounts":[{"id":1,"household":"h","kind":"taxable","ips":"nope","cash":"1"}]}"#).unwrap();
     let err = String::from_utf8(ballast(&args).stderr).unwrap();
-    assert!(err.contains("account 1 refers to the unknown IPS `nope`"), "{err}");
+    assert!(err.contains(&format!("{}: account 1 refers to the unknown IPS `nope`", bad_json.display())), "{err}");
+    std::fs::write(&bad_json, r#"{"accounts":[{"id":1,"household":"h","kind":"taxable","ips":"ips-1","cash":"-1"}]}"#).unwrap();
+    let err = String::from_utf8(ballast(&args).stderr).unwrap();
+    assert!(err.contains(&format!("{}: account 1: field `cash` has the invalid value -1", bad_json.display())), "{err}");
+    // A lot names its account's file; an asset defined twice, both files.
+    std::fs::write(&bad_json, r#"{"accounts":[{"id":1,"household":"h","kind":"taxable","ips":"ips-1","cash":"1","lots":[{"id":"x","asset":"GEQ","quantity":"-2","cost":"1","acquired":"2026-01-01"}]}]}"#).unwrap();
+    let err = String::from_utf8(ballast(&args).stderr).unwrap();
+    assert!(err.contains(&format!("{}: lot x of account 1: field `quantity` has the invalid value -2", bad_json.display())), "{err}");
+    let extra = dir.join("more-assets.toml");
+    std::fs::write(&extra, "[[assets]]\nid = \"GEQ\"\nclass = \"equity\"\nquantum = \"0.01\"\n").unwrap();
+    let mut with_extra = examples();
+    with_extra.push(extra.clone());
+    let args: Vec<&std::ffi::OsStr> = std::iter::once("plan".as_ref()).chain(with_extra.iter().map(|f| f.as_os_str())).collect();
+    let err = String::from_utf8(ballast(&args).stderr).unwrap();
+    assert!(err.contains(&format!("{} and {}: asset `GEQ` is defined twice", with_extra[0].display(), extra.display())), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
