@@ -86,7 +86,13 @@ impl Loaded {
         if files.is_empty() {
             return eyre!("deciding: {err}");
         }
-        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        let mut names: Vec<String> = Vec::new();
+        for f in files {
+            let name = f.display().to_string();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
         eyre!("{}: {err}", names.join(" and "))
     }
 }
@@ -98,15 +104,15 @@ impl Sources {
         if subject == "limits" {
             return self.limits.iter().collect();
         }
-        let account = subject.rsplit_once(" of account ").map(|(_, n)| n).or_else(|| subject.strip_prefix("account "));
-        if let Some(id) = account.and_then(|n| n.parse::<u64>().ok()) {
-            return self.accounts.get(&id).map(|f| f.iter().collect()).unwrap_or_default();
-        }
-        match subject.split_once(' ') {
-            Some(("quote", _)) => self.market.iter().collect(),
-            Some((kind, id)) => self.by_kind(kind, id),
-            None => Vec::new(),
-        }
+        let account = match subject.split_once(' ') {
+            Some(("quote", _)) => return self.market.iter().collect(),
+            Some(("lot", rest)) => rest.rsplit_once(" of account ").map(|(_, n)| n),
+            Some(("account", n)) => Some(n),
+            Some((kind, id)) => return self.by_kind(kind, id),
+            None => None,
+        };
+        let id = account.and_then(|n| n.parse::<u64>().ok());
+        id.and_then(|id| self.accounts.get(&id)).map(|f| f.iter().collect()).unwrap_or_default()
     }
 
     fn by_kind(&self, kind: &str, id: &str) -> Vec<&PathBuf> {

@@ -262,7 +262,7 @@ async fn a_settlement_is_recorded_only_with_its_confirmations() {
     assert!(out.status.success(), "{}", text(&out));
     // Failed twice (0 confirmed), the second time with the first run's
     // batch reverted: estimated in the second the pools were seeded and
-    // mined in the next, it ran out of gas on the pairs' accumulators (the
+    // mined in the next, it likely ran out of gas on the pairs' accumulators (the
     // gas limit now covers them; see tests/e2e/submit.rs). The kinds and
     // both runs' logs say which step missed if it happens again.
     let kinds: Vec<Kind> = s.records().iter().map(|r| r.kind).collect();
