@@ -5,12 +5,10 @@
 //! the same batch re-signed with a new nonce settles once.
 
 use alloy::{
-    eips::Encodable2718,
-    network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder},
+    network::TransactionBuilder,
     primitives::{B256, U256},
     providers::Provider,
     rpc::types::TransactionRequest,
-    sol_types::SolCall,
 };
 use ballast_chain::{
     bindings::{IUniswapV2Pair, PortfolioLedger},
@@ -118,23 +116,7 @@ async fn a_settlement_estimated_in_the_pairs_second_still_settles_a_second_later
     let (bare, headroom) = (batch(b"first"), batch(b"second"));
     let p = &deployment.settler;
     let nonce = submit::next_nonce(p, settler.address()).await?;
-    let bare = {
-        let call = PortfolioLedger::settleBatchCall { header: bare.header.clone(), orders: bare.orders.clone(), assets: bare.assets.clone() };
-        let tx = TransactionRequest::default()
-            .with_from(settler.address())
-            .with_to(ledger)
-            .with_input(call.abi_encode())
-            .with_nonce(nonce)
-            .with_chain_id(devnet.chain_id());
-        let fees = p.estimate_eip1559_fees().await?;
-        let tx = tx
-            .clone()
-            .with_gas_limit(p.estimate_gas(tx).await?)
-            .with_max_fee_per_gas(fees.max_fee_per_gas)
-            .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
-        let envelope = tx.build(&EthereumWallet::from(settler.clone())).await?;
-        submit::SignedSettlement { batch_id: bare.batch_id(), tx_hash: *envelope.tx_hash(), nonce, raw: envelope.encoded_2718().into(), from: settler.address() }
-    };
+    let bare = submit::sign_settlement_with(p, &settler, ledger, &bare, nonce, |estimate| estimate).await?;
     let signed = submit::sign_settlement(p, &settler, ledger, &headroom, nonce + 1).await?;
 
     admin.raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), [frozen + 1]).await?;

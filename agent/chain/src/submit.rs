@@ -49,13 +49,27 @@ pub enum Outcome {
     NonceTaken,
 }
 
-/// Signs `batch` for `ledger` with `nonce`, without sending it.
+/// Signs `batch` for `ledger` with `nonce`, without sending it, with the
+/// gas limit of [`settle::gas_limit`].
 pub async fn sign_settlement(
     provider: &DynProvider,
     signer: &PrivateKeySigner,
     ledger: Address,
     batch: &Batch,
     nonce: u64,
+) -> Result<SignedSettlement> {
+    let block_limit = settle::block_gas_limit(provider).await?;
+    sign_settlement_with(provider, signer, ledger, batch, nonce, |estimate| settle::gas_limit(estimate, batch.assets.len(), block_limit)).await
+}
+
+/// As [`sign_settlement`], with the gas limit `limit` makes of the estimate.
+pub async fn sign_settlement_with(
+    provider: &DynProvider,
+    signer: &PrivateKeySigner,
+    ledger: Address,
+    batch: &Batch,
+    nonce: u64,
+    limit: impl FnOnce(u64) -> u64,
 ) -> Result<SignedSettlement> {
     let call = PortfolioLedger::settleBatchCall { header: batch.header.clone(), orders: batch.orders.clone(), assets: batch.assets.clone() };
     let from = signer.address();
@@ -64,7 +78,7 @@ pub async fn sign_settlement(
     let estimate = provider.estimate_gas(tx.clone()).await?;
     let fees = provider.estimate_eip1559_fees().await?;
     tx = tx
-        .with_gas_limit(settle::gas_limit(estimate, batch.assets.len(), settle::block_gas_limit(provider).await?))
+        .with_gas_limit(limit(estimate))
         .with_max_fee_per_gas(fees.max_fee_per_gas)
         .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
     let wallet = EthereumWallet::from(signer.clone());
@@ -222,7 +236,8 @@ pub async fn revert_reason(provider: &DynProvider, signed: &SignedSettlement, bl
         Ok(_) => "state that changed within the block".into(),
         Err(e) => match e.as_error_resp().and_then(|p| p.as_decoded_interface_error::<PortfolioLedger::PortfolioLedgerErrors>()) {
             Some(ledger) => format!("{ledger:?}"),
-            None if replay(request).await.is_ok() => format!("out of gas: a call it made ran out within its gas limit of {limit}"),
+            // A failure of the node itself says nothing of the gas.
+            None if e.as_error_resp().is_some() && replay(request).await.is_ok() => format!("out of gas: a call it made ran out within its gas limit of {limit}"),
             None => e.to_string(),
         },
     }
