@@ -1461,6 +1461,9 @@ pub(crate) fn decide_pooled<'a>(
     consulted: &std::cell::RefCell<Vec<bool>>,
 ) -> Result<Vec<Decision>> {
     let first = accounts.first().ok_or_else(|| Error::Internal("an empty household pool".into()))?;
+    // Each account valued on its own first: pooled, a bad lot of any of
+    // them would be reported as the first account's.
+    let frames = accounts.iter().map(|a| prepare(ctx, a)).collect::<Result<Vec<_>>>()?;
     let all = |f: &dyn Fn(&Account) -> bool| accounts.iter().all(|a| f(a));
     let pooled = Account {
         id: first.id,
@@ -1660,8 +1663,8 @@ pub(crate) fn decide_pooled<'a>(
     }
 
     let mut decisions = Vec::with_capacity(accounts.len());
-    for (i, account) in accounts.iter().enumerate() {
-        let frame = match prepare(ctx, account)? {
+    for ((i, account), frame) in accounts.iter().enumerate().zip(frames) {
+        let frame = match frame {
             Ok(frame) => frame,
             Err(halted) => {
                 decisions.push(halted);

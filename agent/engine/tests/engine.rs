@@ -525,6 +525,34 @@ fn household_mode_trades_where_it_costs_least_tax() {
 }
 
 #[test]
+fn a_pooled_households_bad_account_is_named_as_itself() {
+    let mut inputs = fixture();
+    let mut pooled = inputs.ips[0].clone();
+    pooled.id = "ips-h".into();
+    pooled.household_mode = true;
+    inputs.ips.push(pooled);
+    for a in &mut inputs.accounts {
+        a.household = "h1".into();
+        a.ips = "ips-h".into();
+    }
+    // The household's cash sums to 5,000 - 1 > 0: pooled, the second
+    // account's overdraft would not show.
+    let second = inputs.accounts[1].id;
+    inputs.accounts[1].cash = dec!(-1);
+    assert_eq!(
+        decide(&inputs).unwrap_err().to_string(),
+        format!("account {second}: field `cash` has the invalid value -1")
+    );
+    inputs.accounts[1].cash = dec!(0);
+    inputs.accounts[1].lots[0].quantity = dec!(-3);
+    let lot = inputs.accounts[1].lots[0].id.clone();
+    assert_eq!(
+        decide(&inputs).unwrap_err().to_string(),
+        format!("lot {lot} of account {second}: field `quantity` has the invalid value -3")
+    );
+}
+
+#[test]
 fn each_decision_lands_at_its_account_when_households_interleave() {
     // Households of three adjacent accounts, then the same accounts dealt
     // out one per household at a time: every household still sees its
