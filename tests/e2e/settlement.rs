@@ -89,6 +89,28 @@ async fn settles_a_crossing_and_netting_batch_for_200_accounts() -> eyre::Result
 
     let legs = legs(&record_hashes);
     let deadline = deployment.admin.get_block(alloy::eips::BlockId::latest()).await?.unwrap().header.timestamp + 600;
+
+    // A block whose budget (90 % of it) holds the batch's estimate but not
+    // the accumulators of its three pairs as well: the planner cuts it.
+    let whole = settle::Batch::build(&legs, checkpoint, deadline, 100)?;
+    let estimate = PortfolioLedger::new(ledger_addr, deployment.settler.clone())
+        .settleBatch(whole.header.clone(), whole.orders.clone(), whole.assets.clone()).estimate_gas().await?;
+    let tight = (estimate + settle::PAIR_ACCUMULATORS_GAS).div_ceil(90) * 100;
+    let set_limit = |limit: u64| {
+        let admin = deployment.admin.clone();
+        async move {
+            admin.raw_request::<_, serde_json::Value>("anvil_setBlockGasLimit".into(), [limit]).await?;
+            admin.raw_request::<_, serde_json::Value>("evm_mine".into(), ()).await?;
+            eyre::Ok(())
+        }
+    };
+    let usual = deployment.admin.get_block(alloy::eips::BlockId::latest()).await?.unwrap().header.gas_limit;
+    set_limit(tight).await?;
+    let cut = settle::plan_batches(&deployment.settler, ledger_addr, &legs, checkpoint, deadline, 100).await?;
+    assert!(estimate <= tight / 100 * 90, "the estimate alone fits the budget");
+    assert_eq!(cut.len(), 2, "the estimate and three pairs' accumulators do not fit {tight} gas");
+    set_limit(usual).await?;
+
     let batches = settle::plan_batches(&deployment.settler, ledger_addr, &legs, checkpoint, deadline, 100).await?;
     assert_eq!(batches.len(), 1, "600 legs fit one block");
     let batch = &batches[0];

@@ -210,7 +210,10 @@ pub async fn plan_batches(
             .estimate_gas()
             .await
             .call_ctx("estimate settleBatch")?;
-        if estimate <= budget {
+        // What it may need once mined: the estimate and the accumulators of
+        // every pair it swaps on (see `PAIR_ACCUMULATORS_GAS`).
+        let need = estimate.saturating_add(PAIR_ACCUMULATORS_GAS.saturating_mul(batch.assets.len() as u64));
+        if need <= budget {
             ready.push(batch);
         } else if batch.account_count() > 1 {
             let (a, b) = batch.split();
@@ -219,7 +222,7 @@ pub async fn plan_batches(
             pending.push(Batch::build(&a, checkpoint, deadline, max_slippage_bps)?);
         } else {
             return Err(Error::Invalid(format!(
-                "one account's legs need {estimate} gas, over the block budget of {budget}"
+                "one account's legs need up to {need} gas, over the block budget of {budget}"
             )));
         }
     }
