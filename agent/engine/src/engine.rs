@@ -85,7 +85,7 @@ impl<'a> Plan<'a> {
         let excluded: BTreeSet<&str> = ips.restrictions.excluded.iter().map(String::as_str).collect();
         let kept: Decimal = model.targets.iter().filter(|(a, _)| !excluded.contains(a.as_str())).map(|(_, w)| *w).sum();
         let invested: Decimal = model.targets.values().copied().sum();
-        let scale = if kept > Decimal::ZERO { invested / kept } else { Decimal::ZERO };
+        let scale = if positive(kept) { invested / kept } else { Decimal::ZERO };
         let targets: Vec<_> = model
             .targets
             .iter()
@@ -160,7 +160,7 @@ impl<'a> Context<'a> {
     pub fn new(inputs: &'a Inputs) -> Result<Self> {
         let mut assets = BTreeMap::new();
         for a in &inputs.assets {
-            if a.quantum <= Decimal::ZERO {
+            if !positive(a.quantum) {
                 return Err(Error::Invalid { what: format!("asset {}", a.id), field: "quantum", value: a.quantum.to_string() });
             }
             if assets.insert(a.id.as_str(), a).is_some() {
@@ -185,14 +185,14 @@ impl<'a> Context<'a> {
         }
 
         let limits = &inputs.limits;
-        if let Some(m) = limits.price_margin.filter(|m| *m < Decimal::ZERO || *m >= Decimal::ONE) {
+        if let Some(m) = limits.price_margin.filter(|m| negative(*m) || *m >= Decimal::ONE) {
             return Err(Error::Invalid { what: "limits".into(), field: "price_margin", value: m.to_string() });
         }
         let mut prices = BTreeMap::new();
         let mut pause = None;
         for (id, q) in &inputs.market.quotes {
             let p = &q.primary;
-            if p.price <= Decimal::ZERO {
+            if !positive(p.price) {
                 return Err(Error::Invalid { what: format!("quote {id}"), field: "price", value: p.price.to_string() });
             }
             let age = (inputs.now - p.time).whole_seconds();
@@ -215,7 +215,7 @@ impl<'a> Context<'a> {
                 }
             }
             if pause.is_none()
-                && let Some(prev) = q.previous_close.filter(|c| *c > Decimal::ZERO) {
+                && let Some(prev) = q.previous_close.filter(|c| positive(*c)) {
                     let moved = (p.price - prev).abs() / prev;
                     if moved > limits.max_daily_move {
                         pause = Some(format!(
@@ -263,7 +263,7 @@ fn validate_model(m: &Model, assets: &BTreeMap<&str, &Asset>) -> Result<()> {
         if !assets.contains_key(asset.as_str()) {
             return Err(Error::Unknown { kind: "asset", id: asset.clone(), referrer: format!("model {}", m.id) });
         }
-        if *w < Decimal::ZERO {
+        if negative(*w) {
             return Err(Error::Invalid { what: format!("model {}", m.id), field: "targets", value: w.to_string() });
         }
         sum += w;
@@ -310,7 +310,7 @@ pub fn calendar_due(frequency: Frequency, last: Option<Date>, today: Date) -> bo
 
 /// Rounds a quantity down to a multiple of `quantum`.
 pub fn round_down(quantity: Decimal, quantum: Decimal) -> Decimal {
-    if quantity <= Decimal::ZERO {
+    if !positive(quantity) {
         return Decimal::ZERO;
     }
     // A quantum of one unit of some decimal place (0.000001, 1) cuts the
@@ -394,7 +394,7 @@ impl WashState {
                     let d = state.bought[at].get_or_insert(t.date);
                     *d = (*d).max(t.date);
                 }
-                Side::Sell if t.realised_loss > Decimal::ZERO && !untaxed.contains(&t.account) => {
+                Side::Sell if positive(t.realised_loss) && !untaxed.contains(&t.account) => {
                     state.loss_sold[at].get_or_insert(Why::Recent { account: t.account, on: t.date });
                 }
                 Side::Sell => {}
@@ -640,16 +640,16 @@ impl<'a> Left<'a> {
     }
 }
 
-/// `d > 0` by its sign and zero tests, without a comparison's call (for
-/// the tests made once per lot).
+/// `d > 0` by its sign and zero tests, without a comparison's call (some
+/// forty instructions each, and a decision makes dozens).
 #[inline]
-fn positive(d: Decimal) -> bool {
+pub(crate) fn positive(d: Decimal) -> bool {
     !d.is_sign_negative() && !d.is_zero()
 }
 
 /// `d < 0`, likewise.
 #[inline]
-fn negative(d: Decimal) -> bool {
+pub(crate) fn negative(d: Decimal) -> bool {
     d.is_sign_negative() && !d.is_zero()
 }
 
@@ -698,7 +698,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
             return Ok(Err(halted(ctx, account, ips, model, halts)));
         }
     }
-    if account.cash < Decimal::ZERO {
+    if negative(account.cash) {
         return Err(Error::Invalid { what: format!("account {}", account.id), field: "cash", value: account.cash.to_string() });
     }
 
@@ -753,7 +753,7 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
     for s in &sleeves {
         for m in &s.members {
             if let Some(reason) = ctx.halt_at(m.ix)
-                && (m.held > Decimal::ZERO || m.asset == s.id) {
+                && (positive(m.held) || m.asset == s.id) {
                     halts.push(Halt { asset: m.asset.to_string(), reason: reason.to_string() });
                 }
         }
@@ -810,7 +810,7 @@ pub(crate) fn decide_traced<'a>(
     let base = frame.base;
     let withdrawals = frame.withdrawals;
     let staying = value - withdrawals;
-    let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
+    let weight = |v: Decimal| if positive(staying) { v / staying } else { Decimal::ZERO };
     // The sleeves change as the decision harvests and sizes its trades; the
     // frame does not. Copied only once they change: most accounts of a
     // quiet day trade nothing.
@@ -840,13 +840,13 @@ pub(crate) fn decide_traced<'a>(
             continue;
         }
         let drift = s.before - s.target;
-        let actionable = if drift < Decimal::ZERO {
+        let actionable = if negative(drift) {
             s.candidates.iter().any(|&c| {
                 note(c);
                 buyer.block(c, &[]).is_none()
             })
         } else {
-            s.members.iter().any(|m| m.held > Decimal::ZERO && !m.halted && !r.no_sell.iter().any(|a| a == m.asset))
+            s.members.iter().any(|m| positive(m.held) && !m.halted && !r.no_sell.iter().any(|a| a == m.asset))
         };
         if actionable && !threshold_on {
             // Only the threshold trigger lists the breaches.
@@ -859,7 +859,7 @@ pub(crate) fn decide_traced<'a>(
             checks.push(Check {
                 name: ["band:", s.id].concat(),
                 passed: false,
-                detail: format!("{line}, but nothing of it may be {}", if drift < Decimal::ZERO { "bought" } else { "sold" }),
+                detail: format!("{line}, but nothing of it may be {}", if negative(drift) { "bought" } else { "sold" }),
             });
         }
     }
@@ -871,7 +871,7 @@ pub(crate) fn decide_traced<'a>(
         let detail = text(&[S("IPS "), S(&ips.id), S(" version "), Int(i64::from(ips.version)), S(" not yet applied")]);
         triggers.push(Trigger { kind: TriggerKind::NewIps, detail });
     }
-    if withdrawals > Decimal::ZERO {
+    if positive(withdrawals) {
         triggers.push(Trigger { kind: TriggerKind::Withdrawal, detail: text(&[S("withdrawal of "), D(withdrawals), S(" pending")]) });
     }
     if threshold_on && !out_of_band.is_empty() {
@@ -890,7 +890,7 @@ pub(crate) fn decide_traced<'a>(
     }
     for (kind, flow) in [(TriggerKind::Deposit, FlowKind::Deposit), (TriggerKind::Dividend, FlowKind::Dividend)] {
         let amount: Decimal = account.flows.iter().filter(|f| f.kind == flow).map(|f| f.amount).sum();
-        if amount > Decimal::ZERO {
+        if positive(amount) {
             triggers.push(Trigger { kind, detail: text(&[D(amount), S(" to invest")]) });
         }
     }
@@ -978,7 +978,7 @@ pub(crate) fn decide_traced<'a>(
                 tax.harvested_losses += loss;
                 let sleeve = &mut sleeves.to_mut()[si];
                 sleeve.members[mi].held -= quantity;
-                if s_quantity > Decimal::ZERO {
+                if positive(s_quantity) {
                     trades.push(Trade {
                         asset: substitute.to_string(), side: Side::Buy, quantity: s_quantity, price: s_price, value: s_quantity * s_price,
                         lots: Vec::new(), estimated_tax: Decimal::ZERO, reason: Reason::HarvestReplace, rationale: String::new(),
@@ -1069,10 +1069,10 @@ pub(crate) fn decide_traced<'a>(
                 }
             });
             // What was looked at shapes a purchase here: noted, as for any purchase.
-            if s.delta > Decimal::ZERO {
+            if positive(s.delta) {
                 looked[from..].iter().for_each(|&(_, c)| note(c));
             }
-            if !s.buyable && s.delta > Decimal::ZERO {
+            if !s.buyable && positive(s.delta) {
                 checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
                 s.delta = Decimal::ZERO;
             }
@@ -1089,8 +1089,8 @@ pub(crate) fn decide_traced<'a>(
                 .collect();
             // Buying less of a harvest's substitute counts as selling.
             let holders = s.members.iter().filter(|m| m.held > m.harvest_bought).count();
-            s.sellable = unsellable.len() < holders || s.members.iter().any(|m| m.harvest_bought > Decimal::ZERO);
-            if !s.sellable && s.delta < Decimal::ZERO {
+            s.sellable = unsellable.len() < holders || s.members.iter().any(|m| positive(m.harvest_bought));
+            if !s.sellable && negative(s.delta) {
                 checks.push(Check { name: ["sell:", s.id].concat(), passed: false, detail: format!("nothing may be sold: {}", unsellable.join("; ")) });
                 s.delta = Decimal::ZERO;
             }
@@ -1101,13 +1101,13 @@ pub(crate) fn decide_traced<'a>(
     if plans_cash {
         let traded: Decimal = sleeves.iter().map(|s| s.delta).sum();
         let surplus = cash - traded - cash_target;
-        if surplus > Decimal::ZERO {
+        if positive(surplus) {
             // Which of the sleeves below target may be bought decides where
             // the surplus goes (`invest_surplus` looks at no other).
             let below: Vec<Option<Decimal>> = sleeves.iter().map(|s| below_target(s, base)).collect();
             looked.iter().filter(|(si, _)| below[*si].is_some()).for_each(|&(_, c)| note(c));
             invest_surplus(sleeves.to_mut(), &below, surplus, base);
-        } else if surplus < Decimal::ZERO {
+        } else if negative(surplus) {
             raise_cash(sleeves.to_mut(), -surplus, base);
         }
     }
@@ -1115,7 +1115,7 @@ pub(crate) fn decide_traced<'a>(
     // Trades from the sized deltas: a purchase each, a sale per member at most.
     trades.reserve(sleeves.iter().map(|s| if positive(s.delta) { 1 } else if negative(s.delta) { s.members.len() } else { 0 }).sum());
     for s in sleeves.iter() {
-        if s.delta > Decimal::ZERO {
+        if positive(s.delta) {
             let mut blocked = Vec::new();
             let Some(at) = s.candidates.iter().copied().find(|&c| {
                 note(c);
@@ -1137,12 +1137,12 @@ pub(crate) fn decide_traced<'a>(
             let price = ctx.price_at(at).map_or(Decimal::ZERO, |p| p.price);
             let quantity = round_down(s.delta / price, ctx.assets.at(at).quantum);
             push_trade(&mut trades, &mut checks, ips, asset, Side::Buy, quantity, price, reason_for(s, Side::Buy, acted_on));
-        } else if s.delta < Decimal::ZERO {
+        } else if negative(s.delta) {
             let mut need = -s.delta;
             // First buy less of what a harvest was to buy: selling something
             // while buying it would be pointless (and a wash sale at a loss).
-            for m in s.members.iter().filter(|m| m.harvest_bought > Decimal::ZERO) {
-                if need <= Decimal::ZERO {
+            for m in s.members.iter().filter(|m| positive(m.harvest_bought)) {
+                if !positive(need) {
                     break;
                 }
                 let Some(t) = trades.iter_mut().find(|t| t.reason == Reason::HarvestReplace && t.asset == m.asset) else { continue };
@@ -1152,13 +1152,13 @@ pub(crate) fn decide_traced<'a>(
                 t.value = t.quantity * t.price;
                 need -= cut * t.price;
             }
-            trades.retain(|t| t.quantity > Decimal::ZERO);
+            trades.retain(|t| positive(t.quantity));
             let still_bought = |asset: &str, trades: &[Trade]| trades.iter().any(|t| t.side == Side::Buy && t.asset == asset);
             // Then sell, substitutes first (they stand in for the model's asset).
             let mut order: Vec<&Member> = s.members.iter().filter(|m| m.held > m.harvest_bought).collect();
             order.sort_by_key(|m| m.asset == s.id);
             for m in order {
-                if need <= Decimal::ZERO {
+                if !positive(need) {
                     break;
                 }
                 if let Some(why) = ctx.halt_at(m.ix) {
@@ -1179,7 +1179,7 @@ pub(crate) fn decide_traced<'a>(
                 need -= quantity * m.price;
                 push_trade(&mut trades, &mut checks, ips, m.asset, Side::Sell, quantity, m.price, reason_for(s, Side::Sell, acted_on));
             }
-            trades.retain(|t| t.quantity > Decimal::ZERO);
+            trades.retain(|t| positive(t.quantity));
         }
     }
     // No overdraft: buys may spend only the cash there is after sales (keeping
@@ -1226,7 +1226,7 @@ pub(crate) fn decide_traced<'a>(
                 t.value = q * t.price;
             }
         }
-        trades.retain(|t| t.quantity > Decimal::ZERO);
+        trades.retain(|t| positive(t.quantity));
     }
 
     // Caps on turnover and notional scale every trade down alike.
@@ -1238,7 +1238,7 @@ pub(crate) fn decide_traced<'a>(
     if let Some(max) = limits.max_notional {
         cap = cap.min(max);
     }
-    if cap < traded_value && traded_value > Decimal::ZERO {
+    if cap < traded_value && positive(traded_value) {
         let factor = cap / traded_value;
         scale(&mut trades, &mut checks, |_| true, factor, ctx, ips);
         checks.push(Check { name: "turnover_cap".into(), passed: false, detail: format!("trades worth {traded_value} scaled by {factor:.4} to the cap of {cap}") });
@@ -1264,7 +1264,7 @@ fn finish<'a>(
 ) -> Result<Decision> {
     let Frame { account, ips, model, value, withdrawals, .. } = *frame;
     let staying = value - withdrawals;
-    let weight = |v: Decimal| if staying > Decimal::ZERO { v / staying } else { Decimal::ZERO };
+    let weight = |v: Decimal| if positive(staying) { v / staying } else { Decimal::ZERO };
 
     // Lots, gains and tax of the sales: harvests use their own lots, other
     // sales pick from what is left by the IPS's method.
@@ -1284,7 +1284,7 @@ fn finish<'a>(
             let left: Option<Vec<crate::types::Lot>> = (!mine.iter().all(|&i| lot_left.untouched(i))).then(|| {
                 mine.iter()
                     .map(|&i| crate::types::Lot { quantity: lot_left.get(i), ..account.lots[i].clone() })
-                    .filter(|l| l.quantity > Decimal::ZERO)
+                    .filter(|l| positive(l.quantity))
                     .collect()
             });
             let refs: Vec<&crate::types::Lot> = match &left {
@@ -1398,8 +1398,8 @@ fn finish<'a>(
         }
     }
     let detail = text(&[S("cash after trades "), D(cash_after)]);
-    checks.push(Check { name: "cash_non_negative".into(), passed: cash_after >= Decimal::ZERO, detail });
-    if cash_after < Decimal::ZERO {
+    checks.push(Check { name: "cash_non_negative".into(), passed: !negative(cash_after), detail });
+    if negative(cash_after) {
         return Err(Error::Internal(format!("account {}: cash would go negative ({cash_after})", account.id)));
     }
     let drift = sleeves
@@ -1484,7 +1484,7 @@ pub(crate) fn decide_pooled<'a>(
                     .iter()
                     .filter(|f| f.kind != FlowKind::Withdrawal)
                     .cloned()
-                    .chain((out > Decimal::ZERO).then_some(crate::types::CashFlow { kind: FlowKind::Withdrawal, amount: out }))
+                    .chain(positive(out).then_some(crate::types::CashFlow { kind: FlowKind::Withdrawal, amount: out }))
                     .collect::<Vec<_>>()
             })
             .collect(),
@@ -1540,7 +1540,7 @@ pub(crate) fn decide_pooled<'a>(
         // An account paying out a withdrawal sells first, as much as it needs;
         // then sales go where they cost least tax.
         let mut claims: Vec<(usize, Decimal)> = (0..accounts.len())
-            .filter(|&i| cash[i] < Decimal::ZERO)
+            .filter(|&i| negative(cash[i]))
             .map(|i| (i, ((-cash[i]) / t.price / quantum).ceil() * quantum))
             .collect();
         let mut order: Vec<usize> = (0..accounts.len()).collect();
@@ -1550,14 +1550,14 @@ pub(crate) fn decide_pooled<'a>(
         for (i, cap) in claims {
             let have = held[i].get(t.asset.as_str()).copied().unwrap_or_default();
             let q = have.min(left).min(cap);
-            if q > Decimal::ZERO {
+            if positive(q) {
                 own[i].push(split(t, q));
                 *held[i].get_mut(t.asset.as_str()).expect("held") -= q;
                 cash[i] += q * t.price * (Decimal::ONE - margin);
                 left -= q;
             }
         }
-        if left > Decimal::ZERO {
+        if positive(left) {
             return Err(Error::Internal(format!("household sale of {} {} exceeds the holdings", t.quantity, t.asset)));
         }
     }
@@ -1566,12 +1566,12 @@ pub(crate) fn decide_pooled<'a>(
     for i in 0..accounts.len() {
         let mut positions: Vec<(&str, Decimal, Decimal)> = held[i]
             .iter()
-            .filter(|(_, q)| **q > Decimal::ZERO)
+            .filter(|(_, q)| positive(**q))
             .filter_map(|(a, q)| ctx.prices.get(a).filter(|p| p.halt.is_none()).map(|p| (*a, *q, p.price)))
             .collect();
         positions.sort_by(|a, b| (b.1 * b.2).cmp(&(a.1 * a.2)).then_with(|| a.0.cmp(b.0)));
         for (asset, have, price) in positions {
-            if cash[i] >= Decimal::ZERO {
+            if !negative(cash[i]) {
                 break;
             }
             let quantum = ctx.assets[asset].quantum;
@@ -1637,13 +1637,13 @@ pub(crate) fn decide_pooled<'a>(
             if q * t.price < ctx.ips[accounts[i].ips.as_str()].min_trade_value {
                 continue;
             }
-            if q > Decimal::ZERO {
+            if positive(q) {
                 own[i].push(split(t, q));
                 cash[i] -= q * cost;
                 left -= q;
             }
         }
-        if left > Decimal::ZERO {
+        if positive(left) {
             notes.push(Check { name: format!("household_allocation:{}", t.asset), passed: false, detail: format!("{left} {} not bought: no account has the cash", t.asset) });
         }
     }
@@ -1722,7 +1722,7 @@ fn push_trade(
     price: Decimal,
     reason: Reason,
 ) {
-    if quantity <= Decimal::ZERO {
+    if !positive(quantity) {
         return;
     }
     let value = quantity * price;
@@ -1748,7 +1748,7 @@ fn side_word(side: Side) -> &'static str {
 /// is (a target, not excluded), if it is below.
 fn below_target(s: &Sleeve<'_>, base: Decimal) -> Option<Decimal> {
     let under = s.target - (s.value() + s.delta) / base.max(Decimal::ONE);
-    (s.target > Decimal::ZERO && !s.excluded && under > Decimal::ZERO).then_some(under)
+    (positive(s.target) && !s.excluded && positive(under)).then_some(under)
 }
 
 /// Spreads `surplus` cash over the most underweight sleeves first, each up
@@ -1763,12 +1763,12 @@ fn invest_surplus(sleeves: &mut [Sleeve<'_>], below: &[Option<Decimal>], mut sur
         .collect();
     order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| sleeves[a.0].id.cmp(sleeves[b.0].id)));
     for (i, _) in order {
-        if surplus <= Decimal::ZERO {
+        if !positive(surplus) {
             break;
         }
         let s = &mut sleeves[i];
         let add = (s.target * base - (s.value() + s.delta)).min(surplus);
-        if add > Decimal::ZERO {
+        if positive(add) {
             s.delta += add;
             surplus -= add;
         }
@@ -1779,36 +1779,36 @@ fn invest_surplus(sleeves: &mut [Sleeve<'_>], below: &[Option<Decimal>], mut sur
 /// their targets (that only reduces drift), then by dropping planned buys,
 /// then by selling everything pro rata.
 fn raise_cash(sleeves: &mut [Sleeve<'_>], mut need: Decimal, base: Decimal) {
-    let sellable = |s: &Sleeve<'_>| s.sellable && s.members.iter().any(|m| !m.halted && m.held > Decimal::ZERO);
+    let sellable = |s: &Sleeve<'_>| s.sellable && s.members.iter().any(|m| !m.halted && positive(m.held));
     let mut over: Vec<(usize, Decimal)> = sleeves
         .iter()
         .enumerate()
         .filter(|(_, s)| sellable(s))
         .map(|(i, s)| (i, (s.value() + s.delta) - s.target * base))
-        .filter(|(_, excess)| *excess > Decimal::ZERO)
+        .filter(|(_, excess)| positive(*excess))
         .collect();
     over.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| sleeves[a.0].id.cmp(sleeves[b.0].id)));
     for (i, excess) in over {
-        if need <= Decimal::ZERO {
+        if !positive(need) {
             return;
         }
         let cut = excess.min(need);
         sleeves[i].delta -= cut;
         need -= cut;
     }
-    let mut buys: Vec<(usize, Decimal)> = sleeves.iter().enumerate().filter(|(_, s)| s.delta > Decimal::ZERO).map(|(i, s)| (i, s.delta)).collect();
+    let mut buys: Vec<(usize, Decimal)> = sleeves.iter().enumerate().filter(|(_, s)| positive(s.delta)).map(|(i, s)| (i, s.delta)).collect();
     buys.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| sleeves[a.0].id.cmp(sleeves[b.0].id)));
     for (i, _) in buys {
-        if need <= Decimal::ZERO {
+        if !positive(need) {
             return;
         }
         let cut = sleeves[i].delta.min(need);
         sleeves[i].delta -= cut;
         need -= cut;
     }
-    if need > Decimal::ZERO {
+    if positive(need) {
         let remaining: Decimal = sleeves.iter().filter(|s| sellable(s)).map(|s| s.value() + s.delta).sum();
-        if remaining > Decimal::ZERO {
+        if positive(remaining) {
             let share = (need / remaining).min(Decimal::ONE);
             for s in sleeves.iter_mut().filter(|s| sellable(s)) {
                 s.delta -= (s.value() + s.delta) * share;
@@ -1830,7 +1830,7 @@ fn scale(
     for t in trades.iter_mut().filter(|t| which(t)) {
         t.quantity = round_down(t.quantity * factor, ctx.assets[t.asset.as_str()].quantum);
         t.value = t.quantity * t.price;
-        if t.quantity > Decimal::ZERO && t.value < ips.min_trade_value {
+        if positive(t.quantity) && t.value < ips.min_trade_value {
             checks.push(Check {
                 name: format!("min_trade_value:{}", t.asset),
                 passed: false,
@@ -1846,7 +1846,7 @@ fn scale(
             t.quantity = Decimal::ZERO;
         }
     }
-    trades.retain(|t| t.quantity > Decimal::ZERO);
+    trades.retain(|t| positive(t.quantity));
 }
 
 /// Writes each trade's one-line rationale from the decision's drift: done

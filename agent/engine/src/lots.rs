@@ -6,6 +6,7 @@ use time::Date;
 
 use crate::{
     decision::{LotUse, Term},
+    engine::positive,
     types::{Lot, LotMethod, TaxRates},
 };
 
@@ -69,11 +70,11 @@ pub fn sale_order<'a>(
 pub fn take(ordered: &[&Lot], mut quantity: Decimal, price: Decimal, today: Date) -> Vec<LotUse> {
     let mut used = Vec::with_capacity(ordered.len().min(4));
     for lot in ordered {
-        if quantity <= Decimal::ZERO {
+        if !positive(quantity) {
             break;
         }
         let q = lot.quantity.min(quantity);
-        if q <= Decimal::ZERO {
+        if !positive(q) {
             continue;
         }
         quantity -= q;
