@@ -500,8 +500,9 @@ fn a_loss_sale_in_a_tax_deferred_account_blocks_no_purchase() {
     assert!(check.detail.contains("sold at a loss in account 1 on 2026-11-15"), "{}", check.detail);
 }
 
-#[test]
-fn household_mode_trades_where_it_costs_least_tax() {
+/// The fixture's two accounts in one household under an IPS that targets
+/// the household's combined portfolio.
+fn pooled_household() -> Inputs {
     let mut inputs = fixture();
     let mut pooled = inputs.ips[0].clone();
     pooled.id = "ips-h".into();
@@ -511,6 +512,12 @@ fn household_mode_trades_where_it_costs_least_tax() {
         a.household = "h1".into();
         a.ips = "ips-h".into();
     }
+    inputs
+}
+
+#[test]
+fn household_mode_trades_where_it_costs_least_tax() {
+    let inputs = pooled_household();
     let decisions = decide(&inputs).unwrap();
     // Combined: cash 15,000, GEQ 127,000 (63.5 %), BND 48,000 (24 %, out of band), REIT 10,000: 200,000.
     // BND to 30 % needs 12,000; cash is 5,000 short of that plus its 10,000 target, so
@@ -526,17 +533,9 @@ fn household_mode_trades_where_it_costs_least_tax() {
 
 #[test]
 fn a_pooled_households_bad_account_is_named_as_itself() {
-    let mut inputs = fixture();
-    let mut pooled = inputs.ips[0].clone();
-    pooled.id = "ips-h".into();
-    pooled.household_mode = true;
-    inputs.ips.push(pooled);
-    for a in &mut inputs.accounts {
-        a.household = "h1".into();
-        a.ips = "ips-h".into();
-    }
-    // The household's cash sums to 5,000 - 1 > 0: pooled, the second
-    // account's overdraft would not show.
+    let mut inputs = pooled_household();
+    // The household's cash sums to 5,000 - 1 > 0: the pooled account
+    // alone would pass.
     let second = inputs.accounts[1].id;
     inputs.accounts[1].cash = dec!(-1);
     assert_eq!(
