@@ -1343,9 +1343,17 @@ fn finish<'a>(
         }
     }
     // A purchase paid for by a sale that now waits for a person waits too:
-    // the largest purchases go first until the rest are funded.
+    // the largest purchases go first until the rest are funded, with fills
+    // worse than the estimate by the price margin (as for the overdraft
+    // check): otherwise the ledger may refuse the account's legs, and with
+    // them their whole batch.
+    let margin = ctx.inputs.limits.price_margin.unwrap_or_default();
     let funded = |trades: &[Trade]| {
-        trades.iter().fold(account.cash, |c, t| if t.side == Side::Buy { c - t.value } else { c + t.value }) >= Decimal::ZERO
+        let (buys, sells) = trades.iter().fold((Decimal::ZERO, Decimal::ZERO), |(b, s), t| match t.side {
+            Side::Buy => (b + t.value, s),
+            Side::Sell => (b, s + t.value),
+        });
+        !negative(account.cash + sells * (Decimal::ONE - margin) - buys * (Decimal::ONE + margin))
     };
     while !funded(&kept) {
         let Some(largest) = kept

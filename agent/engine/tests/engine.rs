@@ -274,6 +274,33 @@ fn a_purchase_paid_for_by_a_queued_sale_waits_with_it() {
 }
 
 #[test]
+fn a_purchase_left_after_a_queued_sale_is_funded_at_the_price_margin() {
+    // Account 1 with 1,000 of cash and 150 REIT: worth 94,750. GEQ (73.9 %,
+    // illiquid) sells 13,150 to its 60 %, BND (21.1 %) buys 8,425 to its 30 %,
+    // and the 987.5 left above the 5 % cash target (4,737.5) buys REIT, the
+    // sleeve furthest below its target. The GEQ sale waits for approval, so
+    // BND, the largest purchase, waits with it; REIT's 987.5 fits the 1,000
+    // of cash at its estimated price, but not at a 2 % margin (1,007.25).
+    let mut inputs = fixture();
+    inputs.assets.iter_mut().find(|a| a.id == "GEQ").unwrap().liquid = false;
+    let account = inputs.accounts.iter_mut().find(|a| a.id == 1).unwrap();
+    account.cash = dec!(1000);
+    account.lots.iter_mut().find(|l| l.id == "r1").unwrap().quantity = dec!(150);
+    let d = one(&inputs, 1);
+    assert_eq!(trades(&d), vec![(Side::Buy, "REIT", dec!(39.5))], "without a margin REIT's purchase settles");
+    assert_eq!(d.cash_after, dec!(12.5));
+
+    inputs.limits.price_margin = Some(dec!(0.02));
+    let d = one(&inputs, 1);
+    assert!(d.trades.is_empty(), "{:?}", trades(&d));
+    let waiting: Vec<(Side, &str, Decimal)> = d.queued.iter().map(|t| (t.side, t.asset.as_str(), t.quantity)).collect();
+    assert_eq!(waiting, vec![(Side::Sell, "GEQ", dec!(131.5)), (Side::Buy, "BND", dec!(168.5)), (Side::Buy, "REIT", dec!(39.5))]);
+    let check = d.checks.iter().find(|c| c.name == "approval:REIT").unwrap();
+    assert_eq!(check.detail, "paid for by a sale that waits for approval");
+    assert_eq!(d.cash_after, dec!(1000));
+}
+
+#[test]
 fn a_price_margin_keeps_cash_for_a_worse_fill() {
     // Account 1 buys 10,000 of BND with a 10,000 GEQ sale and keeps its 5,000
     // of cash. Take the cash away: with a 5 % margin the sale counts as

@@ -244,10 +244,27 @@ proptest! {
     }
 
     #[test]
-    fn nothing_goes_negative_and_cash_is_conserved(s in scenario()) {
-        let inputs = build(&s);
+    fn nothing_goes_negative_and_cash_is_conserved(
+        s in scenario(),
+        margin_bps in prop::option::of(0i64..300),
+        approval_limit in prop::option::of(1_000i64..50_000),
+    ) {
+        let mut inputs = build(&s);
+        // Fills up to the margin worse than the estimate, and trades above
+        // the approval limit waiting (with the purchases they would fund).
+        inputs.limits.price_margin = margin_bps.map(|bps| Decimal::new(bps, 4));
+        inputs.ips[0].approval_limit = approval_limit.map(Decimal::from);
+        let margin = inputs.limits.price_margin.unwrap_or_default();
         for (account, decision) in inputs.accounts.iter().zip(decide(&inputs).unwrap()) {
             prop_assert!(decision.cash_after >= Decimal::ZERO, "cash after {}", decision.cash_after);
+            let (buys, sells) = decision.trades.iter().fold((Decimal::ZERO, Decimal::ZERO), |(b, s), t| match t.side {
+                Side::Buy => (b + t.value, s),
+                Side::Sell => (b, s + t.value),
+            });
+            prop_assert!(
+                account.cash + sells * (Decimal::ONE - margin) - buys * (Decimal::ONE + margin) >= Decimal::ZERO,
+                "account {}: cash {} does not pay buys of {} with sales of {} at a margin of {}", account.id, account.cash, buys, sells, margin
+            );
             let h = held(account);
             for (asset, q) in sold(&decision) {
                 prop_assert!(q <= h.get(&asset).copied().unwrap_or_default(), "account {} sells {} {} of {:?}", account.id, q, asset, h.get(&asset));
