@@ -138,6 +138,20 @@ pub struct SettlementFailed {
 }
 record_body!(SettlementFailed, SettlementFailed);
 
+/// `settlement_refused`: while a batch was planned, the ledger refused one
+/// account's legs (its cash or units do not cover them), so they were left
+/// out and the rest settled without them; the decisions' trades end here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettlementRefused {
+    pub account: u64,
+    /// The seqs of the records (decisions, approvals) whose trades were left out.
+    pub decisions: Vec<u64>,
+    /// The ledger's decoded refusal.
+    pub reason: String,
+}
+record_body!(SettlementRefused, SettlementRefused);
+
 /// `checkpoint_anchored`: the checkpoint over records `[0, size)` is on-chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

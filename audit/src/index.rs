@@ -755,7 +755,7 @@ mod tests {
         assert_eq!(rebuilt.apply_all(with_spans(&recs, &spans)).unwrap(), 400);
         assert_eq!(rebuilt.dump().unwrap(), index.dump().unwrap());
         // Chunks that start and end inside pages pack the same entries.
-        assert!(recs.len() as u64 > PAGE && PAGE % 97 != 0);
+        assert!(recs.len() as u64 > PAGE && !PAGE.is_multiple_of(97));
         let chunked = Index::temporary(&log).unwrap();
         for (r, s) in recs.chunks(97).zip(spans.chunks(97)) {
             chunked.apply_all(with_spans(r, s)).unwrap();

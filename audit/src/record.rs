@@ -75,10 +75,14 @@ pub enum Kind {
     Halt,
     /// The agent's signing key changed.
     KeyRotation,
+    /// The ledger refused an account's legs while a batch was planned: they
+    /// were left out of it (listed last: an index stores a kind by its
+    /// place in [`Kind::ALL`]).
+    SettlementRefused,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::IpsRegistered,
         Kind::Decision,
         Kind::ApprovalGranted,
@@ -89,6 +93,7 @@ impl Kind {
         Kind::CheckpointAnchored,
         Kind::Halt,
         Kind::KeyRotation,
+        Kind::SettlementRefused,
     ];
 
     /// The wire name.
@@ -104,6 +109,7 @@ impl Kind {
             Kind::CheckpointAnchored => "checkpoint_anchored",
             Kind::Halt => "halt",
             Kind::KeyRotation => "key_rotation",
+            Kind::SettlementRefused => "settlement_refused",
         }
     }
 }

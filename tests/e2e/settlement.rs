@@ -108,10 +108,32 @@ async fn settles_a_crossing_and_netting_batch_for_200_accounts() -> eyre::Result
     set_limit(tight).await?;
     let cut = settle::plan_batches(&deployment.settler, ledger_addr, &legs, checkpoint, deadline, 100).await?;
     assert!(estimate <= tight / 100 * 90, "the estimate alone fits the budget");
-    assert_eq!(cut.len(), 2, "the estimate and three pairs' accumulators do not fit {tight} gas");
+    assert_eq!(cut.batches.len(), 2, "the estimate and three pairs' accumulators do not fit {tight} gas");
     set_limit(usual).await?;
 
-    let batches = settle::plan_batches(&deployment.settler, ledger_addr, &legs, checkpoint, deadline, 100).await?;
+    // Accounts the ledger refuses are left out, and the rest plan as before:
+    // account 201 has 10 of cash for a 100 purchase, account 999 is not open.
+    deploy::open_and_fund_accounts(&deployment, &[201], m.roles.admin, |_| Funding::uniform(&m, 10, 1_000)).await?;
+    let refused_hash = B256::from(leaf_hash(b"a record of an account the ledger refuses"));
+    let with_refused: Vec<LegIntent> = legs
+        .iter()
+        .copied()
+        .chain([
+            LegIntent { account: 201, asset: GEQ, quanta: UNIT, record_hash: refused_hash },
+            LegIntent { account: 999, asset: REIT, quanta: UNIT, record_hash: refused_hash },
+        ])
+        .collect();
+    let planned = settle::plan_batches(&deployment.settler, ledger_addr, &with_refused, checkpoint, deadline, 100).await?;
+    let mut refused: Vec<(u64, B256, &str)> = planned.refused.iter().map(|r| (r.account, r.record_hash, r.reason.as_str())).collect();
+    refused.sort_by_key(|r| r.0);
+    assert_eq!(refused.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), vec![(201, refused_hash), (999, refused_hash)]);
+    // 100 at the feed price and the venue's impact of the net purchase on top.
+    assert!(refused[0].2.starts_with("the ledger refuses: cash of 10000000 base units does not cover 100"), "{}", refused[0].2);
+    assert_eq!(refused[1].2, "the ledger refuses: no such account");
+    assert_eq!(planned.batches.len(), 1);
+    assert_eq!(planned.batches[0].legs(), legs, "the other accounts' legs, as they were");
+
+    let batches = settle::plan_batches(&deployment.settler, ledger_addr, &legs, checkpoint, deadline, 100).await?.batches;
     assert_eq!(batches.len(), 1, "600 legs fit one block");
     let batch = &batches[0];
     let settled = settle::submit(&deployment.settler, ledger_addr, batch).await?;
@@ -177,7 +199,10 @@ async fn settles_a_crossing_and_netting_batch_for_200_accounts() -> eyre::Result
     // Cash is conserved exactly: books (clients + dust) equal the ledger's real token balance.
     let dust = ledger.cashOf(m.dust_account).call().await?;
     let ledger_cash = AssetToken::new(m.contracts.cash_token, deployment.admin.clone()).balanceOf(ledger_addr).call().await?;
-    assert_eq!(book_cash_total + dust, ledger_cash);
+    // Account 201 (opened above, refused by the planner) holds its 10.
+    let refused_cash = ledger.positionsOf(201).call().await?.cash;
+    assert_eq!(refused_cash, usd(10));
+    assert_eq!(book_cash_total + refused_cash + dust, ledger_cash);
     assert!(ledger_cash != ledger_cash_before, "the net trades moved cash through the venue");
 
     // The checkpoint was anchored in the same transaction.

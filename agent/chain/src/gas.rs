@@ -158,7 +158,7 @@ pub async fn run(config: &GasBenchConfig, devnet_options: &DevnetOptions, progre
             ids[..size].iter().flat_map(|&id| bench_legs(id, round, assets, quanta_per_unit)).collect();
         let checkpoint = Checkpoint { size: round + 1, root: keccak256(format!("bench checkpoint {round}")) };
         let deadline = u64::MAX;
-        let batches = settle::plan_batches(
+        let planned = settle::plan_batches(
             &deployment.settler,
             m.contracts.portfolio_ledger,
             &legs,
@@ -167,6 +167,11 @@ pub async fn run(config: &GasBenchConfig, devnet_options: &DevnetOptions, progre
             config.max_slippage_bps,
         )
         .await?;
+        // Every account is funded for its legs: a refusal is a bug here.
+        if let Some(r) = planned.refused.first() {
+            return Err(crate::Error::Invalid(format!("account {}: {}", r.account, r.reason)));
+        }
+        let batches = planned.batches;
         let mut gas_total = 0;
         for batch in &batches {
             gas_total += settle::submit(&deployment.settler, m.contracts.portfolio_ledger, batch).await?.gas_used;

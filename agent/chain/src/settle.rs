@@ -182,8 +182,47 @@ pub struct Settled {
     pub legs: usize,
 }
 
+/// An account whose legs the ledger refused while its batch was estimated:
+/// left out of every batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub account: u64,
+    /// The record whose trades the legs carried.
+    pub record_hash: B256,
+    /// The ledger's refusal, in words.
+    pub reason: String,
+}
+
+/// The batches to send, and the accounts left out of them.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub batches: Vec<Batch>,
+    pub refused: Vec<Refused>,
+}
+
+/// The account a ledger refusal is about, and the refusal in words, when it
+/// is about one account's own state (its cash, its units, the account
+/// itself): the rest of the batch can settle without it.
+pub fn account_refusal(err: &Error) -> Option<(u64, String)> {
+    use PortfolioLedger::PortfolioLedgerErrors as E;
+    Some(match ledger_revert(err)? {
+        E::InsufficientCash(e) => {
+            (e.account, format!("the ledger refuses: cash of {} base units does not cover {}", e.available, e.needed))
+        }
+        E::InsufficientUnits(e) => (
+            e.account,
+            format!("the ledger refuses: {} quanta of asset {} do not cover the {} sold", e.availableQuanta, e.asset, e.neededQuanta),
+        ),
+        E::AccountFrozen(e) => (e.account, "the ledger refuses: the account is frozen".to_string()),
+        E::UnknownAccount(e) => (e.account, "the ledger refuses: no such account".to_string()),
+        _ => return None,
+    })
+}
+
 /// Cuts `legs` into batches whose estimated gas stays within 90 % of the block
 /// gas limit (halving by accounts until each fits), all anchoring `checkpoint`.
+/// An account whose legs the ledger refuses (see [`account_refusal`]) is
+/// left out, so that it does not hold back every other account's trades.
 pub async fn plan_batches(
     settler: &DynProvider,
     ledger: Address,
@@ -191,11 +230,12 @@ pub async fn plan_batches(
     checkpoint: Checkpoint,
     deadline: u64,
     max_slippage_bps: u16,
-) -> Result<Vec<Batch>> {
+) -> Result<Planned> {
     let budget = block_gas_limit(settler).await? / 100 * BLOCK_GAS_SHARE_PERCENT;
     let contract = PortfolioLedger::new(ledger, settler.clone());
     let mut pending = vec![Batch::build(legs, checkpoint, deadline, max_slippage_bps)?];
     let mut ready = Vec::new();
+    let mut refused = Vec::new();
     while let Some(batch) = pending.pop() {
         if batch.leg_count() > MAX_BATCH_LEGS && batch.account_count() > 1 {
             // The ledger refuses it whatever the gas; and its calldata alone
@@ -205,11 +245,24 @@ pub async fn plan_batches(
             pending.push(Batch::build(&a, checkpoint, deadline, max_slippage_bps)?);
             continue;
         }
-        let estimate = contract
+        let estimate = match contract
             .settleBatch(batch.header.clone(), batch.orders.clone(), batch.assets.clone())
             .estimate_gas()
             .await
-            .call_ctx("estimate settleBatch")?;
+            .call_ctx("estimate settleBatch")
+        {
+            Ok(estimate) => estimate,
+            Err(err) => {
+                let Some((account, reason)) = account_refusal(&err) else { return Err(err) };
+                let Some(order) = batch.orders.iter().find(|o| o.account == account) else { return Err(err) };
+                refused.push(Refused { account, record_hash: order.recordHash, reason });
+                let rest: Vec<LegIntent> = batch.legs().into_iter().filter(|l| l.account != account).collect();
+                if !rest.is_empty() {
+                    pending.push(Batch::build(&rest, checkpoint, deadline, max_slippage_bps)?);
+                }
+                continue;
+            }
+        };
         // What it may need once mined: the estimate and the accumulators of
         // every pair it swaps on (see `PAIR_ACCUMULATORS_GAS`).
         let need = estimate.saturating_add(PAIR_ACCUMULATORS_GAS.saturating_mul(batch.assets.len() as u64));
@@ -226,7 +279,7 @@ pub async fn plan_batches(
             )));
         }
     }
-    Ok(ready)
+    Ok(Planned { batches: ready, refused })
 }
 
 /// The ledger's typed revert behind an error, if there is one.

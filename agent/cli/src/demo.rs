@@ -30,7 +30,10 @@ fn text(r: &DemoReport) -> String {
     s.push_str("\nBallast demo report\n");
     s.push_str(&format!("  accounts                {} in {} households\n", r.accounts, r.households));
     s.push_str(&format!("  accounts rebalanced     {}\n", r.accounts_rebalanced));
-    s.push_str(&format!("  trades settled          {} in {} batches ({} failed)\n", r.trades, r.batches, r.failed_batches));
+    s.push_str(&format!(
+        "  trades settled          {} in {} batches ({} failed, {} accounts refused by the ledger)\n",
+        r.trades, r.batches, r.failed_batches, r.refused
+    ));
     s.push_str(&format!("  volume crossed          {:.2} (between accounts, at the feed price)\n", r.crossed_value));
     s.push_str(&format!("  volume on the venue     {:.2} (net residual, Uniswap V2)\n", r.venue_value));
     s.push_str(&format!("  gas                     {} in total, {} per rebalanced account\n", r.gas_used, gas_per_account));

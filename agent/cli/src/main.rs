@@ -601,9 +601,10 @@ async fn bench_cycle(args: BenchCycle) -> Result<()> {
         s(p.ingest_ms), s(p.decide_ms), s(p.record_ms), s(p.settle_ms), s(p.anchor_ms), s(p.index_ms),
     ));
     table.push_str(&format!(
-        "\nPhases in seconds. {legs_per_s:.0} legs settled per second of cycle; {} failed batches; anchored checkpoint {}; {} records in the log. \
-         Block gas limit {}; {} build.\n",
+        "\nPhases in seconds. {legs_per_s:.0} legs settled per second of cycle; {} failed batches; {} accounts refused by the ledger; \
+         anchored checkpoint {}; {} records in the log. Block gas limit {}; {} build.\n",
         c.failed_batches,
+        c.refused,
         c.anchored.map_or("none".to_string(), |n| n.to_string()),
         c.records,
         devnet_options(None, 30_000_000).gas_limit,

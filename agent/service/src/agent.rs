@@ -27,7 +27,7 @@ use ballast_audit::{
     Index, KeyRing, Kind, Log, MerkleStore, Record, Signer, Timestamp, Validity,
     body::{
         ApprovalGranted, ApprovalRejected, CheckpointAnchored, Fill, Halt, HaltCause, IpsRegistered, KeyRotation, SettlementConfirmed,
-        SettlementFailed, SettlementSubmitted,
+        SettlementFailed, SettlementRefused, SettlementSubmitted,
     },
 };
 use ballast_chain::{
@@ -74,6 +74,10 @@ pub struct CycleReport {
     pub trades: usize,
     pub batches: usize,
     pub failed_batches: usize,
+    /// Accounts whose legs the ledger refused while their batch was
+    /// planned (cash or units short, a frozen account): left out, recorded
+    /// as `settlement_refused`.
+    pub refused: usize,
     pub legs: usize,
     pub gas_used: u64,
     /// Cash value crossed between accounts at the feed price.
@@ -253,6 +257,7 @@ impl Agent {
             m.trades_total += c.trades as u64;
             m.batches_settled_total += c.batches as u64;
             m.batches_failed_total += c.failed_batches as u64;
+            m.settlements_refused_total += c.refused as u64;
             m.gas_used_total += c.gas_used;
             m.halts_total += c.paused as u64 + u64::from(c.skipped.is_some());
             m.last_error = None;
@@ -741,8 +746,17 @@ impl Agent {
         let ledger = self.manifest.contracts.portfolio_ledger;
         let checkpoint = Checkpoint { size: self.tree.size(), root: B256::from(self.tree.root()) };
         let deadline = chain_now + self.config.agent.batch_deadline_s;
-        let batches =
+        let settle::Planned { batches, refused } =
             settle::plan_batches(&self.provider, ledger, legs, checkpoint, deadline, self.config.agent.max_slippage_bps).await?;
+        // The ledger refused these accounts' legs: the rest settle without
+        // them, and their decisions' trades end here (the next cycle decides
+        // them again from the ledger's positions).
+        for r in &refused {
+            let decisions: Vec<u64> = decision_of.get(&r.account).copied().into_iter().collect();
+            tracing::warn!(target: "ballast::cycle", account = r.account, ?decisions, reason = %r.reason, "legs left out of settlement");
+            self.append(Kind::SettlementRefused, &SettlementRefused { account: r.account, decisions, reason: r.reason.clone() })?;
+            report.refused += 1;
+        }
         // Sign every batch with consecutive nonces, record them all (one
         // fsync), then broadcast: the node mines them one after another.
         let mut nonce = submit::next_nonce(&self.provider, self.settler.address()).await?;

@@ -34,6 +34,8 @@ pub struct Metrics {
     pub trades_total: u64,
     pub batches_settled_total: u64,
     pub batches_failed_total: u64,
+    /// Accounts whose legs the ledger refused, left out of settlement.
+    pub settlements_refused_total: u64,
     pub gas_used_total: u64,
     /// Decisions paused by a market circuit breaker, and cycles skipped by the guardian's pause.
     pub halts_total: u64,
@@ -174,6 +176,7 @@ pub fn prometheus(m: &Metrics, now_unix: u64) -> String {
     put("ballast_trades_total", "counter", "Trades sent to settlement.", m.trades_total.to_string());
     put("ballast_batches_settled_total", "counter", "Settlement batches confirmed.", m.batches_settled_total.to_string());
     put("ballast_batches_failed_total", "counter", "Settlement batches that failed.", m.batches_failed_total.to_string());
+    put("ballast_settlements_refused_total", "counter", "Accounts whose legs the ledger refused, left out of their batch.", m.settlements_refused_total.to_string());
     put("ballast_gas_used_total", "counter", "Gas used by settlements.", m.gas_used_total.to_string());
     put("ballast_halts_total", "counter", "Decisions paused by a circuit breaker and cycles skipped by a pause.", m.halts_total.to_string());
     put("ballast_approvals_waiting", "gauge", "Decisions waiting for an advisor.", m.approvals_waiting.to_string());

@@ -16,7 +16,7 @@ use std::{
 
 use ballast_audit::{
     Kind, Record,
-    body::{Fill, SettlementConfirmed, SettlementFailed, SettlementSubmitted},
+    body::{Fill, SettlementConfirmed, SettlementFailed, SettlementRefused, SettlementSubmitted},
 };
 use ballast_engine::{
     Decision,
@@ -310,6 +310,12 @@ impl Book {
                     }
                 }
                 self.tally.failed_batches += 1;
+            }
+            Kind::SettlementRefused => {
+                let r: SettlementRefused = record.body_as().map_err(body)?;
+                for seq in r.decisions {
+                    self.take_pending(seq);
+                }
             }
             _ => {}
         }

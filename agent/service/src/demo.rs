@@ -94,6 +94,8 @@ pub struct DemoReport {
     pub trades: usize,
     pub batches: usize,
     pub failed_batches: usize,
+    /// Accounts whose legs the ledger refused (see `CycleReport::refused`).
+    pub refused: usize,
     pub gas_used: u64,
     pub crossed_value: Decimal,
     pub venue_value: Decimal,
@@ -424,6 +426,7 @@ pub async fn run(options: &DemoOptions, progress: &mut dyn FnMut(&str)) -> Resul
         report.trades += c.trades;
         report.batches += c.batches;
         report.failed_batches += c.failed_batches;
+        report.refused += c.refused;
         report.gas_used += c.gas_used;
         report.crossed_value += c.crossed_value;
         report.venue_value += c.venue_value;

@@ -11,7 +11,7 @@
 //! | I5 | the index equals a rebuild from the log |
 //! | I6 | every anchored checkpoint equals the log's root at its size |
 //! | I7 | confirmed settlements in the log and `BatchSettled` events on-chain are the same set; every leg's record hash is a decision (or approval) record of the log |
-//! | I2 | no submission left open; every decision's (or approval's) trades settled, failed, or replaced by a later decision of the account |
+//! | I2 | no submission left open; every decision's (or approval's) trades settled, failed, refused by the ledger, or replaced by a later decision of the account |
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -131,13 +131,17 @@ pub async fn check(data_dir: &Path, manifest: &Manifest) -> Result<Checked> {
                 };
                 finished.extend(open.remove(&id).unwrap_or_default());
             }
+            // Left out of settlement: the ledger refused the account's legs.
+            Kind::SettlementRefused => {
+                finished.extend(r.body_as::<ballast_audit::body::SettlementRefused>()?.decisions);
+            }
             _ => {}
         }
     }
     if let Some(batch) = open.keys().next() {
         return Err(violated("I2", format!("batch {batch} was submitted and never resolved")));
     }
-    // I2: every record that ordered trades ended settled or failed, or was
+    // I2: every record that ordered trades ended settled, failed or refused by the ledger, or was
     // replaced by a later decision of its account (expired).
     for (seq, account) in &ordering {
         let replaced = latest_decision.get(account).is_some_and(|latest| latest > seq);

@@ -22,6 +22,7 @@ fn the_demo_runs_and_ends_verified() {
     assert!(num("accounts_rebalanced") >= 20.0, "{report}");
     assert!(num("trades") > 0.0 && num("batches") > 0.0, "{report}");
     assert_eq!(num("failed_batches"), 0.0, "{report}");
+    assert_eq!(num("refused"), 0.0, "every account funds its legs at the price margin: {report}");
     assert!(num("crossed_value") > 0.0, "buys and sells crossed inside batches: {report}");
     assert!(num("losses_harvested") > 0.0, "the drop was harvested: {report}");
     let days = report["days"].as_array().unwrap();
@@ -126,6 +127,39 @@ async fn the_guardians_pause_stops_trading_until_lifted() {
     let out = s.run(1, &[]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(s.check().await.settled_batches >= 1, "trading resumed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_the_ledger_refuses_is_left_out_and_the_rest_settle() {
+    let s = Scenario::new(12).await;
+    // The guardian freezes three accounts the agent knows nothing about.
+    let guardian = PortfolioLedger::new(s.deployment.manifest.contracts.portfolio_ledger, s.deployment.guardian.clone());
+    let frozen = [1u64, 2, 3];
+    for account in frozen {
+        guardian.setFrozen(account, true).send().await.unwrap().get_receipt().await.unwrap();
+    }
+    let out = s.run(1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let records = s.records();
+    let refused: Vec<_> = records.iter().filter(|r| r.kind == Kind::SettlementRefused).collect();
+    assert!(!refused.is_empty(), "a frozen account traded and was refused: {}", text(&out));
+    for r in &refused {
+        let account = r.body["account"].as_u64().unwrap();
+        assert!(frozen.contains(&account), "{}", r.body);
+        assert_eq!(r.body["reason"], "the ledger refuses: the account is frozen");
+        // The record names the account's decision of the cycle.
+        let seq = r.body["decisions"][0].as_u64().unwrap();
+        let decision = records.iter().find(|d| d.seq == seq).unwrap();
+        assert_eq!((decision.kind, decision.body["account"].as_u64()), (Kind::Decision, Some(account)));
+    }
+    let submitted: Vec<u64> = records
+        .iter()
+        .filter(|r| r.kind == Kind::SettlementSubmitted)
+        .flat_map(|r| r.body["accounts"].as_array().unwrap().iter().map(|a| a.as_u64().unwrap()))
+        .collect();
+    assert!(!submitted.is_empty() && submitted.iter().all(|a| !frozen.contains(a)), "{submitted:?}");
+    // Every other account's trades settled; I2 holds with the refusals.
+    assert!(s.check().await.settled_batches >= 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
