@@ -136,6 +136,7 @@ async fn settles_a_crossing_and_netting_batch_for_200_accounts() -> eyre::Result
     let batches = settle::plan_batches(&deployment.settler, ledger_addr, &legs, checkpoint, deadline, 100).await?.batches;
     assert_eq!(batches.len(), 1, "600 legs fit one block");
     let batch = &batches[0];
+    assert_eq!(batch.estimate, Some(estimate), "the batch carries the estimate it was planned on");
     let settled = settle::submit(&deployment.settler, ledger_addr, batch).await?;
     let receipt = deployment.admin.get_transaction_receipt(settled.tx_hash).await?.expect("receipt");
 

@@ -47,6 +47,12 @@ async fn signed_first_then_broadcast_resolves_from_the_chain() -> eyre::Result<(
     let signed = submit::sign_settlement(p, &settler, ledger, &first, nonce).await?;
     assert_eq!(signed.batch_id, first.batch_id());
     assert_eq!(submit::resolve(p, ledger, &signed).await?, Outcome::Pending);
+    // A batch that carries the planner's estimate is signed from it: the node
+    // is not asked again.
+    let planned = Batch { estimate: Some(123_456), ..first.clone() };
+    let carried = submit::sign_settlement_with(p, &settler, ledger, &planned, nonce, |estimate| estimate).await?;
+    let envelope = <alloy::consensus::TxEnvelope as alloy::eips::Decodable2718>::decode_2718(&mut &carried.raw[..])?;
+    assert_eq!(alloy::consensus::Transaction::gas_limit(&envelope), 123_456);
 
     // Broadcast: Anvil mines it; a rebroadcast of the same bytes is harmless.
     submit::broadcast(p, &signed).await?;

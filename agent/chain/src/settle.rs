@@ -79,6 +79,11 @@ pub struct Batch {
     pub header: BatchHeader,
     pub orders: Vec<Order>,
     pub assets: Vec<AssetTrade>,
+    /// The gas the planner's estimate found (see [`plan_batches`]):
+    /// `submit::sign_settlement` uses it rather than asking the node again
+    /// (a cycle signs all its batches before it sends any). `None`: not
+    /// estimated, or made again from a recorded transaction.
+    pub estimate: Option<u64>,
 }
 
 impl Batch {
@@ -132,7 +137,7 @@ impl Batch {
             checkpointSize: checkpoint.size,
             checkpointRoot: checkpoint.root,
         };
-        Ok(Self { header, orders, assets })
+        Ok(Self { header, orders, assets, estimate: None })
     }
 
     pub fn batch_id(&self) -> B256 {
@@ -267,7 +272,9 @@ pub async fn plan_batches(
         // every pair it swaps on (see `PAIR_ACCUMULATORS_GAS`).
         let need = estimate.saturating_add(PAIR_ACCUMULATORS_GAS.saturating_mul(batch.assets.len() as u64));
         if need <= budget {
-            ready.push(batch);
+            // Signed right after planning, before any batch is sent: the
+            // state it was estimated on is the state it is signed on.
+            ready.push(Batch { estimate: Some(estimate), ..batch });
         } else if batch.account_count() > 1 {
             let (a, b) = batch.split();
             // Pushed in reverse so batches come out in account order.

@@ -62,7 +62,8 @@ pub async fn sign_settlement(
     sign_settlement_with(provider, signer, ledger, batch, nonce, |estimate| settle::gas_limit(estimate, batch.assets.len(), block_limit)).await
 }
 
-/// As [`sign_settlement`], with the gas limit `limit` makes of the estimate.
+/// As [`sign_settlement`], with the gas limit `limit` makes of the estimate
+/// (the planner's, when the batch carries one; else the node's now).
 pub async fn sign_settlement_with(
     provider: &DynProvider,
     signer: &PrivateKeySigner,
@@ -75,7 +76,10 @@ pub async fn sign_settlement_with(
     let from = signer.address();
     let chain_id = provider.get_chain_id().await?;
     let mut tx = TransactionRequest::default().with_from(from).with_to(ledger).with_input(call.abi_encode()).with_nonce(nonce).with_chain_id(chain_id);
-    let estimate = provider.estimate_gas(tx.clone()).await?;
+    let estimate = match batch.estimate {
+        Some(estimate) => estimate,
+        None => provider.estimate_gas(tx.clone()).await?,
+    };
     let fees = provider.estimate_eip1559_fees().await?;
     tx = tx
         .with_gas_limit(limit(estimate))

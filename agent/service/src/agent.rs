@@ -946,7 +946,7 @@ fn batch_from_raw(raw: &[u8]) -> Result<Batch> {
     let envelope = TxEnvelope::decode_2718(&mut &raw[..]).map_err(|e| Error::Log(format!("recorded transaction: {e}")))?;
     let input = alloy::consensus::Transaction::input(&envelope);
     let call = PortfolioLedger::settleBatchCall::abi_decode(input).map_err(|e| Error::Log(format!("recorded settleBatch: {e}")))?;
-    Ok(Batch { header: call.header, orders: call.orders, assets: call.assets })
+    Ok(Batch { header: call.header, orders: call.orders, assets: call.assets, estimate: None })
 }
 
 /// The agent keys the registry holds, with their validity windows, as a key ring.
