@@ -422,7 +422,8 @@ mod tests {
             round_trip(&SettlementConfirmed { batch_id, tx_hash, block, block_hash, block_time: block, gas_used, fills: vec![] })?;
             let fill = Fill { asset: "GEQ".into(), crossed: "3.5".into(), venue: "-2".into(), buy_price: "100.25".into(), sell_price: "99.75".into() };
             round_trip(&SettlementConfirmed { batch_id, tx_hash, block, block_hash, block_time: block, gas_used, fills: vec![fill] })?;
-            round_trip(&SettlementFailed { batch_id, tx_hash, reason })?;
+            round_trip(&SettlementFailed { batch_id, tx_hash, reason: reason.clone() })?;
+            round_trip(&SettlementRefused { account: block, decisions: vec![gas_used, block], reason })?;
         }
 
         #[test]

@@ -1366,11 +1366,14 @@ fn finish<'a>(
             break;
         };
         let t = kept.remove(largest);
-        checks.push(Check {
-            name: ["approval:", t.asset.as_str()].concat(),
-            passed: false,
-            detail: "paid for by a sale that waits for approval".into(),
-        });
+        // Without a sale waiting, what is short is the margin alone (after
+        // scaling to a cap, or a sale dropped below the minimum trade).
+        let detail = if queued.iter().any(|q| q.side == Side::Sell) {
+            "paid for by a sale that waits for approval"
+        } else {
+            "not paid for by the cash and sales at the price margin"
+        };
+        checks.push(Check { name: ["approval:", t.asset.as_str()].concat(), passed: false, detail: detail.into() });
         queued.push(t);
     }
     let mut trades = kept;

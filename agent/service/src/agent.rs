@@ -756,6 +756,8 @@ impl Agent {
             tracing::warn!(target: "ballast::cycle", account = r.account, ?decisions, reason = %r.reason, "legs left out of settlement");
             self.append(Kind::SettlementRefused, &SettlementRefused { account: r.account, decisions, reason: r.reason.clone() })?;
             report.refused += 1;
+            // Counted as sent when they were decided: one leg per trade.
+            report.trades = report.trades.saturating_sub(legs.iter().filter(|l| l.account == r.account).count());
         }
         // Sign every batch with consecutive nonces, record them all (one
         // fsync), then broadcast: the node mines them one after another.

@@ -314,7 +314,15 @@ impl Book {
             Kind::SettlementRefused => {
                 let r: SettlementRefused = record.body_as().map_err(body)?;
                 for seq in r.decisions {
-                    self.take_pending(seq);
+                    match self.take_pending(seq) {
+                        Some(d) if d.account == r.account => {}
+                        _ => {
+                            return Err(Error::Log(format!(
+                                "record {}: refuses the trades of record {seq} for account {}, which do not wait for settlement",
+                                record.seq, r.account
+                            )))
+                        }
+                    }
                 }
             }
             _ => {}

@@ -133,7 +133,13 @@ pub async fn check(data_dir: &Path, manifest: &Manifest) -> Result<Checked> {
             }
             // Left out of settlement: the ledger refused the account's legs.
             Kind::SettlementRefused => {
-                finished.extend(r.body_as::<ballast_audit::body::SettlementRefused>()?.decisions);
+                let refused: ballast_audit::body::SettlementRefused = r.body_as()?;
+                for seq in refused.decisions {
+                    if ordering.get(&seq) != Some(&refused.account) {
+                        return Err(violated("I2", format!("record {} refuses record {seq}, which ordered no trades of account {}", r.seq, refused.account)));
+                    }
+                    finished.insert(seq);
+                }
             }
             _ => {}
         }
