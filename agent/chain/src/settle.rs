@@ -36,12 +36,16 @@ const GAS_HEADROOM_PERCENT: u64 = 125;
 /// not enough (the likely cause of a settlement reverting in a CI run).
 pub const PAIR_ACCUMULATORS_GAS: u64 = 45_000;
 
+/// What the price accumulators of `pairs` pairs may cost beyond an estimate.
+fn accumulators_gas(pairs: usize) -> u64 {
+    PAIR_ACCUMULATORS_GAS.saturating_mul(pairs as u64)
+}
+
 /// The gas limit to send a transaction swapping on up to `pairs` Uniswap
 /// pairs with: the estimate plus headroom, never over the block's own
 /// limit, never under the estimate.
 pub fn gas_limit(estimate: u64, pairs: usize, block_gas_limit: u64) -> u64 {
-    let accumulators = PAIR_ACCUMULATORS_GAS.saturating_mul(pairs as u64);
-    let with_headroom = (estimate.saturating_mul(GAS_HEADROOM_PERCENT) / 100).saturating_add(accumulators);
+    let with_headroom = (estimate.saturating_mul(GAS_HEADROOM_PERCENT) / 100).saturating_add(accumulators_gas(pairs));
     with_headroom.min(block_gas_limit).max(estimate)
 }
 
@@ -270,7 +274,7 @@ pub async fn plan_batches(
         };
         // What it may need once mined: the estimate and the accumulators of
         // every pair it swaps on (see `PAIR_ACCUMULATORS_GAS`).
-        let need = estimate.saturating_add(PAIR_ACCUMULATORS_GAS.saturating_mul(batch.assets.len() as u64));
+        let need = estimate.saturating_add(accumulators_gas(batch.assets.len()));
         if need <= budget {
             // Signed right after planning, before any batch is sent: the
             // state it was estimated on is the state it is signed on.

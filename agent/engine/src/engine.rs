@@ -149,6 +149,12 @@ impl<'a> Context<'a> {
         self.quoted[at].map(|q| self.prices.at(q))
     }
 
+    /// How much worse than its estimate a fill may come
+    /// (`limits.price_margin`; none given: 0).
+    pub fn margin(&self) -> Decimal {
+        self.inputs.limits.price_margin.unwrap_or_default()
+    }
+
     /// Why the asset at position `at` may not trade, if it may not.
     pub fn halt_at(&self, at: usize) -> Option<&str> {
         match self.price_at(at) {
@@ -638,6 +644,16 @@ impl<'a> Left<'a> {
         }
         self.left[i] -= quantity;
     }
+}
+
+/// The cash `trades` take and bring with fills worse than their estimates
+/// by `margin`: (purchases × (1 + margin), sales × (1 − margin)).
+fn at_margin(trades: &[Trade], margin: Decimal) -> (Decimal, Decimal) {
+    let (buys, sells) = trades.iter().fold((Decimal::ZERO, Decimal::ZERO), |(b, s), t| match t.side {
+        Side::Buy => (b + t.value, s),
+        Side::Sell => (b, s + t.value),
+    });
+    (buys * (Decimal::ONE + margin), sells * (Decimal::ONE - margin))
 }
 
 /// `d > 0` by its sign and zero tests, without a comparison's call (some
@@ -1187,9 +1203,8 @@ pub(crate) fn decide_traced<'a>(
     // the other buys give way first.
     // Fills may come out worse than the estimate by the price margin: buys are
     // counted dearer and sales cheaper by it.
-    let margin = ctx.inputs.limits.price_margin.unwrap_or_default();
-    let sells: Decimal = trades.iter().filter(|t| t.side == Side::Sell).map(|t| t.value).sum::<Decimal>() * (Decimal::ONE - margin);
-    let buys: Decimal = trades.iter().filter(|t| t.side == Side::Buy).map(|t| t.value).sum::<Decimal>() * (Decimal::ONE + margin);
+    let margin = ctx.margin();
+    let (buys, sells) = at_margin(&trades, margin);
     let harvest_buys: Decimal =
         trades.iter().filter(|t| t.reason == Reason::HarvestReplace).map(|t| t.value).sum::<Decimal>() * (Decimal::ONE + margin);
     let spendable = (account.cash + sells - withdrawals - ips.cash_buffer).max(Decimal::ZERO);
@@ -1347,13 +1362,9 @@ fn finish<'a>(
     // worse than the estimate by the price margin (as for the overdraft
     // check): otherwise the ledger may refuse the account's legs, and with
     // them their whole batch.
-    let margin = ctx.inputs.limits.price_margin.unwrap_or_default();
     let funded = |trades: &[Trade]| {
-        let (buys, sells) = trades.iter().fold((Decimal::ZERO, Decimal::ZERO), |(b, s), t| match t.side {
-            Side::Buy => (b + t.value, s),
-            Side::Sell => (b, s + t.value),
-        });
-        !negative(account.cash + sells * (Decimal::ONE - margin) - buys * (Decimal::ONE + margin))
+        let (buys, sells) = at_margin(trades, ctx.margin());
+        !negative(account.cash + sells - buys)
     };
     while !funded(&kept) {
         let Some(largest) = kept
@@ -1545,7 +1556,7 @@ pub(crate) fn decide_pooled<'a>(
 
     let mut sales: Vec<&Trade> = combined.trades.iter().filter(|t| t.side == Side::Sell).collect();
     sales.sort_by(|a, b| a.asset.cmp(&b.asset));
-    let margin = ctx.inputs.limits.price_margin.unwrap_or_default();
+    let margin = ctx.margin();
     for t in sales {
         let quantum = ctx.assets[t.asset.as_str()].quantum;
         // An account paying out a withdrawal sells first, as much as it needs;
