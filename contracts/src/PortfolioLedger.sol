@@ -416,14 +416,16 @@ contract PortfolioLedger is AccessControlDefaultAdminRules, Pausable, Reentrancy
         return uint256(_books[account][FIRST_ASSET_LANE + asset]) * _assets[asset].quantum;
     }
 
-    /// @notice Cash and the units of every registered asset (index order), in base units.
-    function positionsOf(uint64 account) external view returns (uint256 cash, uint256[] memory units) {
+    /// @notice Cash and the units of every registered asset (index order), in base units, and
+    /// whether the account is frozen: what an agent reads of an account before deciding it.
+    function positionsOf(uint64 account) external view returns (uint256 cash, uint256[] memory units, bool frozen) {
         uint64[LANES] storage book = _books[account];
         cash = book[CASH_LANE];
         units = new uint256[](_assets.length);
         for (uint256 i = 0; i < units.length; ++i) {
             units[i] = uint256(book[FIRST_ASSET_LANE + i]) * _assets[i].quantum;
         }
+        frozen = _statusOf(account) & FROZEN != 0;
     }
 
     function isOpen(uint64 account) external view returns (bool) {

@@ -736,7 +736,7 @@ contract PortfolioLedgerTest is Fixture {
         vm.assertEq(ledger.unitsOf(1, 13), 0, "its neighbour untouched");
         vm.assertEq(ledger.unitsOf(1, 0), ACCOUNT_UNITS, "first asset untouched");
         vm.assertEq(ledger.cashOf(1), ACCOUNT_CASH, "cash untouched");
-        (uint256 c, uint256[] memory units) = ledger.positionsOf(1);
+        (uint256 c, uint256[] memory units,) = ledger.positionsOf(1);
         vm.assertEq(c, ACCOUNT_CASH, "positions cash");
         vm.assertEq(units.length, 15, "positions cover every asset");
         vm.assertEq(units[14], 3 * QUANTUM, "positions last asset");
@@ -755,15 +755,32 @@ contract PortfolioLedgerTest is Fixture {
     }
 
     function test_positionsOf_listsCashAndEveryAsset() public view {
-        (uint256 c, uint256[] memory units) = ledger.positionsOf(2);
+        (uint256 c, uint256[] memory units, bool frozen) = ledger.positionsOf(2);
         vm.assertEq(c, ACCOUNT_CASH, "cash");
         vm.assertEq(units.length, 3, "three assets");
         for (uint256 i = 0; i < 3; ++i) {
             vm.assertEq(units[i], ACCOUNT_UNITS, "units");
         }
-        (c, units) = ledger.positionsOf(77);
+        vm.assertFalse(frozen, "not frozen");
+        (c, units, frozen) = ledger.positionsOf(77);
         vm.assertEq(c, 0, "unknown account has no cash");
         vm.assertEq(units[0], 0, "and no units");
+        vm.assertFalse(frozen, "an unknown account is not frozen");
+    }
+
+    function test_positionsOf_saysWhetherTheAccountIsFrozen() public {
+        vm.prank(guardian);
+        ledger.setFrozen(2, true);
+        (uint256 c, uint256[] memory units, bool frozen) = ledger.positionsOf(2);
+        vm.assertTrue(frozen, "frozen");
+        vm.assertEq(c, ACCOUNT_CASH, "the book is still there");
+        vm.assertEq(units[1], ACCOUNT_UNITS, "units too");
+        (,, frozen) = ledger.positionsOf(1);
+        vm.assertFalse(frozen, "only that account");
+        vm.prank(guardian);
+        ledger.setFrozen(2, false);
+        (,, frozen) = ledger.positionsOf(2);
+        vm.assertFalse(frozen, "unfrozen");
     }
 
     // ------------------------------------------------------------ setFeed

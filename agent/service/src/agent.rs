@@ -60,6 +60,8 @@ pub struct CycleReport {
     pub accounts: usize,
     /// Accounts left out because their lots do not match the ledger.
     pub unreconciled: usize,
+    /// Accounts left out because the ledger's guardian froze them.
+    pub frozen: usize,
     pub decided: usize,
     /// Decisions written to the log (quiet ones are not; see `record_no_action_every_s`).
     pub recorded: usize,
@@ -260,6 +262,10 @@ impl Agent {
             m.settlements_refused_total += c.refused as u64;
             m.gas_used_total += c.gas_used;
             m.halts_total += c.paused as u64 + u64::from(c.skipped.is_some());
+            if c.skipped.is_none() {
+                m.accounts_unreconciled = c.unreconciled as u64;
+                m.accounts_frozen = c.frozen as u64;
+            }
             m.last_error = None;
         }
         m.records = self.log.len();
@@ -552,11 +558,15 @@ impl Agent {
         let market = ingest::market(&self.provider, &self.manifest).await?;
         let ids: Vec<u64> = self.book.accounts().map(|a| a.setup.id).collect();
         let positions = ingest::positions(&self.provider, &self.manifest, &ids).await?;
-        let (inputs, unreconciled) = self.book.inputs(&positions, market, self.config.limits(), now);
-        for (account, why) in &unreconciled {
+        let (inputs, left_out) = self.book.inputs(&positions, market, self.config.limits(), now);
+        for (account, why) in &left_out.unreconciled {
             tracing::warn!(target: "ballast::cycle", account, why, "left out: lots and ledger disagree");
         }
-        report.unreconciled = unreconciled.len();
+        if !left_out.frozen.is_empty() {
+            tracing::warn!(target: "ballast::cycle", accounts = ?left_out.frozen, "left out: frozen on the ledger by its guardian");
+        }
+        report.unreconciled = left_out.unreconciled.len();
+        report.frozen = left_out.frozen.len();
 
         report.phases.ingest_ms = lap(&mut phase);
 
@@ -641,6 +651,7 @@ impl Agent {
             decided = report.decided,
             trading = report.trading,
             paused = report.paused,
+            frozen = report.frozen,
             batches = report.batches,
             gas = report.gas_used,
             records = report.records,

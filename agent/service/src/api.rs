@@ -40,6 +40,10 @@ pub struct Metrics {
     /// Decisions paused by a market circuit breaker, and cycles skipped by the guardian's pause.
     pub halts_total: u64,
     pub approvals_waiting: u64,
+    /// Accounts the last cycle left out: their lots and the ledger disagree.
+    pub accounts_unreconciled: u64,
+    /// Accounts the last cycle left out: frozen by the ledger's guardian.
+    pub accounts_frozen: u64,
     pub open_submissions: u64,
     pub records: u64,
     pub anchored_size: u64,
@@ -180,6 +184,8 @@ pub fn prometheus(m: &Metrics, now_unix: u64) -> String {
     put("ballast_gas_used_total", "counter", "Gas used by settlements.", m.gas_used_total.to_string());
     put("ballast_halts_total", "counter", "Decisions paused by a circuit breaker and cycles skipped by a pause.", m.halts_total.to_string());
     put("ballast_approvals_waiting", "gauge", "Decisions waiting for an advisor.", m.approvals_waiting.to_string());
+    put("ballast_accounts_unreconciled", "gauge", "Accounts the last cycle left out: their lots and the ledger disagree.", m.accounts_unreconciled.to_string());
+    put("ballast_accounts_frozen", "gauge", "Accounts the last cycle left out: frozen by the ledger's guardian.", m.accounts_frozen.to_string());
     put("ballast_open_submissions", "gauge", "Settlements sent and not yet resolved.", m.open_submissions.to_string());
     put("ballast_records", "gauge", "Records in the audit log.", m.records.to_string());
     put("ballast_unanchored_records", "gauge", "Records not yet under an anchored checkpoint.", m.records.saturating_sub(m.anchored_size).to_string());

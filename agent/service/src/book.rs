@@ -132,6 +132,15 @@ pub struct Tally {
     pub losses_harvested: Decimal,
 }
 
+/// Accounts a cycle does not decide, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LeftOut {
+    /// Not on the ledger, or their lots and the ledger's units disagree.
+    pub unreconciled: Vec<(AccountId, String)>,
+    /// Frozen by the ledger's guardian.
+    pub frozen: Vec<AccountId>,
+}
+
 /// The book: opening book plus the log.
 #[derive(Debug, Clone)]
 pub struct Book {
@@ -420,26 +429,32 @@ impl Book {
     }
 
     /// The engine's inputs for `now`: accounts with the ledger's cash and
-    /// the book's lots. An account whose lots do not add up to its units on
-    /// the ledger is left out and named in the second list: its book needs
-    /// reconciling before it can be traded.
+    /// the book's lots. Left out, and named in [`LeftOut`]: an account the
+    /// ledger's guardian froze (it can trade nothing, and a loss sale it
+    /// decided would block its household's purchases for nothing), and one
+    /// whose lots do not add up to its units on the ledger (its book needs
+    /// reconciling before it can be traded).
     pub fn inputs(
         &self,
         positions: &BTreeMap<AccountId, Position>,
         market: MarketSnapshot,
         limits: Limits,
         now: OffsetDateTime,
-    ) -> (Inputs, Vec<(AccountId, String)>) {
+    ) -> (Inputs, LeftOut) {
         let mut accounts = Vec::with_capacity(self.accounts.len());
-        let mut unreconciled = Vec::new();
+        let mut left_out = LeftOut::default();
         for state in self.accounts.values() {
             let id = state.setup.id;
             let Some(position) = positions.get(&id) else {
-                unreconciled.push((id, "not on the ledger".to_string()));
+                left_out.unreconciled.push((id, "not on the ledger".to_string()));
                 continue;
             };
+            if position.frozen {
+                left_out.frozen.push(id);
+                continue;
+            }
             if let Some(why) = self.mismatch(state, position) {
-                unreconciled.push((id, why));
+                left_out.unreconciled.push((id, why));
                 continue;
             }
             accounts.push(Account {
@@ -470,7 +485,7 @@ impl Book {
             limits,
             now,
         };
-        (inputs, unreconciled)
+        (inputs, left_out)
     }
 
     fn mismatch(&self, state: &AccountState, position: &Position) -> Option<String> {

@@ -97,11 +97,14 @@ pub async fn market(provider: &DynProvider, manifest: &Manifest) -> Result<Marke
     Ok(MarketSnapshot { quotes, volatility_index: None })
 }
 
-/// An account's book on the ledger: cash and units per asset symbol.
+/// An account's book on the ledger: cash and units per asset symbol, and
+/// whether the ledger's guardian froze it (it can then neither trade nor
+/// move funds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Position {
     pub cash: Decimal,
     pub units: BTreeMap<String, Decimal>,
+    pub frozen: bool,
 }
 
 /// The ledger's book of `account`.
@@ -113,7 +116,7 @@ pub async fn position(provider: &DynProvider, manifest: &Manifest, account: u64)
     for (asset, amount) in manifest.assets.iter().zip(p.units) {
         units.insert(asset.symbol.clone(), to_decimal(amount, asset.decimals)?);
     }
-    Ok(Position { cash, units })
+    Ok(Position { cash, units, frozen: p.frozen })
 }
 
 /// Position reads in flight at once.

@@ -291,8 +291,8 @@ contract LedgerHandler is CheatBase {
     /// @dev Every book, the ledger's balance of every token, and the registry's checkpoints.
     function _stateHash() internal view returns (bytes32 h) {
         for (uint256 i = 0; i < _bookAccounts.length; ++i) {
-            (uint256 c, uint256[] memory units) = ledger.positionsOf(_bookAccounts[i]);
-            h = keccak256(abi.encode(h, c, units));
+            (uint256 c, uint256[] memory units, bool frozen) = ledger.positionsOf(_bookAccounts[i]);
+            h = keccak256(abi.encode(h, c, units, frozen));
         }
         for (uint256 t = 0; t < _tokens.length; ++t) {
             h = keccak256(abi.encode(h, _tokens[t].balanceOf(address(ledger))));

@@ -1,5 +1,5 @@
 //! What users meet: the demo at small scale, the approval flow, a stale
-//! feed halting trading, the guardian's pause, a tampered log.
+//! feed halting trading, the guardian's pause and freezes, a tampered log.
 
 use ballast_audit::Kind;
 use ballast_chain::bindings::PortfolioLedger;
@@ -130,7 +130,7 @@ async fn the_guardians_pause_stops_trading_until_lifted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_account_the_ledger_refuses_is_left_out_and_the_rest_settle() {
+async fn accounts_the_guardian_froze_are_not_decided_until_unfrozen() {
     let s = Scenario::new(12).await;
     // The guardian freezes three accounts the agent knows nothing about.
     let guardian = PortfolioLedger::new(s.deployment.manifest.contracts.portfolio_ledger, s.deployment.guardian.clone());
@@ -140,26 +140,74 @@ async fn an_account_the_ledger_refuses_is_left_out_and_the_rest_settle() {
     }
     let out = s.run(1, &[]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("left out: frozen on the ledger by its guardian"), "{}", text(&out));
     let records = s.records();
-    let refused: Vec<_> = records.iter().filter(|r| r.kind == Kind::SettlementRefused).collect();
-    assert!(!refused.is_empty(), "a frozen account traded and was refused: {}", text(&out));
-    for r in &refused {
-        let account = r.body["account"].as_u64().unwrap();
-        assert!(frozen.contains(&account), "{}", r.body);
-        assert_eq!(r.body["reason"], "the ledger refuses: the account is frozen");
-        // The record names the account's decision of the cycle.
-        let seq = r.body["decisions"][0].as_u64().unwrap();
-        let decision = records.iter().find(|d| d.seq == seq).unwrap();
-        assert_eq!((decision.kind, decision.body["account"].as_u64()), (Kind::Decision, Some(account)));
-    }
+    let decided = |records: &[ballast_audit::Record]| -> Vec<u64> {
+        records.iter().filter(|r| r.kind == Kind::Decision).map(|r| r.body["account"].as_u64().unwrap()).collect()
+    };
+    let first = decided(&records);
+    assert_eq!(first.len(), 12 - frozen.len(), "{first:?}");
+    assert!(first.iter().all(|a| !frozen.contains(a)), "{first:?}");
+    // Nothing was sent for them, so the ledger refused nothing.
+    assert!(records.iter().all(|r| r.kind != Kind::SettlementRefused));
     let submitted: Vec<u64> = records
         .iter()
         .filter(|r| r.kind == Kind::SettlementSubmitted)
         .flat_map(|r| r.body["accounts"].as_array().unwrap().iter().map(|a| a.as_u64().unwrap()))
         .collect();
     assert!(!submitted.is_empty() && submitted.iter().all(|a| !frozen.contains(a)), "{submitted:?}");
-    // Every other account's trades settled; I2 holds with the refusals.
-    assert!(s.check().await.settled_batches >= 1);
+    s.check().await;
+
+    // Unfrozen, an account is decided again at the next cycle.
+    guardian.setFrozen(1, false).send().await.unwrap().get_receipt().await.unwrap();
+    let out = s.run(1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let records = s.records();
+    let second = decided(&records[first.len()..]);
+    assert!(second.contains(&1), "{second:?}");
+    assert!(!second.contains(&2) && !second.contains(&3), "{second:?}");
+    s.check().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_trade_the_ledger_refuses_is_recorded_and_the_rest_settle() {
+    let s = Scenario::with_approval_limit(16, Decimal::from(3_000)).await;
+    let out = s.run(1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = s.ballast(&["approvals", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let waiting: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(waiting.len() >= 2, "trades above 3,000 wait: {waiting:?}");
+    let account = |i: usize| waiting[i]["account"].as_u64().unwrap();
+    // Between the approval and its settlement, the guardian freezes the
+    // first account: the ledger refuses its legs, the second's settle.
+    let guardian = PortfolioLedger::new(s.deployment.manifest.contracts.portfolio_ledger, s.deployment.guardian.clone());
+    guardian.setFrozen(account(0), true).send().await.unwrap().get_receipt().await.unwrap();
+    for i in 0..2 {
+        let out = s.ballast(&["approvals", "approve", &waiting[i]["id"].as_u64().unwrap().to_string(), "--approver", "alice"]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let before = s.records().len();
+    let out = s.run(1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let records = s.records();
+    let new = &records[before..];
+    let granted = |a: u64| new.iter().find(|r| r.kind == Kind::ApprovalGranted && r.body["account"].as_u64() == Some(a)).unwrap();
+    let refused: Vec<_> = new.iter().filter(|r| r.kind == Kind::SettlementRefused).collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].body["account"].as_u64(), Some(account(0)));
+    assert_eq!(refused[0].body["reason"], "the ledger refuses: the account is frozen");
+    assert_eq!(refused[0].body["decisions"], serde_json::json!([granted(account(0)).seq]), "names the approval");
+    let ledger = PortfolioLedger::new(s.deployment.manifest.contracts.portfolio_ledger, s.deployment.admin.clone());
+    let legs = |hash: [u8; 32]| {
+        let ledger = ledger.clone();
+        async move { ledger.LegSettled_filter().topic2(alloy::primitives::B256::from(hash)).from_block(0).query().await.unwrap() }
+    };
+    assert!(legs(granted(account(0)).hash).await.is_empty(), "nothing of the frozen account settled");
+    assert!(!legs(granted(account(1)).hash).await.is_empty(), "the other approval settled");
+    // The frozen account was not decided again; I2 holds with the refusal.
+    assert!(new.iter().all(|r| r.kind != Kind::Decision || r.body["account"].as_u64() != Some(account(0))));
+    s.check().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
