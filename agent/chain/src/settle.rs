@@ -207,6 +207,8 @@ pub struct Refused {
 pub struct Planned {
     pub batches: Vec<Batch>,
     pub refused: Vec<Refused>,
+    /// Gas estimates the planning asked the node for.
+    pub estimates: usize,
 }
 
 /// The account a ledger refusal is about, and the refusal in words, when it
@@ -232,6 +234,14 @@ pub fn account_refusal(err: &Error) -> Option<(u64, String)> {
 /// gas limit (halving by accounts until each fits), all anchoring `checkpoint`.
 /// An account whose legs the ledger refuses (see [`account_refusal`]) is
 /// left out, so that it does not hold back every other account's trades.
+///
+/// Estimating is most of planning's time (the node runs the batch several
+/// times for one estimate), so a batch is halved without one when the
+/// largest batch estimated so far, scaled down to its legs, already says
+/// it will not fit. Scaled down, an estimate undercounts a smaller batch
+/// of the same kind (its pairs' swaps cost the same whatever the size), so
+/// a batch that would fit is seldom halved for it; one that the scaling
+/// lets through is estimated as before.
 pub async fn plan_batches(
     settler: &DynProvider,
     ledger: Address,
@@ -240,27 +250,49 @@ pub async fn plan_batches(
     deadline: u64,
     max_slippage_bps: u16,
 ) -> Result<Planned> {
-    let budget = block_gas_limit(settler).await? / 100 * BLOCK_GAS_SHARE_PERCENT;
+    let block_limit = block_gas_limit(settler).await?;
+    let budget = block_limit / 100 * BLOCK_GAS_SHARE_PERCENT;
     let contract = PortfolioLedger::new(ledger, settler.clone());
     let mut pending = vec![Batch::build(legs, checkpoint, deadline, max_slippage_bps)?];
     let mut ready = Vec::new();
     let mut refused = Vec::new();
+    let mut estimates = 0;
+    // The batches estimated: their legs and (at least) their estimates.
+    let mut measured: Vec<(u64, u64)> = Vec::new();
     while let Some(batch) = pending.pop() {
-        if batch.leg_count() > MAX_BATCH_LEGS && batch.account_count() > 1 {
-            // The ledger refuses it whatever the gas; and its calldata alone
-            // could be more than a node takes in one request.
+        let legs = batch.leg_count() as u64;
+        let surely_over = measured.iter().any(|&(more, gas)| {
+            legs <= more && (u128::from(gas) * u128::from(legs) / u128::from(more)) as u64 + accumulators_gas(batch.assets.len()) > budget
+        });
+        if (batch.leg_count() > MAX_BATCH_LEGS || surely_over) && batch.account_count() > 1 {
+            // Over the ledger's bound, the ledger refuses it whatever the
+            // gas, and its calldata alone could be more than a node takes
+            // in one request.
             let (a, b) = batch.split();
             pending.push(Batch::build(&b, checkpoint, deadline, max_slippage_bps)?);
             pending.push(Batch::build(&a, checkpoint, deadline, max_slippage_bps)?);
             continue;
         }
+        estimates += 1;
         let estimate = match contract
             .settleBatch(batch.header.clone(), batch.orders.clone(), batch.assets.clone())
             .estimate_gas()
             .await
             .call_ctx("estimate settleBatch")
         {
-            Ok(estimate) => estimate,
+            Ok(estimate) => {
+                measured.push((legs, estimate));
+                estimate
+            }
+            // More than a block holds: the node's estimate gives up at the
+            // block's limit.
+            Err(err) if batch.account_count() > 1 && over_block_limit(&err) => {
+                measured.push((legs, block_limit));
+                let (a, b) = batch.split();
+                pending.push(Batch::build(&b, checkpoint, deadline, max_slippage_bps)?);
+                pending.push(Batch::build(&a, checkpoint, deadline, max_slippage_bps)?);
+                continue;
+            }
             Err(err) => {
                 let Some((account, reason)) = account_refusal(&err) else { return Err(err) };
                 let Some(order) = batch.orders.iter().find(|o| o.account == account) else { return Err(err) };
@@ -290,7 +322,22 @@ pub async fn plan_batches(
             )));
         }
     }
-    Ok(Planned { batches: ready, refused })
+    Ok(Planned { batches: ready, refused, estimates })
+}
+
+/// Whether a node refused an estimate because the call needs more gas than
+/// its block's limit ("gas required exceeds allowance", in geth's words and
+/// Anvil's).
+fn over_block_limit(err: &Error) -> bool {
+    match err {
+        Error::Contract { source, .. } => match source.as_ref() {
+            alloy::contract::Error::TransportError(e) => {
+                e.as_error_resp().is_some_and(|r| r.message.contains("gas required exceeds"))
+            }
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// The ledger's typed revert behind an error, if there is one.

@@ -757,8 +757,9 @@ impl Agent {
         let ledger = self.manifest.contracts.portfolio_ledger;
         let checkpoint = Checkpoint { size: self.tree.size(), root: B256::from(self.tree.root()) };
         let deadline = chain_now + self.config.agent.batch_deadline_s;
-        let settle::Planned { batches, refused } =
+        let settle::Planned { batches, refused, estimates } =
             settle::plan_batches(&self.provider, ledger, legs, checkpoint, deadline, self.config.agent.max_slippage_bps).await?;
+        tracing::debug!(target: "ballast::cycle", legs = legs.len(), batches = batches.len(), estimates, "settlement planned");
         // The ledger refused these accounts' legs: the rest settle without
         // them, and their decisions' trades end here (the next cycle decides
         // them again from the ledger's positions).
