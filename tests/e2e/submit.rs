@@ -2,7 +2,8 @@
 //! settlement signed before it is sent resolves as pending, then settled
 //! once its recorded bytes are broadcast (again and again, harmlessly); a
 //! submission whose nonce another transaction took resolves as such, and
-//! the same batch re-signed with a new nonce settles once.
+//! the same batch re-signed with a new nonce settles once; a settlement
+//! sent after others is signed with room for the base fee they raise.
 
 use alloy::{
     network::TransactionBuilder,
@@ -44,13 +45,13 @@ async fn signed_first_then_broadcast_resolves_from_the_chain() -> eyre::Result<(
     // Signed, recorded (not here), not yet sent.
     let first = batch(1, 1, deadline);
     let nonce = submit::next_nonce(p, settler.address()).await?;
-    let signed = submit::sign_settlement(p, &settler, ledger, &first, nonce).await?;
+    let signed = submit::sign_settlement(p, &settler, ledger, &first, nonce, 0).await?;
     assert_eq!(signed.batch_id, first.batch_id());
     assert_eq!(submit::resolve(p, ledger, &signed).await?, Outcome::Pending);
     // A batch that carries the planner's estimate is signed from it: the node
     // is not asked again.
     let planned = Batch { estimate: Some(123_456), ..first.clone() };
-    let carried = submit::sign_settlement_with(p, &settler, ledger, &planned, nonce, |estimate| estimate).await?;
+    let carried = submit::sign_settlement_with(p, &settler, ledger, &planned, nonce, 0, |estimate| estimate).await?;
     let envelope = <alloy::consensus::TxEnvelope as alloy::eips::Decodable2718>::decode_2718(&mut &carried.raw[..])?;
     assert_eq!(alloy::consensus::Transaction::gas_limit(&envelope), 123_456);
 
@@ -65,13 +66,13 @@ async fn signed_first_then_broadcast_resolves_from_the_chain() -> eyre::Result<(
     // A second batch signed with a nonce that another transaction then takes.
     let second = batch(3, 2, deadline);
     let nonce = submit::next_nonce(p, settler.address()).await?;
-    let stale = submit::sign_settlement(p, &settler, ledger, &second, nonce).await?;
+    let stale = submit::sign_settlement(p, &settler, ledger, &second, nonce, 0).await?;
     let other = TransactionRequest::default().with_to(settler.address()).with_value(U256::ZERO).with_nonce(nonce);
     p.send_transaction(other).await?.get_receipt().await?;
     assert_eq!(submit::resolve(p, ledger, &stale).await?, Outcome::NonceTaken);
     // Its bytes can no longer land; the same batch re-signed settles once.
     assert!(submit::broadcast(p, &stale).await.is_ok(), "nonce too low is not an error");
-    let again = submit::sign_settlement(p, &settler, ledger, &second, submit::next_nonce(p, settler.address()).await?).await?;
+    let again = submit::sign_settlement(p, &settler, ledger, &second, submit::next_nonce(p, settler.address()).await?, 0).await?;
     assert_eq!(again.batch_id, stale.batch_id);
     assert_ne!(again.tx_hash, stale.tx_hash);
     submit::broadcast(p, &again).await?;
@@ -122,8 +123,8 @@ async fn a_settlement_estimated_in_the_pairs_second_still_settles_a_second_later
     let (bare, headroom) = (batch(b"first"), batch(b"second"));
     let p = &deployment.settler;
     let nonce = submit::next_nonce(p, settler.address()).await?;
-    let bare = submit::sign_settlement_with(p, &settler, ledger, &bare, nonce, |estimate| estimate).await?;
-    let signed = submit::sign_settlement(p, &settler, ledger, &headroom, nonce + 1).await?;
+    let bare = submit::sign_settlement_with(p, &settler, ledger, &bare, nonce, 0, |estimate| estimate).await?;
+    let signed = submit::sign_settlement(p, &settler, ledger, &headroom, nonce + 1, 1).await?;
 
     admin.raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), [frozen + 1]).await?;
     submit::broadcast(p, &bare).await?;
@@ -136,5 +137,54 @@ async fn a_settlement_estimated_in_the_pairs_second_still_settles_a_second_later
     let outcome = submit::await_outcome(p, ledger, &signed, WAIT).await?;
     assert!(matches!(outcome, Outcome::Settled { .. }), "{outcome:?}");
     assert_eq!(pair_times().await?, vec![frozen + 1; m.assets.len()], "every pair traded a second later");
+    Ok(())
+}
+
+/// A cycle signs all its settlements, then sends them one after another,
+/// each once the one before is mined. The blocks of those before may raise
+/// the base fee, on a devnet whose base fee has decayed to a few wei by a
+/// wei each: each is signed with room for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_sent_after_others_allows_for_the_base_fee_they_raise() -> eyre::Result<()> {
+    let devnet = Devnet::start(&DevnetOptions::default())?;
+    let deployment = deploy::deploy(&devnet, &DeployConfig::default()).await?;
+    let m = &deployment.manifest;
+    let ledger = m.contracts.portfolio_ledger;
+    let settler = Signers::from_devnet(&devnet)?.settler;
+    deploy::open_and_fund_accounts(&deployment, &[1, 2, 3, 4], m.roles.admin, |_| Funding::uniform(m, 10_000, 100)).await?;
+    let p = &deployment.settler;
+    let deadline = p.get_block(alloy::eips::BlockId::latest()).await?.expect("a block").header.timestamp + 600;
+    let cap = |s: &submit::SignedSettlement| {
+        let envelope = <alloy::consensus::TxEnvelope as alloy::eips::Decodable2718>::decode_2718(&mut &s.raw[..]).expect("a transaction");
+        alloy::consensus::Transaction::max_fee_per_gas(&envelope)
+    };
+    let admin = &deployment.admin;
+    let rpc = |method: &'static str, params: serde_json::Value| async move {
+        admin.raw_request::<_, serde_json::Value>(method.into(), params).await
+    };
+    let next_base_fee = |fee: u128| rpc("anvil_setNextBlockBaseFeePerGas", serde_json::json!([U256::from(fee)]));
+    // Blocks mined when the test says, so that a settlement can be sent
+    // while its cap covers the base fee and mined once it no longer does.
+    rpc("evm_setAutomine", serde_json::json!([false])).await?;
+
+    // The same batch signed as the first and as the fourth of a cycle.
+    let nonce = submit::next_nonce(p, settler.address()).await?;
+    let first = submit::sign_settlement(p, &settler, ledger, &batch(1, 1, deadline), nonce, 0).await?;
+    let fourth = submit::sign_settlement(p, &settler, ledger, &batch(1, 1, deadline), nonce, 3).await?;
+    assert_eq!(cap(&fourth), submit::fee_cap(cap(&first), 3));
+    assert!(cap(&fourth) >= cap(&first) * 729 / 512 + 3, "three blocks of an eighth and a wei more");
+    // Mined where the base fee is over the first's cap, the fourth settles.
+    submit::broadcast(p, &fourth).await?;
+    next_base_fee(cap(&first) + 1).await?;
+    rpc("evm_mine", serde_json::json!([])).await?;
+    assert!(matches!(submit::resolve(p, ledger, &fourth).await?, Outcome::Settled { .. }));
+
+    // Signed as the first, a settlement mined there waits.
+    let nonce = submit::next_nonce(p, settler.address()).await?;
+    let first = submit::sign_settlement(p, &settler, ledger, &batch(3, 2, deadline), nonce, 0).await?;
+    submit::broadcast(p, &first).await?;
+    next_base_fee(cap(&first) + 1).await?;
+    rpc("evm_mine", serde_json::json!([])).await?;
+    assert_eq!(submit::resolve(p, ledger, &first).await?, Outcome::Pending, "a cap under the base fee is not mined");
     Ok(())
 }

@@ -49,17 +49,31 @@ pub enum Outcome {
     NonceTaken,
 }
 
+/// The fee cap for a transaction sent after `ahead` transactions of ours
+/// (see [`broadcast_in_turn`]), from the node's cap for the next block:
+/// each of their blocks that is over its gas target may raise the base fee
+/// by an eighth, and by at least one wei (which is what counts on a devnet
+/// whose base fee has decayed to a few wei). Without it a cycle's later
+/// settlements could be refused as under the base fee. The cap only bounds
+/// the fee: a transaction pays its block's base fee and its tip.
+pub fn fee_cap(next_block_cap: u128, ahead: u64) -> u128 {
+    (0..ahead).fold(next_block_cap, |cap, _| cap.saturating_mul(9).div_ceil(8).saturating_add(1))
+}
+
 /// Signs `batch` for `ledger` with `nonce`, without sending it, with the
-/// gas limit of [`settle::gas_limit`].
+/// gas limit of [`settle::gas_limit`], as the `ahead`-th of transactions
+/// sent one after another (see [`fee_cap`]).
 pub async fn sign_settlement(
     provider: &DynProvider,
     signer: &PrivateKeySigner,
     ledger: Address,
     batch: &Batch,
     nonce: u64,
+    ahead: u64,
 ) -> Result<SignedSettlement> {
     let block_limit = settle::block_gas_limit(provider).await?;
-    sign_settlement_with(provider, signer, ledger, batch, nonce, |estimate| settle::gas_limit(estimate, batch.assets.len(), block_limit)).await
+    let limit = |estimate| settle::gas_limit(estimate, batch.assets.len(), block_limit);
+    sign_settlement_with(provider, signer, ledger, batch, nonce, ahead, limit).await
 }
 
 /// As [`sign_settlement`], with the gas limit `limit` makes of the estimate
@@ -70,6 +84,7 @@ pub async fn sign_settlement_with(
     ledger: Address,
     batch: &Batch,
     nonce: u64,
+    ahead: u64,
     limit: impl FnOnce(u64) -> u64,
 ) -> Result<SignedSettlement> {
     let call = PortfolioLedger::settleBatchCall { header: batch.header.clone(), orders: batch.orders.clone(), assets: batch.assets.clone() };
@@ -83,7 +98,7 @@ pub async fn sign_settlement_with(
     let fees = provider.estimate_eip1559_fees().await?;
     tx = tx
         .with_gas_limit(limit(estimate))
-        .with_max_fee_per_gas(fees.max_fee_per_gas)
+        .with_max_fee_per_gas(fee_cap(fees.max_fee_per_gas, ahead))
         .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
     let wallet = EthereumWallet::from(signer.clone());
     let envelope = tx.build(&wallet).await.map_err(|e| Error::Invalid(format!("signing settleBatch: {e}")))?;
@@ -104,6 +119,25 @@ pub async fn broadcast(provider: &DynProvider, signed: &SignedSettlement) -> Res
             }
         }
     }
+}
+
+/// Broadcasts `signed` (in nonce order) one at a time: each once the one
+/// before is mined, or `pace` has passed. Sent all at once, the last of a
+/// cycle's sixteen settlements now and then stayed in Anvil's pool, its
+/// nonce next and its fee cap over the base fee, until its timeout (4 of
+/// 24 runs of `ballast bench cycle`): Anvil's automine mines a block of
+/// what its pool holds when a transaction comes in, and one left out of
+/// that block waits for the next to come in. On a chain with blocks of its
+/// own this costs little, since a batch of up to 90 % of a block gets a
+/// block to itself anyway.
+pub async fn broadcast_in_turn(provider: &DynProvider, ledger: Address, signed: &[SignedSettlement], pace: std::time::Duration) -> Result<()> {
+    for (i, s) in signed.iter().enumerate() {
+        broadcast(provider, s).await?;
+        if i + 1 < signed.len() {
+            await_outcome(provider, ledger, s, pace).await?;
+        }
+    }
+    Ok(())
 }
 
 /// How long [`resolve`] waits for the receipt of a transaction whose batch

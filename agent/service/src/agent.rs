@@ -376,8 +376,9 @@ impl Agent {
         open.sort_by_key(|s| s.nonce);
         for signed in &open {
             tracing::info!(target: "ballast::recover", batch_id = %signed.batch_id, nonce = signed.nonce, "resolving an open submission");
-            submit::broadcast(&self.provider, signed).await?;
         }
+        let ledger = self.manifest.contracts.portfolio_ledger;
+        submit::broadcast_in_turn(&self.provider, ledger, &open, self.settle_timeout()).await?;
         crash::point("recovery");
         for signed in &open {
             self.finish(signed, self.settle_timeout()).await?;
@@ -455,7 +456,7 @@ impl Agent {
                     .ok_or_else(|| Error::Log(format!("no submission of batch {}", signed.batch_id)))?;
                 let batch = batch_from_raw(&last.raw_tx)?;
                 let nonce = submit::next_nonce(&self.provider, self.settler.address()).await?;
-                let again = submit::sign_settlement(&self.provider, &self.settler, ledger, &batch, nonce).await?;
+                let again = submit::sign_settlement(&self.provider, &self.settler, ledger, &batch, nonce, 0).await?;
                 self.append(
                     Kind::SettlementSubmitted,
                     &SettlementSubmitted { nonce, tx_hash: again.tx_hash.0, raw_tx: again.raw.to_vec(), ..last },
@@ -772,11 +773,11 @@ impl Agent {
             report.trades = report.trades.saturating_sub(legs.iter().filter(|l| l.account == r.account).count());
         }
         // Sign every batch with consecutive nonces, record them all (one
-        // fsync), then broadcast: the node mines them one after another.
+        // fsync), then broadcast them one after another.
         let mut nonce = submit::next_nonce(&self.provider, self.settler.address()).await?;
         let mut signed = Vec::with_capacity(batches.len());
-        for batch in &batches {
-            let s = submit::sign_settlement(&self.provider, &self.settler, ledger, batch, nonce).await?;
+        for (ahead, batch) in (0..).zip(&batches) {
+            let s = submit::sign_settlement(&self.provider, &self.settler, ledger, batch, nonce, ahead).await?;
             crash::point("transaction_signed");
             nonce += 1;
             // One order per account (Batch::build).
@@ -791,9 +792,7 @@ impl Agent {
         }
         self.log.barrier()?;
         crash::point("submission_recorded");
-        for s in &signed {
-            submit::broadcast(&self.provider, s).await?;
-        }
+        submit::broadcast_in_turn(&self.provider, ledger, &signed, self.settle_timeout()).await?;
         crash::point("broadcast_sent");
         for s in &signed {
             match self.finish(s, self.settle_timeout()).await? {
