@@ -236,12 +236,14 @@ pub fn account_refusal(err: &Error) -> Option<(u64, String)> {
 /// left out, so that it does not hold back every other account's trades.
 ///
 /// Estimating is most of planning's time (the node runs the batch several
-/// times for one estimate), so a batch is halved without one when the
-/// largest batch estimated so far, scaled down to its legs, already says
-/// it will not fit. Scaled down, an estimate undercounts a smaller batch
-/// of the same kind (its pairs' swaps cost the same whatever the size), so
-/// a batch that would fit is seldom halved for it; one that the scaling
-/// lets through is estimated as before.
+/// times for one estimate), so a batch is halved without one when any
+/// batch estimated so far with at least as many legs, its estimate scaled
+/// down to this batch's legs, says it will not fit. Scaled down, an
+/// estimate undercounts a smaller batch of the same kind (its pairs' swaps
+/// cost the same whatever the size); but a batch whose legs cost less than
+/// those of the one it is scaled from can be halved where it would have
+/// fitted: one batch more, never a batch over the block. A batch the
+/// scaling lets through is estimated as before.
 pub async fn plan_batches(
     settler: &DynProvider,
     ledger: Address,
@@ -262,7 +264,8 @@ pub async fn plan_batches(
     while let Some(batch) = pending.pop() {
         let legs = batch.leg_count() as u64;
         let surely_over = measured.iter().any(|&(more, gas)| {
-            legs <= more && (u128::from(gas) * u128::from(legs) / u128::from(more)) as u64 + accumulators_gas(batch.assets.len()) > budget
+            let scaled = (u128::from(gas) * u128::from(legs) / u128::from(more)) as u64;
+            legs <= more && scaled.saturating_add(accumulators_gas(batch.assets.len())) > budget
         });
         if (batch.leg_count() > MAX_BATCH_LEGS || surely_over) && batch.account_count() > 1 {
             // Over the ledger's bound, the ledger refuses it whatever the
@@ -286,7 +289,7 @@ pub async fn plan_batches(
             }
             // More than a block holds: the node's estimate gives up at the
             // block's limit.
-            Err(err) if batch.account_count() > 1 && over_block_limit(&err) => {
+            Err(err) if batch.account_count() > 1 && over_block_limit(&err, block_limit) => {
                 measured.push((legs, block_limit));
                 let (a, b) = batch.split();
                 pending.push(Batch::build(&b, checkpoint, deadline, max_slippage_bps)?);
@@ -326,18 +329,16 @@ pub async fn plan_batches(
 }
 
 /// Whether a node refused an estimate because the call needs more gas than
-/// its block's limit ("gas required exceeds allowance", in geth's words and
-/// Anvil's).
-fn over_block_limit(err: &Error) -> bool {
-    match err {
-        Error::Contract { source, .. } => match source.as_ref() {
-            alloy::contract::Error::TransportError(e) => {
-                e.as_error_resp().is_some_and(|r| r.message.contains("gas required exceeds"))
-            }
-            _ => false,
-        },
-        _ => false,
-    }
+/// the block's limit: "gas required exceeds allowance" with an allowance of
+/// at least `block_limit` (geth's words, "(N)", and Anvil's, ": N"; the
+/// same words with a smaller allowance are about the sender's balance).
+fn over_block_limit(err: &Error, block_limit: u64) -> bool {
+    let Error::Contract { source, .. } = err else { return false };
+    let alloy::contract::Error::TransportError(e) = source.as_ref() else { return false };
+    let Some(message) = e.as_error_resp().map(|r| r.message.as_ref()) else { return false };
+    let Some((_, allowance)) = message.split_once("gas required exceeds allowance") else { return false };
+    let digits: String = allowance.chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+    digits.parse::<u64>().is_ok_and(|allowance| allowance >= block_limit)
 }
 
 /// The ledger's typed revert behind an error, if there is one.

@@ -132,7 +132,7 @@ async fn the_guardians_pause_stops_trading_until_lifted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_the_guardian_froze_are_not_decided_until_unfrozen() {
     let s = Scenario::new(12).await;
-    // The guardian freezes three accounts the agent knows nothing about.
+    // The guardian freezes three accounts before the agent's first cycle.
     let guardian = PortfolioLedger::new(s.deployment.manifest.contracts.portfolio_ledger, s.deployment.guardian.clone());
     let frozen = [1u64, 2, 3];
     for account in frozen {
@@ -158,12 +158,11 @@ async fn accounts_the_guardian_froze_are_not_decided_until_unfrozen() {
     assert!(!submitted.is_empty() && submitted.iter().all(|a| !frozen.contains(a)), "{submitted:?}");
     s.check().await;
 
-    // Unfrozen, an account is decided again at the next cycle.
+    // Unfrozen, an account is decided at the next cycle.
     guardian.setFrozen(1, false).send().await.unwrap().get_receipt().await.unwrap();
     let out = s.run(1, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let records = s.records();
-    let second = decided(&records[first.len()..]);
+    let second = decided(&s.records()[records.len()..]);
     assert!(second.contains(&1), "{second:?}");
     assert!(!second.contains(&2) && !second.contains(&3), "{second:?}");
     s.check().await;
@@ -183,8 +182,8 @@ async fn an_approved_trade_the_ledger_refuses_is_recorded_and_the_rest_settle() 
     // first account: the ledger refuses its legs, the second's settle.
     let guardian = PortfolioLedger::new(s.deployment.manifest.contracts.portfolio_ledger, s.deployment.guardian.clone());
     guardian.setFrozen(account(0), true).send().await.unwrap().get_receipt().await.unwrap();
-    for i in 0..2 {
-        let out = s.ballast(&["approvals", "approve", &waiting[i]["id"].as_u64().unwrap().to_string(), "--approver", "alice"]);
+    for w in &waiting[..2] {
+        let out = s.ballast(&["approvals", "approve", &w["id"].as_u64().unwrap().to_string(), "--approver", "alice"]);
         assert!(out.status.success(), "{}", text(&out));
     }
     let before = s.records().len();
