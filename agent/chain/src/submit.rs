@@ -49,16 +49,22 @@ pub enum Outcome {
     NonceTaken,
 }
 
-/// The fee cap for a transaction sent after `ahead` transactions of ours
-/// (see [`broadcast_in_turn`]), from the node's cap for the next block:
+/// The fee cap for a transaction sent after `ahead` transactions of ours,
+/// each once the one before is mined, from the node's cap for the next block:
 /// each of their blocks that is over its gas target may raise the base fee
 /// by an eighth, and by at least one wei (which is what counts on a devnet
 /// whose base fee has decayed to a few wei). Without it a cycle's later
 /// settlements could be refused as under the base fee. The cap only bounds
-/// the fee: a transaction pays its block's base fee and its tip.
+/// the fee (a transaction pays its block's base fee and its tip), but a
+/// node wants the sender to hold gas limit × cap, so it grows for
+/// [`FEE_CAP_BLOCKS_AHEAD`] blocks at most (some 2.6 times the node's cap):
+/// one sent later and refused is signed again at the fees of then.
 pub fn fee_cap(next_block_cap: u128, ahead: u64) -> u128 {
-    (0..ahead).fold(next_block_cap, |cap, _| cap.saturating_mul(9).div_ceil(8).saturating_add(1))
+    (0..ahead.min(FEE_CAP_BLOCKS_AHEAD)).fold(next_block_cap, |cap, _| cap.saturating_mul(9).div_ceil(8).saturating_add(1))
 }
+
+/// Blocks ahead that [`fee_cap`] allows for.
+pub const FEE_CAP_BLOCKS_AHEAD: u64 = 8;
 
 /// Signs `batch` for `ledger` with `nonce`, without sending it, with the
 /// gas limit of [`settle::gas_limit`], as the `ahead`-th of transactions
@@ -121,23 +127,11 @@ pub async fn broadcast(provider: &DynProvider, signed: &SignedSettlement) -> Res
     }
 }
 
-/// Broadcasts `signed` (in nonce order) one at a time: each once the one
-/// before is mined, or `pace` has passed. Sent all at once, the last of a
-/// cycle's sixteen settlements now and then stayed in Anvil's pool, its
-/// nonce next and its fee cap over the base fee, until its timeout (4 of
-/// 24 runs of `ballast bench cycle`): Anvil's automine mines a block of
-/// what its pool holds when a transaction comes in, and one left out of
-/// that block waits for the next to come in. On a chain with blocks of its
-/// own this costs little, since a batch of up to 90 % of a block gets a
-/// block to itself anyway.
-pub async fn broadcast_in_turn(provider: &DynProvider, ledger: Address, signed: &[SignedSettlement], pace: std::time::Duration) -> Result<()> {
-    for (i, s) in signed.iter().enumerate() {
-        broadcast(provider, s).await?;
-        if i + 1 < signed.len() {
-            await_outcome(provider, ledger, s, pace).await?;
-        }
-    }
-    Ok(())
+/// Whether the node refused a transaction because its fee cap is under the
+/// block's base fee ("max fee per gas less than block base fee", in geth's
+/// words and Anvil's): signed again at today's fees, it can go.
+pub fn is_under_base_fee(err: &Error) -> bool {
+    matches!(err, Error::Rpc(e) if e.to_string().contains("less than block base fee"))
 }
 
 /// How long [`resolve`] waits for the receipt of a transaction whose batch

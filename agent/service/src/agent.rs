@@ -371,14 +371,13 @@ impl Agent {
         if open.is_empty() {
             return Ok(());
         }
-        // In nonce order, all sent before any is awaited: a node holds a
-        // later nonce until the earlier one arrives.
+        // In nonce order: a node holds a later nonce until the earlier one
+        // arrives.
         open.sort_by_key(|s| s.nonce);
         for signed in &open {
             tracing::info!(target: "ballast::recover", batch_id = %signed.batch_id, nonce = signed.nonce, "resolving an open submission");
         }
-        let ledger = self.manifest.contracts.portfolio_ledger;
-        submit::broadcast_in_turn(&self.provider, ledger, &open, self.settle_timeout()).await?;
+        self.send_in_turn(&mut open).await?;
         crash::point("recovery");
         for signed in &open {
             self.finish(signed, self.settle_timeout()).await?;
@@ -401,6 +400,65 @@ impl Agent {
             raw: s.raw_tx.clone().into(),
             from: self.settler.address(),
         }
+    }
+
+    /// Signs the batch of `signed` again with `nonce` at the node's fees of
+    /// now (same batch id, so the ledger still settles it at most once) and
+    /// records the new attempt, with an fsync, before it can be sent.
+    async fn sign_again(&mut self, signed: &SignedSettlement, nonce: u64) -> Result<SignedSettlement> {
+        let ledger = self.manifest.contracts.portfolio_ledger;
+        let last = self
+            .book
+            .open_submissions()
+            .get(&signed.batch_id.0)
+            .and_then(|o| o.attempts.last().cloned())
+            .ok_or_else(|| Error::Log(format!("no submission of batch {}", signed.batch_id)))?;
+        let batch = batch_from_raw(&last.raw_tx)?;
+        let again = submit::sign_settlement(&self.provider, &self.settler, ledger, &batch, nonce, 0).await?;
+        self.append(Kind::SettlementSubmitted, &SettlementSubmitted { nonce, tx_hash: again.tx_hash.0, raw_tx: again.raw.to_vec(), ..last })?;
+        self.log.barrier()?;
+        Ok(again)
+    }
+
+    /// Broadcasts `signed` (recorded, in nonce order) one at a time: each
+    /// once the one before is mined (after one still pending at the settle
+    /// timeout, the rest at once). Sent all at once, the last of a cycle's
+    /// sixteen settlements now and then stayed in Anvil's pool, its nonce
+    /// next and its fee cap over the base fee, until its timeout (4 of 24
+    /// runs of `ballast bench cycle`): Anvil's automine mines a block of
+    /// what its pool holds when a transaction comes in, and one left out of
+    /// that block waits for the next to come in. On a chain with blocks of
+    /// its own, two batches under half a block each could have shared one;
+    /// in turn each waits for a block of its own.
+    ///
+    /// One the node refuses as under the block's base fee (fees rose since
+    /// it was signed, say while the agent was down) is signed again with
+    /// the same nonce at today's fees, recorded and sent (a few times at
+    /// most); `signed` then holds the new attempt.
+    async fn send_in_turn(&mut self, signed: &mut [SignedSettlement]) -> Result<()> {
+        const REPRICES: usize = 3;
+        let ledger = self.manifest.contracts.portfolio_ledger;
+        // Once one is still pending at its timeout, the rest go at once:
+        // none of them can be mined before it anyway.
+        let mut paced = true;
+        for i in 0..signed.len() {
+            let mut repriced = 0;
+            loop {
+                match submit::broadcast(&self.provider, &signed[i]).await {
+                    Ok(()) => break,
+                    Err(e) if submit::is_under_base_fee(&e) && repriced < REPRICES => {
+                        repriced += 1;
+                        tracing::warn!(target: "ballast::settle", tx = %signed[i].tx_hash, error = %e, "under the base fee; signed again at today's fees");
+                        signed[i] = self.sign_again(&signed[i], signed[i].nonce).await?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if paced && i + 1 < signed.len() {
+                paced = submit::await_outcome(&self.provider, ledger, &signed[i], self.settle_timeout()).await? != Outcome::Pending;
+            }
+        }
+        Ok(())
     }
 
     /// Waits for a broadcast settlement and records what became of it.
@@ -447,23 +505,10 @@ impl Agent {
                 Ok(None)
             }
             Outcome::NonceTaken => {
-                // Same batch (same id: the ledger settles it at most once), new nonce.
-                let last = self
-                    .book
-                    .open_submissions()
-                    .get(&signed.batch_id.0)
-                    .and_then(|o| o.attempts.last().cloned())
-                    .ok_or_else(|| Error::Log(format!("no submission of batch {}", signed.batch_id)))?;
-                let batch = batch_from_raw(&last.raw_tx)?;
                 let nonce = submit::next_nonce(&self.provider, self.settler.address()).await?;
-                let again = submit::sign_settlement(&self.provider, &self.settler, ledger, &batch, nonce, 0).await?;
-                self.append(
-                    Kind::SettlementSubmitted,
-                    &SettlementSubmitted { nonce, tx_hash: again.tx_hash.0, raw_tx: again.raw.to_vec(), ..last },
-                )?;
-                self.log.barrier()?;
-                submit::broadcast(&self.provider, &again).await?;
-                Box::pin(self.finish(&again, timeout)).await
+                let mut again = [self.sign_again(signed, nonce).await?];
+                self.send_in_turn(&mut again).await?;
+                Box::pin(self.finish(&again[0], timeout)).await
             }
             Outcome::Pending => {
                 tracing::warn!(target: "ballast::settle", tx = %signed.tx_hash, "not mined in time; resolved at the next cycle");
@@ -792,7 +837,7 @@ impl Agent {
         }
         self.log.barrier()?;
         crash::point("submission_recorded");
-        submit::broadcast_in_turn(&self.provider, ledger, &signed, self.settle_timeout()).await?;
+        self.send_in_turn(&mut signed).await?;
         crash::point("broadcast_sent");
         for s in &signed {
             match self.finish(s, self.settle_timeout()).await? {

@@ -89,6 +89,45 @@ async fn a_crash_during_recovery() {
     }
 }
 
+/// Fees rose while the agent was down between recording its settlements
+/// and sending them: the node refuses the recorded bytes as under the base
+/// fee, and each batch is signed again with its nonce, recorded and sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_under_the_base_fee_is_signed_again_at_todays_fees() {
+    use alloy::providers::Provider;
+    use ballast_audit::{Kind, body::SettlementSubmitted};
+    let s = Scenario::new(24).await;
+    let out = s.run(1, &[("BALLAST_CRASH_AT", "submission_recorded")]);
+    assert_died(&out, "kill", "submission_recorded");
+    let submitted = || -> Vec<SettlementSubmitted> {
+        s.records().iter().filter(|r| r.kind == Kind::SettlementSubmitted).map(|r| r.body_as().unwrap()).collect()
+    };
+    let recorded = submitted();
+    assert!(!recorded.is_empty());
+    let cap = |raw: &[u8]| {
+        let envelope = <alloy::consensus::TxEnvelope as alloy::eips::Decodable2718>::decode_2718(&mut &raw[..]).unwrap();
+        alloy::consensus::Transaction::max_fee_per_gas(&envelope)
+    };
+    let highest = recorded.iter().map(|b| cap(&b.raw_tx)).max().unwrap();
+    // A block whose base fee is four times the highest cap; the next one's
+    // is still over it.
+    let admin = &s.deployment.admin;
+    admin.raw_request::<_, serde_json::Value>("anvil_setNextBlockBaseFeePerGas".into(), [alloy::primitives::U256::from(4 * highest)]).await.unwrap();
+    admin.raw_request::<_, serde_json::Value>("evm_mine".into(), ()).await.unwrap();
+
+    let out = s.run(1, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("under the base fee; signed again"), "{}", text(&out));
+    let all = submitted();
+    for first in &recorded {
+        let again = all.iter().find(|b| b.batch_id == first.batch_id && b.tx_hash != first.tx_hash).expect("signed again");
+        assert_eq!(again.nonce, first.nonce, "with its nonce");
+        assert!(cap(&again.raw_tx) > 3 * highest, "at today's fees");
+    }
+    let checked = s.check().await;
+    assert!(checked.settled_batches >= recorded.len(), "{checked:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_crash_point_is_refused() {
     let s = Scenario::new(4).await;

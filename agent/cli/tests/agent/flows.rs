@@ -439,3 +439,35 @@ async fn the_audit_key_rotates_by_a_record_and_the_registry() {
         assert!(field("passed_checks").contains("cash_non_negative"), "{row}");
     }
 }
+
+/// Blocks of 1.8 million gas, where a batch of this book costs some 0.9
+/// million besides its legs (its pairs' swaps) and the 120 accounts'
+/// trades need several million: the cycle cuts them into five batches or
+/// so (three at least), sends them one at a time, each once the one
+/// before is mined, and all settle; and so after a crash between recording
+/// them and sending them, when recovery sends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_of_several_batches_sends_them_in_turn_and_settles_them_all() {
+    use alloy::providers::Provider;
+    for crash in [false, true] {
+        let s = Scenario::new(120).await;
+        let admin = &s.deployment.admin;
+        admin.raw_request::<_, serde_json::Value>("anvil_setBlockGasLimit".into(), [1_800_000u64]).await.unwrap();
+        admin.raw_request::<_, serde_json::Value>("evm_mine".into(), ()).await.unwrap();
+        if crash {
+            let out = s.run(1, &[("BALLAST_CRASH_AT", "submission_recorded")]);
+            assert!(text(&out).contains("crash point submission_recorded: dying"), "{}", text(&out));
+        }
+        let out = s.run(1, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        let records = s.records();
+        let batches = |kind: Kind| -> std::collections::BTreeSet<String> {
+            records.iter().filter(|r| r.kind == kind).map(|r| r.body["batch_id"].to_string()).collect()
+        };
+        let submitted = batches(Kind::SettlementSubmitted);
+        let gas: Vec<u64> = records.iter().filter(|r| r.kind == Kind::SettlementConfirmed).map(|r| r.body["gas_used"].as_u64().unwrap()).collect();
+        assert!(submitted.len() >= 3, "crash {crash}: {} batches, gas {gas:?}", submitted.len());
+        assert_eq!(batches(Kind::SettlementConfirmed), submitted, "crash {crash}: every batch settled");
+        assert_eq!(s.check().await.settled_batches, submitted.len());
+    }
+}
