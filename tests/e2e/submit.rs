@@ -31,16 +31,30 @@ fn batch(first_account: u64, size: u64, deadline: u64) -> Batch {
     Batch::build(&legs, Checkpoint { size, root: B256::repeat_byte(size as u8) }, deadline, 100).expect("a batch")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signed_first_then_broadcast_resolves_from_the_chain() -> eyre::Result<()> {
+/// A devnet with the contracts deployed and accounts 1 to 4 funded.
+struct Funded {
+    _devnet: Devnet,
+    deployment: deploy::Deployment,
+    settler: alloy::signers::local::PrivateKeySigner,
+    /// Ten minutes after the latest block.
+    deadline: u64,
+}
+
+async fn funded() -> eyre::Result<Funded> {
     let devnet = Devnet::start(&DevnetOptions::default())?;
     let deployment = deploy::deploy(&devnet, &DeployConfig::default()).await?;
     let m = &deployment.manifest;
-    let ledger = m.contracts.portfolio_ledger;
-    let settler = Signers::from_devnet(&devnet)?.settler;
     deploy::open_and_fund_accounts(&deployment, &[1, 2, 3, 4], m.roles.admin, |_| Funding::uniform(m, 10_000, 100)).await?;
+    let settler = Signers::from_devnet(&devnet)?.settler;
+    let deadline = deployment.settler.get_block(alloy::eips::BlockId::latest()).await?.expect("a block").header.timestamp + 600;
+    Ok(Funded { _devnet: devnet, deployment, settler, deadline })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_first_then_broadcast_resolves_from_the_chain() -> eyre::Result<()> {
+    let Funded { _devnet, deployment, settler, deadline } = funded().await?;
+    let ledger = deployment.manifest.contracts.portfolio_ledger;
     let p = &deployment.settler;
-    let deadline = p.get_block(alloy::eips::BlockId::latest()).await?.expect("a block").header.timestamp + 600;
 
     // Signed, recorded (not here), not yet sent.
     let first = batch(1, 1, deadline);
@@ -146,14 +160,9 @@ async fn a_settlement_estimated_in_the_pairs_second_still_settles_a_second_later
 /// wei each: each is signed with room for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settlement_sent_after_others_allows_for_the_base_fee_they_raise() -> eyre::Result<()> {
-    let devnet = Devnet::start(&DevnetOptions::default())?;
-    let deployment = deploy::deploy(&devnet, &DeployConfig::default()).await?;
-    let m = &deployment.manifest;
-    let ledger = m.contracts.portfolio_ledger;
-    let settler = Signers::from_devnet(&devnet)?.settler;
-    deploy::open_and_fund_accounts(&deployment, &[1, 2, 3, 4], m.roles.admin, |_| Funding::uniform(m, 10_000, 100)).await?;
+    let Funded { _devnet, deployment, settler, deadline } = funded().await?;
+    let ledger = deployment.manifest.contracts.portfolio_ledger;
     let p = &deployment.settler;
-    let deadline = p.get_block(alloy::eips::BlockId::latest()).await?.expect("a block").header.timestamp + 600;
     let cap = |s: &submit::SignedSettlement| {
         let envelope = <alloy::consensus::TxEnvelope as alloy::eips::Decodable2718>::decode_2718(&mut &s.raw[..]).expect("a transaction");
         alloy::consensus::Transaction::max_fee_per_gas(&envelope)

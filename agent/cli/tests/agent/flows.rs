@@ -47,10 +47,7 @@ async fn approvals_are_recorded_and_approved_trades_settle_next_cycle() {
 
     let out = s.run(1, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = s.ballast(&["approvals", "list", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let waiting: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(waiting.len() >= 2, "trades above 3,000 wait: {waiting:?}");
+    let waiting = waiting(&s);
     let id = |i: usize| waiting[i]["id"].as_u64().unwrap().to_string();
     let account = |i: usize| waiting[i]["account"].as_u64().unwrap();
 
@@ -173,10 +170,7 @@ async fn an_approved_trade_the_ledger_refuses_is_recorded_and_the_rest_settle() 
     let s = Scenario::with_approval_limit(16, Decimal::from(3_000)).await;
     let out = s.run(1, &[]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = s.ballast(&["approvals", "list", "--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let waiting: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(waiting.len() >= 2, "trades above 3,000 wait: {waiting:?}");
+    let waiting = waiting(&s);
     let account = |i: usize| waiting[i]["account"].as_u64().unwrap();
     // Between the approval and its settlement, the guardian freezes the
     // first account: the ledger refuses its legs, the second's settle.
@@ -228,6 +222,16 @@ async fn a_tampered_log_is_caught_and_the_agent_refuses_it() {
     let out = s.run(1, &[]);
     assert!(!out.status.success(), "the agent must not start on a tampered log: {}", text(&out));
     assert!(text(&out).contains("audit log"), "{}", text(&out));
+}
+
+/// `ballast approvals list --json`: two or more, as a 3,000 approval limit
+/// leaves after the first cycle.
+fn waiting(s: &Scenario) -> Vec<serde_json::Value> {
+    let out = s.ballast(&["approvals", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let waiting: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(waiting.len() >= 2, "trades above 3,000 wait: {waiting:?}");
+    waiting
 }
 
 /// `GET path` on loopback with a plain HTTP/1.1 request: (status, body).
