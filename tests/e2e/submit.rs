@@ -156,8 +156,8 @@ async fn a_settlement_estimated_in_the_pairs_second_still_settles_a_second_later
 
 /// A cycle signs all its settlements, then sends them one after another,
 /// each once the one before is mined. The blocks of those before may raise
-/// the base fee, on a devnet whose base fee has decayed to a few wei by a
-/// wei each: each is signed with room for them.
+/// the base fee (by an eighth each, or by a wei on a devnet whose base fee
+/// has decayed to a few wei): each is signed with room for them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settlement_sent_after_others_allows_for_the_base_fee_they_raise() -> eyre::Result<()> {
     let Funded { _devnet, deployment, settler, deadline } = funded().await?;

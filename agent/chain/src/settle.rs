@@ -259,7 +259,8 @@ pub async fn plan_batches(
     let mut ready = Vec::new();
     let mut refused = Vec::new();
     let mut estimates = 0;
-    // The batches estimated: their legs and (at least) their estimates.
+    // The batches estimated: their legs and their estimates (the block's
+    // limit for one over it, less than it needs).
     let mut measured: Vec<(u64, u64)> = Vec::new();
     while let Some(batch) = pending.pop() {
         let legs = batch.leg_count() as u64;
@@ -267,13 +268,18 @@ pub async fn plan_batches(
             let scaled = (u128::from(gas) * u128::from(legs) / u128::from(more)) as u64;
             legs <= more && scaled.saturating_add(accumulators_gas(batch.assets.len())) > budget
         });
+        // Pushed in reverse so batches come out in account order.
+        let halve = |pending: &mut Vec<Batch>, batch: &Batch| -> Result<()> {
+            let (a, b) = batch.split();
+            pending.push(Batch::build(&b, checkpoint, deadline, max_slippage_bps)?);
+            pending.push(Batch::build(&a, checkpoint, deadline, max_slippage_bps)?);
+            Ok(())
+        };
         if (batch.leg_count() > MAX_BATCH_LEGS || surely_over) && batch.account_count() > 1 {
             // Over the ledger's bound, the ledger refuses it whatever the
             // gas, and its calldata alone could be more than a node takes
             // in one request.
-            let (a, b) = batch.split();
-            pending.push(Batch::build(&b, checkpoint, deadline, max_slippage_bps)?);
-            pending.push(Batch::build(&a, checkpoint, deadline, max_slippage_bps)?);
+            halve(&mut pending, &batch)?;
             continue;
         }
         estimates += 1;
@@ -283,19 +289,11 @@ pub async fn plan_batches(
             .await
             .call_ctx("estimate settleBatch")
         {
-            Ok(estimate) => {
-                measured.push((legs, estimate));
-                estimate
-            }
-            // More than a block holds: the node's estimate gives up at the
-            // block's limit.
-            Err(err) if batch.account_count() > 1 && over_block_limit(&err, block_limit) => {
-                measured.push((legs, block_limit));
-                let (a, b) = batch.split();
-                pending.push(Batch::build(&b, checkpoint, deadline, max_slippage_bps)?);
-                pending.push(Batch::build(&a, checkpoint, deadline, max_slippage_bps)?);
-                continue;
-            }
+            Ok(estimate) => estimate,
+            // More than a block holds: the node's estimate gave up at the
+            // block's limit, which is then less than the batch needs (and
+            // over the budget, so it is halved below).
+            Err(err) if batch.account_count() > 1 && over_block_limit(&err, block_limit) => block_limit,
             Err(err) => {
                 let Some((account, reason)) = account_refusal(&err) else { return Err(err) };
                 let Some(order) = batch.orders.iter().find(|o| o.account == account) else { return Err(err) };
@@ -307,6 +305,7 @@ pub async fn plan_batches(
                 continue;
             }
         };
+        measured.push((legs, estimate));
         // What it may need once mined: the estimate and the accumulators of
         // every pair it swaps on (see `PAIR_ACCUMULATORS_GAS`).
         let need = estimate.saturating_add(accumulators_gas(batch.assets.len()));
@@ -315,10 +314,7 @@ pub async fn plan_batches(
             // state it was estimated on is the state it is signed on.
             ready.push(Batch { estimate: Some(estimate), ..batch });
         } else if batch.account_count() > 1 {
-            let (a, b) = batch.split();
-            // Pushed in reverse so batches come out in account order.
-            pending.push(Batch::build(&b, checkpoint, deadline, max_slippage_bps)?);
-            pending.push(Batch::build(&a, checkpoint, deadline, max_slippage_bps)?);
+            halve(&mut pending, &batch)?;
         } else {
             return Err(Error::Invalid(format!(
                 "one account's legs need up to {need} gas, over the block budget of {budget}"

@@ -1360,8 +1360,8 @@ fn finish<'a>(
     // A purchase paid for by a sale that now waits for a person waits too:
     // the largest purchases go first until the rest are funded, with fills
     // worse than the estimate by the price margin (as for the overdraft
-    // check): otherwise the ledger may refuse the account's legs, and with
-    // them their whole batch.
+    // check): otherwise the ledger may refuse the account's legs at the
+    // venue's fill, and its trades wait a cycle.
     let funded = |trades: &[Trade]| {
         let (buys, sells) = at_margin(trades, ctx.margin());
         !negative(account.cash + sells - buys)
