@@ -301,6 +301,35 @@ fn a_purchase_left_after_a_queued_sale_is_funded_at_the_price_margin() {
 }
 
 #[test]
+fn a_purchase_a_dropped_sale_was_to_pay_for_waits_for_approval() {
+    // Account 1 without cash, in a model without a cash target, and with
+    // 300 REIT: worth 97,500. GEQ (71.8 %) sells 11,500 to its 60 %, REIT
+    // (7.7 %) sells 2,625 to its 5 %, and BND (20.5 %) buys 14,125 to its
+    // 35 % with both. A 10 % turnover cap scales all three by 9,750 /
+    // 28,250: GEQ 3,969, REIT 905.97 (under the 1,000 minimum: dropped),
+    // BND 4,875. Without REIT's sale the purchase is not paid for, and no
+    // sale waits for approval: it waits, and says so.
+    let mut inputs = fixture();
+    let account = inputs.accounts.iter_mut().find(|a| a.id == 1).unwrap();
+    account.cash = dec!(0);
+    account.lots.iter_mut().find(|l| l.id == "r1").unwrap().quantity = dec!(300);
+    inputs.models[0].cash_target = dec!(0);
+    *inputs.models[0].targets.get_mut("BND").unwrap() = dec!(0.35);
+    inputs.ips[0].min_trade_value = dec!(1000);
+    inputs.limits.max_turnover = Some(dec!(0.10));
+    let d = one(&inputs, 1);
+    assert_eq!(trades(&d), vec![(Side::Sell, "GEQ", dec!(39.690265))]);
+    let waiting: Vec<(Side, &str, Decimal)> = d.queued.iter().map(|t| (t.side, t.asset.as_str(), t.quantity)).collect();
+    assert_eq!(waiting, vec![(Side::Buy, "BND", dec!(97.5))]);
+    assert!(d.checks.iter().any(|c| c.name == "min_trade_value:REIT" && !c.passed), "{:?}", d.checks);
+    let check = d.checks.iter().find(|c| c.name == "approval:BND").unwrap();
+    assert!(!check.passed);
+    assert_eq!(check.detail, "not paid for by the cash and sales at the price margin");
+    assert_eq!(d.status, Status::PartlyQueued);
+    assert_eq!(d.cash_after, dec!(3969.0265));
+}
+
+#[test]
 fn a_price_margin_keeps_cash_for_a_worse_fill() {
     // Account 1 buys 10,000 of BND with a 10,000 GEQ sale and keeps its 5,000
     // of cash. Take the cash away: with a 5 % margin the sale counts as
