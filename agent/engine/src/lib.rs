@@ -147,7 +147,7 @@ const SOLD_TODAY: &str = "sold at a loss in the household today";
 const KEPT: &str = "kept: while it could be bought today, a household account sold it at a loss";
 
 fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize]) -> Result<Vec<(usize, Decision)>> {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
     // Accounts whose IPS targets the household decide together, per IPS.
     let mut pools: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut alone = Vec::new();
@@ -180,20 +180,27 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
     units.sort_by_key(|unit| !unit.iter().any(|&i| ctx.inputs.accounts[i].kind.realises_tax()));
     let untaxed: Vec<u64> =
         members.iter().map(|&i| &ctx.inputs.accounts[i]).filter(|a| !a.kind.realises_tax()).map(|a| a.id).collect();
+    // Sets of assets are flags by the asset's position (positions are in
+    // id order, as a set of ids iterates).
+    let n = ctx.assets.len();
+    let at = |asset: &str| ctx.assets.position(asset).ok_or_else(|| Error::Internal(format!("a trade in the unknown asset {asset}")));
     // The assets a unit's decisions sell at a loss in a taxable account.
-    let loss_sales = |decisions: &[Decision]| -> BTreeSet<String> {
-        decisions
+    let loss_sales = |decisions: &[Decision]| -> Result<Vec<bool>> {
+        let mut sold = vec![false; n];
+        for t in decisions
             .iter()
             .filter(|d| !untaxed.contains(&d.account))
             .flat_map(|d| d.trades.iter().chain(&d.queued))
             .filter(|t| t.side == types::Side::Sell && t.lots.iter().any(|u| u.gain < rust_decimal::Decimal::ZERO))
-            .map(|t| t.asset.clone())
-            .collect()
+        {
+            sold[at(&t.asset)?] = true;
+        }
+        Ok(sold)
     };
     let base = engine::WashState::from_recent(ctx, household, &untaxed);
     // Today's blocks, with why (see `SOLD_TODAY` and `KEPT`).
-    let mut added: BTreeMap<String, &'static str> = BTreeMap::new();
-    let mut lifted: BTreeSet<String> = BTreeSet::new();
+    let mut added: Vec<Option<&'static str>> = vec![None; n];
+    let mut lifted = vec![false; n];
     // A unit's last decisions and what they rest on.
     #[derive(Clone)]
     struct Decided {
@@ -203,7 +210,7 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
         /// The wash-sale state they read.
         seen: std::rc::Rc<engine::WashState>,
         /// The assets they sell at a loss in a taxable account.
-        sold: BTreeSet<String>,
+        sold: Vec<bool>,
         /// An account deciding alone (not a pooled household).
         alone: bool,
     }
@@ -216,10 +223,12 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
             _ => Ok(None),
         })
         .collect::<Result<_>>()?;
-    let blocked = |added: &BTreeMap<String, &'static str>| {
+    let blocked = |added: &[Option<&'static str>]| {
         let mut wash = base.clone();
-        for (asset, why) in added {
-            wash.block(ctx.assets.position(asset).expect("a traded asset is known"), engine::Why::Today(why));
+        for (at, why) in added.iter().enumerate() {
+            if let Some(why) = why {
+                wash.block(at, engine::Why::Today(why));
+            }
         }
         std::rc::Rc::new(wash)
     };
@@ -235,7 +244,7 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
         None => true,
         // An asset neither state blocks is the same in both.
         Some(d) => d.consulted.iter().enumerate().any(|(at, &looked)| {
-            looked && d.seen.loss_sold(at) != wash.loss_sold(at) && !(d.alone && d.sold.contains(ctx.assets.key(at)))
+            looked && d.seen.loss_sold(at) != wash.loss_sold(at) && !(d.alone && d.sold[at])
         }),
     };
     // The state a round reads: made at the end of the round before (the
@@ -254,47 +263,55 @@ fn decide_household(ctx: &engine::Context<'_>, household: &str, members: &[usize
                 engine::decide_pooled(ctx, &accounts, &wash, &consulted)?
             };
             let seen = wash.clone();
-            let sold = loss_sales(&decisions);
+            let sold = loss_sales(&decisions)?;
             if round == 0 {
-                let known = added.len();
-                for asset in &sold {
-                    added.entry(asset.clone()).or_insert(SOLD_TODAY);
+                let mut more = false;
+                for (why, _) in added.iter_mut().zip(&sold).filter(|(why, sold)| **sold && why.is_none()) {
+                    *why = Some(SOLD_TODAY);
+                    more = true;
                 }
-                if added.len() != known {
+                if more {
                     wash = blocked(&added);
                 }
             }
             *slot = Some(Decided { decisions, consulted: consulted.into_inner(), seen, sold, alone: prepared.is_some() });
         }
-        let loss_sold: BTreeSet<String> = decided.iter().flatten().flat_map(|d| d.sold.iter().cloned()).collect();
+        let mut loss_sold = vec![false; n];
+        for d in decided.iter().flatten() {
+            loss_sold.iter_mut().zip(&d.sold).for_each(|(all, sold)| *all |= *sold);
+        }
         // New blocks: purchases of assets sold at a loss (a purchase of one
         // blocked already comes from a decision that decides again anyway).
-        let clashes: BTreeSet<String> = decided
+        let mut changed = false;
+        for t in decided
             .iter()
             .flatten()
             .flat_map(|d| d.decisions.iter())
             .flat_map(|d| d.trades.iter().chain(&d.queued))
-            .filter(|t| t.side == types::Side::Buy && loss_sold.contains(&t.asset) && !added.contains_key(&t.asset))
-            .map(|t| t.asset.clone())
-            .collect();
-        let mut changed = !clashes.is_empty();
-        for asset in clashes {
-            added.insert(asset, SOLD_TODAY);
+            .filter(|t| t.side == types::Side::Buy)
+        {
+            let at = at(&t.asset)?;
+            if loss_sold[at] && added[at].is_none() {
+                added[at] = Some(SOLD_TODAY);
+                changed = true;
+            }
         }
         if !changed {
-            let unneeded: Vec<String> =
-                added.keys().filter(|a| !loss_sold.contains(*a) && !lifted.contains(*a)).cloned().collect();
-            changed = !unneeded.is_empty();
-            for asset in unneeded {
-                added.remove(&asset);
-                lifted.insert(asset);
+            for at in 0..n {
+                if added[at].is_some() && !loss_sold[at] && !lifted[at] {
+                    added[at] = None;
+                    lifted[at] = true;
+                    changed = true;
+                }
             }
         }
         let mut reworded = false;
-        for (asset, why) in &mut added {
-            let now = if loss_sold.contains(asset) || !lifted.contains(asset) { SOLD_TODAY } else { KEPT };
-            reworded |= *why != now;
-            *why = now;
+        for (at, why) in added.iter_mut().enumerate() {
+            if let Some(why) = why {
+                let now = if loss_sold[at] || !lifted[at] { SOLD_TODAY } else { KEPT };
+                reworded |= *why != now;
+                *why = now;
+            }
         }
         // The state is made again only if its blocks changed since it was
         // made (in the first round, as each loss sale came; else at the end
