@@ -573,6 +573,10 @@ pub(crate) struct Frame<'a> {
     starts: Vec<u32>,
     /// Each lot's asset, as its position, in the order of `account.lots`.
     lot_at: Vec<usize>,
+    /// Each lot's loss, in the order of `account.lots`, if it is large
+    /// enough to harvest (see [`harvestable`]); empty if the account does
+    /// not harvest. Worked out once for every round of the household.
+    losses: Vec<Option<Decimal>>,
 }
 
 impl Frame<'_> {
@@ -586,6 +590,21 @@ impl Frame<'_> {
     pub(crate) fn lot_assets(&self) -> &[usize] {
         &self.lot_at
     }
+}
+
+/// The loss of `lot` at `price`, if it is large enough to harvest: at
+/// least `min_loss`, and at least `min_loss_pct` of its cost (tested per
+/// unit, the loss's share of the cost being that of one unit).
+fn harvestable(lot: &crate::types::Lot, price: Decimal, h: &crate::types::Harvesting) -> Option<Decimal> {
+    if !positive(lot.quantity) || lot.cost <= price {
+        return None;
+    }
+    let per_unit = lot.cost - price;
+    if per_unit < h.min_loss_pct * lot.cost {
+        return None;
+    }
+    let loss = per_unit * lot.quantity;
+    (positive(loss) && loss >= h.min_loss).then_some(loss)
 }
 
 fn member<'a>(ctx: &Context<'a>, held: &[Decimal], ix: usize) -> Member<'a> {
@@ -800,7 +819,13 @@ pub(crate) fn prepare<'a>(ctx: &'a Context<'a>, account: &'a Account) -> Result<
         by_asset[next[ix] as usize] = i as u32;
         next[ix] += 1;
     }
-    Ok(Ok(Frame { account, ips, model, plan, held, sleeves, value, withdrawals, base, halts, by_asset, starts, lot_at: lot_ix }))
+    let losses = if account.kind.realises_tax() && ips.harvesting.enabled {
+        let price = |ix: usize| ctx.price_at(ix).map_or(Decimal::ZERO, |p| p.price);
+        account.lots.iter().zip(&lot_ix).map(|(l, &ix)| harvestable(l, price(ix), &ips.harvesting)).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Ok(Frame { account, ips, model, plan, held, sleeves, value, withdrawals, base, halts, by_asset, starts, lot_at: lot_ix, losses }))
 }
 
 /// Decides one account on its own, noting in `consulted` every asset whose purchase it
@@ -921,7 +946,6 @@ pub(crate) fn decide_traced<'a>(
     // Tax-loss harvesting: sell lots with a large enough loss and buy a
     // substitute of the same group, keeping the exposure.
     if account.kind.realises_tax() && ips.harvesting.enabled {
-        let h = &ips.harvesting;
         // The lots of one member at a large enough loss, with the loss (one
         // buffer for all).
         let mut losers: Vec<(usize, &crate::types::Lot, Decimal)> = Vec::new();
@@ -933,26 +957,18 @@ pub(crate) fn decide_traced<'a>(
                 if m.halted || !positive(m.held) || positive(m.harvest_bought) {
                     continue;
                 }
-                // The loss of a lot, if it is large enough to harvest.
-                let harvestable = |l: &crate::types::Lot| {
-                    if !positive(l.quantity) || l.cost <= m.price {
-                        return None;
-                    }
-                    let loss = (l.cost - m.price) * l.quantity;
-                    (positive(loss) && loss >= h.min_loss && loss >= h.min_loss_pct * l.cost * l.quantity).then_some(loss)
-                };
                 if let Some(date) = wash.bought(m.ix) {
                     // Skipped, however large the losses: whether there is
                     // one is all it takes (most accounts of a quiet day that
                     // have a loss to harvest bought the asset last month).
-                    if frame.lots_of(m.ix).any(|i| harvestable(&account.lots[i]).is_some()) {
+                    if frame.lots_of(m.ix).any(|i| frame.losses[i].is_some()) {
                         let detail = text(&[S("skipped: the household bought "), S(m.asset), S(" on "), Day(date), S(", within "), Int(WASH_SALE_DAYS), S(" days (wash sale)")]);
                         checks.push(Check { name: ["harvest:", m.asset].concat(), passed: false, detail });
                     }
                     continue;
                 }
                 losers.clear();
-                losers.extend(frame.lots_of(m.ix).filter_map(|i| harvestable(&account.lots[i]).map(|loss| (i, &account.lots[i], loss))));
+                losers.extend(frame.lots_of(m.ix).filter_map(|i| frame.losses[i].map(|loss| (i, &account.lots[i], loss))));
                 if losers.is_empty() {
                     continue;
                 }
