@@ -440,33 +440,39 @@ pub(crate) enum Block<'x> {
     Harvested { account: u64, on: Date },
 }
 
-impl std::fmt::Display for Block<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Block::NoPrice => f.write_str("no price"),
-            Block::Halted(why) => write!(f, "halted: {why}"),
-            Block::NoBuy => f.write_str("on the IPS no-buy list"),
-            Block::Excluded => f.write_str("excluded by the IPS"),
-            Block::NotAllowed => f.write_str("not on the IPS allowed list"),
-            Block::WashSale(why) => write!(f, "wash sale: {why}"),
-            Block::Harvested { account, on } => write!(f, "wash sale: harvested at a loss in account {account} on {on}"),
-        }
+impl Block<'_> {
+    /// Its text, appended to `out` without a formatter.
+    fn push(&self, out: &mut Vec<u8>) {
+        let words: &str = match *self {
+            Block::NoPrice => "no price",
+            Block::Halted(why) => return crate::text::push(out, &[S("halted: "), S(why)]),
+            Block::NoBuy => "on the IPS no-buy list",
+            Block::Excluded => "excluded by the IPS",
+            Block::NotAllowed => "not on the IPS allowed list",
+            Block::WashSale(why) => {
+                out.extend_from_slice(b"wash sale: ");
+                return why.push(out);
+            }
+            Block::Harvested { account, on } => {
+                return crate::text::push(out, &[S("wash sale: harvested at a loss in account "), Uint(account), S(" on "), Day(on)]);
+            }
+        };
+        out.extend_from_slice(words.as_bytes());
     }
 }
 
-/// Blocked candidates as a check lists them: `asset: why; asset: why`.
-struct Blocks<'b, 'x>(&'b [(&'b str, Block<'x>)]);
-
-impl std::fmt::Display for Blocks<'_, '_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        for (i, (asset, why)) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{asset}: {why}")?;
+/// `head`, then blocked candidates as a check lists them: `asset: why; asset: why`.
+fn blocks(head: &[crate::text::Piece<'_>], blocked: &[(&str, Block<'_>)]) -> String {
+    let mut out = Vec::with_capacity(96 * blocked.len() + 32);
+    crate::text::push(&mut out, head);
+    for (i, (asset, why)) in blocked.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"; ");
         }
-        Ok(())
+        crate::text::push(&mut out, &[S(asset), S(": ")]);
+        why.push(&mut out);
     }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// What decides whether an account may buy an asset.
@@ -1105,7 +1111,7 @@ pub(crate) fn decide_traced<'a>(
                 looked[from..].iter().for_each(|&(_, c)| note(c));
             }
             if !s.buyable && positive(s.delta) {
-                checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
+                checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: blocks(&[S("nothing may be bought: ")], &blocked) });
                 s.delta = Decimal::ZERO;
             }
             // Likewise a sleeve nothing of which may be sold (halts, the no-sell list).
@@ -1159,12 +1165,12 @@ pub(crate) fn decide_traced<'a>(
                     None => true,
                 }
             }) else {
-                checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: format!("nothing may be bought: {}", Blocks(&blocked)) });
+                checks.push(Check { name: ["buy:", s.id].concat(), passed: false, detail: blocks(&[S("nothing may be bought: ")], &blocked) });
                 continue;
             };
             let asset = ctx.assets.key(at);
             if !blocked.is_empty() {
-                checks.push(Check { name: ["buy:", s.id].concat(), passed: true, detail: format!("buying {asset} instead: {}", Blocks(&blocked)) });
+                checks.push(Check { name: ["buy:", s.id].concat(), passed: true, detail: blocks(&[S("buying "), S(asset), S(" instead: ")], &blocked) });
             }
             let price = ctx.price_at(at).map_or(Decimal::ZERO, |p| p.price);
             let quantity = round_down(s.delta / price, ctx.assets.at(at).quantum);
