@@ -657,17 +657,22 @@ impl<'a> Left<'a> {
         self.left.get(i).copied().unwrap_or(self.lots[i].quantity)
     }
 
-    /// No sale has used the lot.
-    fn untouched(&self, i: usize) -> bool {
-        self.left.is_empty() || self.left[i] == self.lots[i].quantity
-    }
-
     /// A sale uses `quantity` of the lot.
     fn take(&mut self, i: usize, quantity: Decimal) {
         if self.left.is_empty() {
             self.left = self.lots.iter().map(|l| l.quantity).collect();
         }
         self.left[i] -= quantity;
+    }
+}
+
+impl<'a> lots::Remaining<'a, usize> for Left<'a> {
+    fn lot(&self, i: usize) -> (&'a crate::types::Lot, Decimal) {
+        (&self.lots[i], self.get(i))
+    }
+
+    fn take(&mut self, i: usize, quantity: Decimal) {
+        Left::take(self, i, quantity);
     }
 }
 
@@ -1307,33 +1312,24 @@ fn finish<'a>(
     // sales pick from what is left by the IPS's method.
     for t in trades.iter_mut().filter(|t| t.side == Side::Sell) {
         if t.reason == Reason::HarvestLoss {
-            // The harvest's lots, among the lots of its asset.
-            let ix = ctx.assets.position(&t.asset);
-            let refs: Vec<&crate::types::Lot> = t
-                .lots
-                .iter()
-                .filter_map(|u| ix.and_then(|ix| frame.lots_of(ix).map(|i| &account.lots[i]).find(|l| l.id == u.lot)))
-                .collect();
-            t.lots = lots::take(&refs, t.quantity, t.price, ctx.today);
-        } else {
-            let mine: Vec<usize> = ctx.assets.position(&t.asset).map_or_else(Vec::new, |ix| frame.lots_of(ix).collect());
-            // Copies of the lots only when an earlier sale used part of them.
-            let left: Option<Vec<crate::types::Lot>> = (!mine.iter().all(|&i| lot_left.untouched(i))).then(|| {
-                mine.iter()
-                    .map(|&i| crate::types::Lot { quantity: lot_left.get(i), ..account.lots[i].clone() })
-                    .filter(|l| positive(l.quantity))
-                    .collect()
-            });
-            let refs: Vec<&crate::types::Lot> = match &left {
-                Some(left) => left.iter().collect(),
-                None => mine.iter().map(|&i| &account.lots[i]).collect(),
-            };
-            let order = lots::sale_order(&refs, ips.lot_method, t.price, ctx.today, &ips.tax, &account.sell_order);
-            t.lots = lots::take(&order, t.quantity, t.price, ctx.today);
-            for u in &t.lots {
-                let i = mine.iter().copied().find(|&i| account.lots[i].id == u.lot).ok_or_else(|| Error::Internal(format!("lot {} sold but not held", u.lot)))?;
-                lot_left.take(i, u.quantity);
+            // The harvest's lots, whole, unless a cap cut the sale since:
+            // then as many as it takes, among the lots of its asset.
+            let whole: Decimal = t.lots.iter().map(|u| u.quantity).sum();
+            if whole != t.quantity {
+                let ix = ctx.assets.position(&t.asset);
+                let refs: Vec<&crate::types::Lot> = t
+                    .lots
+                    .iter()
+                    .filter_map(|u| ix.and_then(|ix| frame.lots_of(ix).map(|i| &account.lots[i]).find(|l| l.id == u.lot)))
+                    .collect();
+                t.lots = lots::take(&refs, t.quantity, t.price, ctx.today);
             }
+        } else {
+            // The positions of the asset's lots in sale order (what an
+            // earlier sale left of them does not change the order).
+            let mut order: Vec<usize> = ctx.assets.position(&t.asset).map_or_else(Vec::new, |ix| frame.lots_of(ix).collect());
+            lots::sort_for_sale(&mut order, |&i| &account.lots[i], ips.lot_method, t.price, ctx.today, &ips.tax, &account.sell_order);
+            t.lots = lots::take_from(order, &mut lot_left, t.quantity, t.price, ctx.today);
         }
         t.estimated_tax = if account.kind.realises_tax() { lots::tax_of(&t.lots, &ips.tax) } else { Decimal::ZERO };
     }

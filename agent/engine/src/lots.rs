@@ -44,15 +44,33 @@ pub fn sale_order<'a>(
     specific: &[String],
 ) -> Vec<&'a Lot> {
     let mut ordered: Vec<&Lot> = lots.to_vec();
+    sort_for_sale(&mut ordered, |l| l, method, price, today, rates, specific);
+    ordered
+}
+
+/// Puts `items` in the order a sale uses their lots (see [`sale_order`]):
+/// the engine sorts the positions of an account's lots, not copies of them.
+pub(crate) fn sort_for_sale<'a, T>(
+    items: &mut [T],
+    lot: impl Fn(&T) -> &'a Lot,
+    method: LotMethod,
+    price: Decimal,
+    today: Date,
+    rates: &TaxRates,
+    specific: &[String],
+) {
     // Acquisition order (then id) first, so that every sort below is stable and total.
-    ordered.sort_by(|a, b| a.acquired.cmp(&b.acquired).then_with(|| a.id.cmp(&b.id)));
+    items.sort_by(|a, b| {
+        let (a, b) = (lot(a), lot(b));
+        a.acquired.cmp(&b.acquired).then_with(|| a.id.cmp(&b.id))
+    });
     match method {
         LotMethod::Fifo => {}
-        LotMethod::Lifo => ordered.reverse(),
-        LotMethod::Hifo => ordered.sort_by_key(|l| std::cmp::Reverse(l.cost)),
+        LotMethod::Lifo => items.reverse(),
+        LotMethod::Hifo => items.sort_by_key(|l| std::cmp::Reverse(lot(l).cost)),
         LotMethod::SpecificId => {
             let rank = |l: &Lot| specific.iter().position(|id| *id == l.id).unwrap_or(usize::MAX);
-            ordered.sort_by_key(|l| rank(l));
+            items.sort_by_key(|l| rank(lot(l)));
         }
         LotMethod::TaxMinimizing => {
             let key = |l: &Lot| {
@@ -60,25 +78,58 @@ pub fn sale_order<'a>(
                 (gain * rate(rates, term(l.acquired, today)), gain)
             };
             // A key costs a multiplication and a date computation: once per lot.
-            ordered.sort_by_cached_key(|a| key(a));
+            items.sort_by_cached_key(|a| key(lot(a)));
         }
     }
-    ordered
 }
 
 /// Takes `quantity` from `lots` in sale order.
-pub fn take(ordered: &[&Lot], mut quantity: Decimal, price: Decimal, today: Date) -> Vec<LotUse> {
-    let mut used = Vec::with_capacity(ordered.len().min(4));
-    for lot in ordered {
+pub fn take(ordered: &[&Lot], quantity: Decimal, price: Decimal, today: Date) -> Vec<LotUse> {
+    take_from(ordered.iter().copied(), &mut Whole, quantity, price, today)
+}
+
+/// What is left of lots as sales use them: the engine keeps it by each
+/// lot's position in its account.
+pub(crate) trait Remaining<'l, K> {
+    /// The lot and what is left of it.
+    fn lot(&self, key: K) -> (&'l Lot, Decimal);
+    /// A sale uses `quantity` of it.
+    fn take(&mut self, key: K, quantity: Decimal);
+}
+
+/// Lots used by no sale before: all of each is left.
+struct Whole;
+
+impl<'a> Remaining<'a, &'a Lot> for Whole {
+    fn lot(&self, lot: &'a Lot) -> (&'a Lot, Decimal) {
+        (lot, lot.quantity)
+    }
+
+    fn take(&mut self, _: &'a Lot, _: Decimal) {}
+}
+
+/// Takes `quantity` from what is `left` of the lots `ordered` (keys of
+/// `left`), in that order.
+pub(crate) fn take_from<'l, K: Copy>(
+    ordered: impl IntoIterator<Item = K>,
+    left: &mut impl Remaining<'l, K>,
+    mut quantity: Decimal,
+    price: Decimal,
+    today: Date,
+) -> Vec<LotUse> {
+    let mut used = Vec::with_capacity(4);
+    for key in ordered {
         if !positive(quantity) {
             break;
         }
-        let q = lot.quantity.min(quantity);
+        let (lot, there) = left.lot(key);
+        let q = there.min(quantity);
         if !positive(q) {
             continue;
         }
         quantity -= q;
         used.push(LotUse { lot: lot.id.clone(), quantity: q, gain: q * (price - lot.cost), term: term(lot.acquired, today) });
+        left.take(key, q);
     }
     used
 }

@@ -488,6 +488,25 @@ fn harvesting_swaps_the_loss_lot_for_a_substitute_and_keeps_exposure() {
 }
 
 #[test]
+fn a_harvest_cut_by_a_cap_realises_the_loss_of_what_it_sells() {
+    // As above (60,000 of trades), under a turnover cap of 10 % of 100,000:
+    // every trade is scaled by a sixth, and the harvest sells 50 of g2's
+    // 300 GEQ, a loss of 500, not g2's whole 3,000.
+    let mut inputs = fixture();
+    harvesting(&mut inputs);
+    inputs.limits.max_turnover = Some(dec!(0.10));
+    let d = one(&inputs, 1);
+    let harvest = d.trades.iter().find(|t| t.reason == Reason::HarvestLoss).unwrap();
+    assert_eq!(harvest.quantity, dec!(50));
+    let lots: Vec<(&str, Decimal, Decimal, Term)> = harvest.lots.iter().map(|u| (u.lot.as_str(), u.quantity, u.gain, u.term)).collect();
+    assert_eq!(lots, vec![("g2", dec!(50), dec!(-500), Term::Short)]);
+    assert_eq!(harvest.estimated_tax, dec!(-200));
+    assert_eq!(d.tax.harvested_losses, dec!(500));
+    assert_eq!(d.tax.short_term_gain, dec!(-500));
+    assert!(d.checks.iter().any(|c| c.name == "turnover_cap"), "{:?}", d.checks);
+}
+
+#[test]
 fn no_harvest_when_the_household_bought_the_asset_within_30_days() {
     let mut inputs = fixture();
     harvesting(&mut inputs);
