@@ -84,7 +84,7 @@ pub struct Batch {
     pub orders: Vec<Order>,
     pub assets: Vec<AssetTrade>,
     /// The gas the planner's estimate found (see [`plan_batches`]):
-    /// `submit::sign_settlement` uses it rather than asking the node again
+    /// `submit::sign_settlement_on` uses it rather than asking the node again
     /// (a cycle signs all its batches before it sends any). `None`: not
     /// estimated, or made again from a recorded transaction.
     pub estimate: Option<u64>,

@@ -66,9 +66,37 @@ pub fn fee_cap(next_block_cap: u128, ahead: u64) -> u128 {
 /// Blocks ahead that [`fee_cap`] allows for.
 pub const FEE_CAP_BLOCKS_AHEAD: u64 = 8;
 
-/// Signs `batch` for `ledger` with `nonce`, without sending it, with the
-/// gas limit of [`settle::gas_limit`], as the `ahead`-th of transactions
-/// sent one after another (see [`fee_cap`]).
+/// What signing settlements needs from the node: read once for all the
+/// batches a cycle signs together (three calls to the node, not three a
+/// batch: on a remote node each is a round trip, and the cycle waits for
+/// them in turn), so they are all signed on the same fees, each with room
+/// for the blocks of those before it (see [`fee_cap`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Terms {
+    pub chain_id: u64,
+    pub block_gas_limit: u64,
+    /// The node's fee cap and tip for the next block.
+    pub max_fee_per_gas: u128,
+    pub max_priority_fee_per_gas: u128,
+}
+
+impl Terms {
+    /// The node's terms of now.
+    pub async fn read(provider: &DynProvider) -> Result<Self> {
+        let chain_id = provider.get_chain_id().await?;
+        let block_gas_limit = settle::block_gas_limit(provider).await?;
+        let fees = provider.estimate_eip1559_fees().await?;
+        Ok(Self {
+            chain_id,
+            block_gas_limit,
+            max_fee_per_gas: fees.max_fee_per_gas,
+            max_priority_fee_per_gas: fees.max_priority_fee_per_gas,
+        })
+    }
+}
+
+/// Signs `batch` for `ledger` with `nonce`, without sending it, on the
+/// node's terms of now (see [`sign_settlement_on`]).
 pub async fn sign_settlement(
     provider: &DynProvider,
     signer: &PrivateKeySigner,
@@ -77,15 +105,32 @@ pub async fn sign_settlement(
     nonce: u64,
     ahead: u64,
 ) -> Result<SignedSettlement> {
-    let block_limit = settle::block_gas_limit(provider).await?;
-    let limit = |estimate| settle::gas_limit(estimate, batch.assets.len(), block_limit);
-    sign_settlement_with(provider, signer, ledger, batch, nonce, ahead, limit).await
+    let terms = Terms::read(provider).await?;
+    sign_settlement_on(provider, &terms, signer, ledger, batch, nonce, ahead).await
 }
 
-/// As [`sign_settlement`], with the gas limit `limit` makes of the estimate
-/// (the planner's, when the batch carries one; else the node's now).
+/// Signs `batch` on `terms` with the gas limit of [`settle::gas_limit`], as
+/// the `ahead`-th of transactions sent one after another (see [`fee_cap`]).
+/// A batch that carries the planner's estimate needs no call to the node.
+pub async fn sign_settlement_on(
+    provider: &DynProvider,
+    terms: &Terms,
+    signer: &PrivateKeySigner,
+    ledger: Address,
+    batch: &Batch,
+    nonce: u64,
+    ahead: u64,
+) -> Result<SignedSettlement> {
+    let limit = |estimate| settle::gas_limit(estimate, batch.assets.len(), terms.block_gas_limit);
+    sign_settlement_with(provider, terms, signer, ledger, batch, nonce, ahead, limit).await
+}
+
+/// As [`sign_settlement_on`], with the gas limit `limit` makes of the
+/// estimate (the planner's, when the batch carries one; else the node's now).
+#[allow(clippy::too_many_arguments)]
 pub async fn sign_settlement_with(
     provider: &DynProvider,
+    terms: &Terms,
     signer: &PrivateKeySigner,
     ledger: Address,
     batch: &Batch,
@@ -95,17 +140,20 @@ pub async fn sign_settlement_with(
 ) -> Result<SignedSettlement> {
     let call = PortfolioLedger::settleBatchCall { header: batch.header.clone(), orders: batch.orders.clone(), assets: batch.assets.clone() };
     let from = signer.address();
-    let chain_id = provider.get_chain_id().await?;
-    let mut tx = TransactionRequest::default().with_from(from).with_to(ledger).with_input(call.abi_encode()).with_nonce(nonce).with_chain_id(chain_id);
+    let mut tx = TransactionRequest::default()
+        .with_from(from)
+        .with_to(ledger)
+        .with_input(call.abi_encode())
+        .with_nonce(nonce)
+        .with_chain_id(terms.chain_id);
     let estimate = match batch.estimate {
         Some(estimate) => estimate,
         None => provider.estimate_gas(tx.clone()).await?,
     };
-    let fees = provider.estimate_eip1559_fees().await?;
     tx = tx
         .with_gas_limit(limit(estimate))
-        .with_max_fee_per_gas(fee_cap(fees.max_fee_per_gas, ahead))
-        .with_max_priority_fee_per_gas(fees.max_priority_fee_per_gas);
+        .with_max_fee_per_gas(fee_cap(terms.max_fee_per_gas, ahead))
+        .with_max_priority_fee_per_gas(terms.max_priority_fee_per_gas);
     let wallet = EthereumWallet::from(signer.clone());
     let envelope = tx.build(&wallet).await.map_err(|e| Error::Invalid(format!("signing settleBatch: {e}")))?;
     Ok(SignedSettlement { batch_id: batch.batch_id(), tx_hash: *envelope.tx_hash(), nonce, raw: envelope.encoded_2718().into(), from })

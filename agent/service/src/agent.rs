@@ -820,9 +820,10 @@ impl Agent {
         // Sign every batch with consecutive nonces, record them all (one
         // fsync), then broadcast them one after another.
         let mut nonce = submit::next_nonce(&self.provider, self.settler.address()).await?;
+        let terms = submit::Terms::read(&self.provider).await?;
         let mut signed = Vec::with_capacity(batches.len());
         for (ahead, batch) in (0..).zip(&batches) {
-            let s = submit::sign_settlement(&self.provider, &self.settler, ledger, batch, nonce, ahead).await?;
+            let s = submit::sign_settlement_on(&self.provider, &terms, &self.settler, ledger, batch, nonce, ahead).await?;
             crash::point("transaction_signed");
             nonce += 1;
             // One order per account (Batch::build).
