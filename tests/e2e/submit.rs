@@ -66,7 +66,7 @@ async fn signed_first_then_broadcast_resolves_from_the_chain() -> eyre::Result<(
     // is not asked again.
     let planned = Batch { estimate: Some(123_456), ..first.clone() };
     let terms = submit::Terms::read(p).await?;
-    let carried = submit::sign_settlement_with(p, &terms, &settler, ledger, &planned, nonce, 0, |estimate| estimate).await?;
+    let carried = submit::sign_settlement_on(p, &terms, &settler, ledger, &planned, nonce, 0, Some(|estimate| estimate)).await?;
     let envelope = <alloy::consensus::TxEnvelope as alloy::eips::Decodable2718>::decode_2718(&mut &carried.raw[..])?;
     assert_eq!(alloy::consensus::Transaction::gas_limit(&envelope), 123_456);
 
@@ -138,7 +138,7 @@ async fn a_settlement_estimated_in_the_pairs_second_still_settles_a_second_later
     let (bare, headroom) = (batch(b"first"), batch(b"second"));
     let p = &deployment.settler;
     let nonce = submit::next_nonce(p, settler.address()).await?;
-    let bare = submit::sign_settlement_with(p, &submit::Terms::read(p).await?, &settler, ledger, &bare, nonce, 0, |estimate| estimate).await?;
+    let bare = submit::sign_settlement_on(p, &submit::Terms::read(p).await?, &settler, ledger, &bare, nonce, 0, Some(|estimate| estimate)).await?;
     let signed = submit::sign_settlement(p, &settler, ledger, &headroom, nonce + 1, 1).await?;
 
     admin.raw_request::<_, serde_json::Value>("evm_setNextBlockTimestamp".into(), [frozen + 1]).await?;
@@ -203,7 +203,7 @@ async fn a_settlement_sent_after_others_allows_for_the_base_fee_they_raise() -> 
     let terms = submit::Terms::read(p).await?;
     next_base_fee(terms.max_fee_per_gas * 4).await?;
     rpc("evm_mine", serde_json::json!([])).await?;
-    let on_terms = submit::sign_settlement_on(p, &terms, &settler, ledger, &batch(2, 2, deadline), nonce + 1, 2).await?;
+    let on_terms = submit::sign_settlement_on(p, &terms, &settler, ledger, &batch(2, 2, deadline), nonce + 1, 2, None).await?;
     assert_eq!(cap(&on_terms), submit::fee_cap(terms.max_fee_per_gas, 2));
     let read_again = submit::sign_settlement(p, &settler, ledger, &batch(2, 2, deadline), nonce + 1, 2).await?;
     assert!(cap(&read_again) > cap(&on_terms) * 2, "{} against {}", cap(&read_again), cap(&on_terms));

@@ -106,12 +106,15 @@ pub async fn sign_settlement(
     ahead: u64,
 ) -> Result<SignedSettlement> {
     let terms = Terms::read(provider).await?;
-    sign_settlement_on(provider, &terms, signer, ledger, batch, nonce, ahead).await
+    sign_settlement_on(provider, &terms, signer, ledger, batch, nonce, ahead, None).await
 }
 
-/// Signs `batch` on `terms` with the gas limit of [`settle::gas_limit`], as
-/// the `ahead`-th of transactions sent one after another (see [`fee_cap`]).
-/// A batch that carries the planner's estimate needs no call to the node.
+/// Signs `batch` on `terms`, as the `ahead`-th of transactions sent one
+/// after another (see [`fee_cap`]), with the gas limit `limit` makes of the
+/// estimate (none given: [`settle::gas_limit`]'s). The estimate is the
+/// planner's when the batch carries one (no call to the node), else the
+/// node's now.
+#[allow(clippy::too_many_arguments)]
 pub async fn sign_settlement_on(
     provider: &DynProvider,
     terms: &Terms,
@@ -120,23 +123,7 @@ pub async fn sign_settlement_on(
     batch: &Batch,
     nonce: u64,
     ahead: u64,
-) -> Result<SignedSettlement> {
-    let limit = |estimate| settle::gas_limit(estimate, batch.assets.len(), terms.block_gas_limit);
-    sign_settlement_with(provider, terms, signer, ledger, batch, nonce, ahead, limit).await
-}
-
-/// As [`sign_settlement_on`], with the gas limit `limit` makes of the
-/// estimate (the planner's, when the batch carries one; else the node's now).
-#[allow(clippy::too_many_arguments)]
-pub async fn sign_settlement_with(
-    provider: &DynProvider,
-    terms: &Terms,
-    signer: &PrivateKeySigner,
-    ledger: Address,
-    batch: &Batch,
-    nonce: u64,
-    ahead: u64,
-    limit: impl FnOnce(u64) -> u64,
+    limit: Option<fn(u64) -> u64>,
 ) -> Result<SignedSettlement> {
     let call = PortfolioLedger::settleBatchCall { header: batch.header.clone(), orders: batch.orders.clone(), assets: batch.assets.clone() };
     let from = signer.address();
@@ -150,8 +137,9 @@ pub async fn sign_settlement_with(
         Some(estimate) => estimate,
         None => provider.estimate_gas(tx.clone()).await?,
     };
+    let limit = limit.map_or_else(|| settle::gas_limit(estimate, batch.assets.len(), terms.block_gas_limit), |limit| limit(estimate));
     tx = tx
-        .with_gas_limit(limit(estimate))
+        .with_gas_limit(limit)
         .with_max_fee_per_gas(fee_cap(terms.max_fee_per_gas, ahead))
         .with_max_priority_fee_per_gas(terms.max_priority_fee_per_gas);
     let wallet = EthereumWallet::from(signer.clone());

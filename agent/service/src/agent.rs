@@ -823,7 +823,7 @@ impl Agent {
         let terms = submit::Terms::read(&self.provider).await?;
         let mut signed = Vec::with_capacity(batches.len());
         for (ahead, batch) in (0..).zip(&batches) {
-            let s = submit::sign_settlement_on(&self.provider, &terms, &self.settler, ledger, batch, nonce, ahead).await?;
+            let s = submit::sign_settlement_on(&self.provider, &terms, &self.settler, ledger, batch, nonce, ahead, None).await?;
             crash::point("transaction_signed");
             nonce += 1;
             // One order per account (Batch::build).
