@@ -472,7 +472,7 @@ fn blocks(head: &[crate::text::Piece<'_>], blocked: &[(&str, Block<'_>)]) -> Str
         crate::text::push(&mut out, &[S(asset), S(": ")]);
         why.push(&mut out);
     }
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    crate::text::line(out)
 }
 
 /// What decides whether an account may buy an asset.

@@ -125,7 +125,12 @@ pub(crate) fn text(pieces: &[Piece<'_>]) -> String {
     let room: usize = pieces.iter().map(|p| if let Piece::S(words) = p { words.len() } else { 16 }).sum();
     let mut out = Vec::with_capacity(room);
     push(&mut out, pieces);
-    // Words are UTF-8 and numbers ASCII: checked once for the whole line.
+    line(out)
+}
+
+/// Bytes written by [`push`] as a `String`: words are UTF-8 and numbers
+/// ASCII, so this checks the whole line once and copies nothing.
+pub(crate) fn line(out: Vec<u8>) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
