@@ -110,6 +110,7 @@ async fn settles_a_crossing_and_netting_batch_for_200_accounts() -> eyre::Result
     assert!(estimate <= tight / 100 * 90, "the estimate alone fits the budget");
     assert_eq!(cut.batches.len(), 2, "the estimate and three pairs' accumulators do not fit {tight} gas");
     assert_eq!(cut.estimates, 3, "the whole and its halves");
+    assert_eq!(cut.block_gas_limit, tight, "cut for the block's limit");
     // A block of 55 % of the whole's estimate. The whole is over the
     // block's limit, which the node's estimate says as an error of its own
     // (this failed the planning until 2026-12-03). Its first half does not

@@ -209,6 +209,8 @@ pub struct Planned {
     pub refused: Vec<Refused>,
     /// Gas estimates the planning asked the node for.
     pub estimates: usize,
+    /// The block gas limit the batches were cut for.
+    pub block_gas_limit: u64,
 }
 
 /// The account a ledger refusal is about, and the refusal in words, when it
@@ -321,7 +323,7 @@ pub async fn plan_batches(
             )));
         }
     }
-    Ok(Planned { batches: ready, refused, estimates })
+    Ok(Planned { batches: ready, refused, estimates, block_gas_limit: block_limit })
 }
 
 /// Whether a node refused an estimate because the call needs more gas than

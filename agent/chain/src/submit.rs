@@ -67,10 +67,10 @@ pub fn fee_cap(next_block_cap: u128, ahead: u64) -> u128 {
 pub const FEE_CAP_BLOCKS_AHEAD: u64 = 8;
 
 /// What signing settlements needs from the node: read once for all the
-/// batches a cycle signs together (three calls to the node, not three a
-/// batch: on a remote node each is a round trip, and the cycle waits for
-/// them in turn), so they are all signed on the same fees, each with room
-/// for the blocks of those before it (see [`fee_cap`]).
+/// batches a cycle signs together (not three calls to the node a batch: on
+/// a remote node each is a round trip, and the cycle waits for them in
+/// turn), so they are all signed on the same fees, each with room for the
+/// blocks of those before it (see [`fee_cap`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Terms {
     pub chain_id: u64,
@@ -85,6 +85,13 @@ impl Terms {
     pub async fn read(provider: &DynProvider) -> Result<Self> {
         let chain_id = provider.get_chain_id().await?;
         let block_gas_limit = settle::block_gas_limit(provider).await?;
+        Self::with_fees(provider, chain_id, block_gas_limit).await
+    }
+
+    /// The node's fees of now, for a chain and block gas limit known
+    /// already (the agent checked the chain at start; the planner read the
+    /// limit it cut the batches for): one call to the node.
+    pub async fn with_fees(provider: &DynProvider, chain_id: u64, block_gas_limit: u64) -> Result<Self> {
         let fees = provider.estimate_eip1559_fees().await?;
         Ok(Self {
             chain_id,

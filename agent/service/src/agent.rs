@@ -803,7 +803,7 @@ impl Agent {
         let ledger = self.manifest.contracts.portfolio_ledger;
         let checkpoint = Checkpoint { size: self.tree.size(), root: B256::from(self.tree.root()) };
         let deadline = chain_now + self.config.agent.batch_deadline_s;
-        let settle::Planned { batches, refused, estimates } =
+        let settle::Planned { batches, refused, estimates, block_gas_limit } =
             settle::plan_batches(&self.provider, ledger, legs, checkpoint, deadline, self.config.agent.max_slippage_bps).await?;
         tracing::debug!(target: "ballast::cycle", legs = legs.len(), batches = batches.len(), estimates, "settlement planned");
         // The ledger refused these accounts' legs: the rest settle without
@@ -820,7 +820,7 @@ impl Agent {
         // Sign every batch with consecutive nonces, record them all (one
         // fsync), then broadcast them one after another.
         let mut nonce = submit::next_nonce(&self.provider, self.settler.address()).await?;
-        let terms = submit::Terms::read(&self.provider).await?;
+        let terms = submit::Terms::with_fees(&self.provider, self.manifest.chain_id, block_gas_limit).await?;
         let mut signed = Vec::with_capacity(batches.len());
         for (ahead, batch) in (0..).zip(&batches) {
             let s = submit::sign_settlement_on(&self.provider, &terms, &self.settler, ledger, batch, nonce, ahead, None).await?;
